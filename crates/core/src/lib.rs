@@ -1,0 +1,16 @@
+//! Colony's shared domain types. Pure data and pure functions: no I/O.
+//!
+//! # Layout
+//! - [`ids`]: identifier generation and validation (tenant ids, key ids, request ids)
+//! - [`tier`]: rate-limit tiers and the defaults a new cluster starts with
+//! - [`tenant`]: tenants and their per-tenant overrides
+//! - [`apikey`]: API key secrets, their hashes and constant-time checks
+//! - [`audit`]: audit entries and the canonical bytes the hash chain is computed over
+//! - [`command`]: the versioned Raft commands and what applying them returns
+
+pub mod apikey;
+pub mod audit;
+pub mod command;
+pub mod ids;
+pub mod tenant;
+pub mod tier;
