@@ -1,0 +1,485 @@
+//! The state machine: current records plus the deterministic apply of a proposal.
+
+use crate::chain::AuditHead;
+use colony_core::apikey::{key_id_of, secret_matches, ApiKey};
+use colony_core::audit::AuditEntry;
+use colony_core::command::{
+    ApplyError, Command, CommandOutput, CommandResult, Proposal, ProposalMeta, COMMAND_FORMAT,
+};
+use colony_core::tenant::{Tenant, TenantStatus};
+use colony_core::tier::Tier;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// A change to one record, for the storage layer to persist. `None` deletes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// The admin token's hash.
+    AdminTokenHash(String),
+    /// A tier by name.
+    Tier(String, Option<Tier>),
+    /// A tenant by id.
+    Tenant(String, Option<Tenant>),
+    /// An API key by key id.
+    Key(String, Option<ApiKey>),
+}
+
+/// The result of applying one proposal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// What the proposer is told.
+    pub result: CommandResult,
+    /// Records to persist (empty when rejected).
+    pub changes: Vec<Change>,
+    /// The audit entry appended (none when rejected or nothing changed).
+    pub audit: Option<AuditEntry>,
+}
+
+/// Everything the state machine holds except the audit entries themselves, which the
+/// storage layer keeps (only the chain head is needed to extend the chain).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct State {
+    /// Hex sha256 of the admin token, once the cluster is initialised.
+    pub admin_token_hash: Option<String>,
+    /// Tiers by name.
+    pub tiers: BTreeMap<String, Tier>,
+    /// Tenants by id.
+    pub tenants: BTreeMap<String, Tenant>,
+    /// API keys by key id.
+    pub keys: BTreeMap<String, ApiKey>,
+    /// The audit chain's last entry.
+    pub audit_head: AuditHead,
+}
+
+/// Why a presented API key was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// Not a key of this cluster (malformed, unknown id, or wrong secret).
+    Unknown,
+    /// Revoked.
+    Revoked,
+    /// Past its expiry.
+    Expired,
+    /// The tenant is suspended.
+    Suspended,
+}
+
+/// What a command would do, before it is committed to the state.
+struct Plan {
+    output: CommandOutput,
+    changes: Vec<Change>,
+    audit: Option<AuditDraft>,
+}
+
+struct AuditDraft {
+    action: &'static str,
+    resource: String,
+    tenant: Option<String>,
+    details: Value,
+}
+
+fn not_found(kind: &str, id: &str) -> ApplyError {
+    ApplyError::NotFound {
+        kind: kind.into(),
+        id: id.into(),
+    }
+}
+
+fn exists(kind: &str, id: &str) -> ApplyError {
+    ApplyError::AlreadyExists {
+        kind: kind.into(),
+        id: id.into(),
+    }
+}
+
+impl State {
+    /// Applies one proposal. Deterministic: the same state and proposal give the same
+    /// result, changes and audit entry on every replica. A rejected command changes nothing.
+    pub fn apply(&mut self, proposal: &Proposal) -> Applied {
+        if proposal.format > COMMAND_FORMAT {
+            let err = ApplyError::Unsupported(format!(
+                "command format {} is newer than this node supports ({COMMAND_FORMAT})",
+                proposal.format
+            ));
+            return Applied {
+                result: Err(err),
+                changes: vec![],
+                audit: None,
+            };
+        }
+        match self.plan(&proposal.meta, &proposal.command) {
+            Err(e) => Applied {
+                result: Err(e),
+                changes: vec![],
+                audit: None,
+            },
+            Ok(plan) => {
+                for change in &plan.changes {
+                    self.commit(change.clone());
+                }
+                let audit = plan
+                    .audit
+                    .map(|draft| self.append_audit(&proposal.meta, draft));
+                Applied {
+                    result: Ok(plan.output),
+                    changes: plan.changes,
+                    audit,
+                }
+            }
+        }
+    }
+
+    /// Applies a persisted record change (used when loading from storage, too).
+    pub fn commit(&mut self, change: Change) {
+        match change {
+            Change::AdminTokenHash(h) => self.admin_token_hash = Some(h),
+            Change::Tier(name, Some(t)) => {
+                self.tiers.insert(name, t);
+            }
+            Change::Tier(name, None) => {
+                self.tiers.remove(&name);
+            }
+            Change::Tenant(id, Some(t)) => {
+                self.tenants.insert(id, t);
+            }
+            Change::Tenant(id, None) => {
+                self.tenants.remove(&id);
+            }
+            Change::Key(id, Some(k)) => {
+                self.keys.insert(id, k);
+            }
+            Change::Key(id, None) => {
+                self.keys.remove(&id);
+            }
+        }
+    }
+
+    /// The keys of one tenant, in key id order.
+    pub fn keys_of<'a>(&'a self, tenant: &'a str) -> impl Iterator<Item = &'a ApiKey> + 'a {
+        self.keys.values().filter(move |k| k.tenant == tenant)
+    }
+
+    /// Resolves a presented API key secret to its tenant and key.
+    pub fn authenticate(
+        &self,
+        secret: &str,
+        now_ms: u64,
+    ) -> Result<(&Tenant, &ApiKey), AuthFailure> {
+        let id = key_id_of(secret).ok_or(AuthFailure::Unknown)?;
+        let key = self.keys.get(id).ok_or(AuthFailure::Unknown)?;
+        if !secret_matches(secret, &key.secret_hash) {
+            return Err(AuthFailure::Unknown);
+        }
+        if key.revoked_at_ms.is_some() {
+            return Err(AuthFailure::Revoked);
+        }
+        if !key.is_valid_at(now_ms) {
+            return Err(AuthFailure::Expired);
+        }
+        let tenant = self.tenants.get(&key.tenant).ok_or(AuthFailure::Unknown)?;
+        if tenant.status == TenantStatus::Suspended {
+            return Err(AuthFailure::Suspended);
+        }
+        Ok((tenant, key))
+    }
+
+    fn append_audit(&mut self, meta: &ProposalMeta, d: AuditDraft) -> AuditEntry {
+        let mut entry = AuditEntry {
+            seq: self.audit_head.seq + 1,
+            at_ms: meta.at_ms,
+            principal: meta.principal.clone(),
+            action: d.action.to_string(),
+            resource: d.resource,
+            tenant: d.tenant,
+            request_id: meta.request_id.clone(),
+            details: d.details,
+            prev_hash: hex::encode(self.audit_head.hash),
+            hash: String::new(),
+        };
+        let hash = entry.compute_hash(&self.audit_head.hash);
+        entry.hash = hex::encode(hash);
+        self.audit_head = AuditHead {
+            seq: entry.seq,
+            hash,
+        };
+        entry
+    }
+
+    fn plan(&self, meta: &ProposalMeta, cmd: &Command) -> Result<Plan, ApplyError> {
+        let at = meta.at_ms;
+        let audit = |action, resource: String, tenant: Option<&str>, details| {
+            Some(AuditDraft {
+                action,
+                resource,
+                tenant: tenant.map(str::to_string),
+                details,
+            })
+        };
+        Ok(match cmd {
+            Command::InitCluster {
+                admin_token_hash,
+                tiers,
+            } => {
+                if self.admin_token_hash.is_some() {
+                    return Err(ApplyError::Conflict(
+                        "the cluster is already initialised".into(),
+                    ));
+                }
+                let mut changes = vec![Change::AdminTokenHash(admin_token_hash.clone())];
+                changes.extend(
+                    tiers
+                        .iter()
+                        .map(|t| Change::Tier(t.name.clone(), Some(t.clone()))),
+                );
+                let names: Vec<&str> = tiers.iter().map(|t| t.name.as_str()).collect();
+                Plan {
+                    output: CommandOutput::Initialized,
+                    changes,
+                    audit: audit(
+                        "cluster.init",
+                        "cluster".into(),
+                        None,
+                        json!({ "tiers": names }),
+                    ),
+                }
+            }
+            Command::CreateTier { tier } => {
+                if self.tiers.contains_key(&tier.name) {
+                    return Err(exists("tier", &tier.name));
+                }
+                let mut t = tier.clone();
+                t.created_at_ms = at;
+                t.updated_at_ms = at;
+                Plan {
+                    output: CommandOutput::Tier(t.clone()),
+                    changes: vec![Change::Tier(t.name.clone(), Some(t.clone()))],
+                    audit: audit(
+                        "tier.create",
+                        format!("tiers/{}", t.name),
+                        None,
+                        tier_details(&t),
+                    ),
+                }
+            }
+            Command::UpdateTier { tier } => {
+                let old = self
+                    .tiers
+                    .get(&tier.name)
+                    .ok_or_else(|| not_found("tier", &tier.name))?;
+                let mut t = tier.clone();
+                t.created_at_ms = old.created_at_ms;
+                t.updated_at_ms = at;
+                Plan {
+                    output: CommandOutput::Tier(t.clone()),
+                    changes: vec![Change::Tier(t.name.clone(), Some(t.clone()))],
+                    audit: audit(
+                        "tier.update",
+                        format!("tiers/{}", t.name),
+                        None,
+                        tier_details(&t),
+                    ),
+                }
+            }
+            Command::DeleteTier { name } => {
+                if !self.tiers.contains_key(name) {
+                    return Err(not_found("tier", name));
+                }
+                let users = self.tenants.values().filter(|t| &t.tier == name).count();
+                if users > 0 {
+                    return Err(ApplyError::Conflict(format!(
+                        "tier {name:?} is used by {users} tenant(s); move them to another tier first"
+                    )));
+                }
+                Plan {
+                    output: CommandOutput::Deleted,
+                    changes: vec![Change::Tier(name.clone(), None)],
+                    audit: audit("tier.delete", format!("tiers/{name}"), None, json!({})),
+                }
+            }
+            Command::CreateTenant { tenant, key } => {
+                if self.tenants.contains_key(&tenant.id) {
+                    return Err(exists("tenant", &tenant.id));
+                }
+                if !self.tiers.contains_key(&tenant.tier) {
+                    return Err(not_found("tier", &tenant.tier));
+                }
+                if self.keys.contains_key(&key.id) {
+                    return Err(exists("key", &key.id));
+                }
+                let mut t = tenant.clone();
+                t.created_at_ms = at;
+                t.updated_at_ms = at;
+                let mut k = key.clone();
+                k.tenant = t.id.clone();
+                k.created_at_ms = at;
+                Plan {
+                    output: CommandOutput::Tenant(t.clone()),
+                    changes: vec![
+                        Change::Tenant(t.id.clone(), Some(t.clone())),
+                        Change::Key(k.id.clone(), Some(k.clone())),
+                    ],
+                    audit: audit(
+                        "tenant.create",
+                        format!("tenants/{}", t.id),
+                        Some(&t.id),
+                        json!({ "name": t.name, "tier": t.tier, "key_id": k.id }),
+                    ),
+                }
+            }
+            Command::UpdateTenant { id, patch } => {
+                let old = self
+                    .tenants
+                    .get(id)
+                    .ok_or_else(|| not_found("tenant", id))?;
+                if let Some(tier) = &patch.tier {
+                    if !self.tiers.contains_key(tier) {
+                        return Err(not_found("tier", tier));
+                    }
+                }
+                let mut t = old.clone();
+                if let Some(n) = &patch.name {
+                    t.name = n.clone();
+                }
+                if let Some(tier) = &patch.tier {
+                    t.tier = tier.clone();
+                }
+                if let Some(o) = &patch.overrides {
+                    t.overrides = o.clone();
+                }
+                if let Some(s) = patch.status {
+                    t.status = s;
+                }
+                t.updated_at_ms = at;
+                let details = serde_json::to_value(patch).unwrap_or(Value::Null);
+                Plan {
+                    output: CommandOutput::Tenant(t.clone()),
+                    changes: vec![Change::Tenant(id.clone(), Some(t))],
+                    audit: audit("tenant.update", format!("tenants/{id}"), Some(id), details),
+                }
+            }
+            Command::DeleteTenant { id } => {
+                if !self.tenants.contains_key(id) {
+                    return Err(not_found("tenant", id));
+                }
+                let mut changes = vec![Change::Tenant(id.clone(), None)];
+                let key_ids: Vec<String> = self.keys_of(id).map(|k| k.id.clone()).collect();
+                changes.extend(key_ids.iter().map(|k| Change::Key(k.clone(), None)));
+                Plan {
+                    output: CommandOutput::Deleted,
+                    changes,
+                    audit: audit(
+                        "tenant.delete",
+                        format!("tenants/{id}"),
+                        Some(id),
+                        json!({ "keys_removed": key_ids }),
+                    ),
+                }
+            }
+            Command::IssueKey { key } => {
+                if !self.tenants.contains_key(&key.tenant) {
+                    return Err(not_found("tenant", &key.tenant));
+                }
+                if self.keys.contains_key(&key.id) {
+                    return Err(exists("key", &key.id));
+                }
+                let mut k = key.clone();
+                k.created_at_ms = at;
+                Plan {
+                    output: CommandOutput::Key(k.clone()),
+                    changes: vec![Change::Key(k.id.clone(), Some(k.clone()))],
+                    audit: audit(
+                        "key.issue",
+                        format!("tenants/{}/keys/{}", k.tenant, k.id),
+                        Some(&k.tenant),
+                        json!({ "key_id": k.id, "name": k.name, "expires_at_ms": k.expires_at_ms }),
+                    ),
+                }
+            }
+            Command::RotateKey {
+                old_key_id,
+                grace_ms,
+                new_key,
+            } => {
+                let old = self
+                    .keys
+                    .get(old_key_id)
+                    .filter(|k| k.tenant == new_key.tenant)
+                    .ok_or_else(|| not_found("key", old_key_id))?;
+                if !old.is_valid_at(at) {
+                    return Err(ApplyError::Conflict(format!(
+                        "key {old_key_id:?} is revoked or expired and cannot be rotated"
+                    )));
+                }
+                if self.keys.contains_key(&new_key.id) {
+                    return Err(exists("key", &new_key.id));
+                }
+                let mut old = old.clone();
+                let grace_end = at.saturating_add(*grace_ms);
+                old.expires_at_ms = Some(old.expires_at_ms.map_or(grace_end, |e| e.min(grace_end)));
+                let mut new = new_key.clone();
+                new.created_at_ms = at;
+                Plan {
+                    output: CommandOutput::Rotated {
+                        old: old.clone(),
+                        new: new.clone(),
+                    },
+                    changes: vec![
+                        Change::Key(old.id.clone(), Some(old.clone())),
+                        Change::Key(new.id.clone(), Some(new.clone())),
+                    ],
+                    audit: audit(
+                        "key.rotate",
+                        format!("tenants/{}/keys/{}", old.tenant, old.id),
+                        Some(&old.tenant),
+                        json!({
+                            "old_key_id": old.id,
+                            "new_key_id": new.id,
+                            "old_expires_at_ms": old.expires_at_ms,
+                        }),
+                    ),
+                }
+            }
+            Command::RevokeKey { tenant, key_id } => {
+                let key = self
+                    .keys
+                    .get(key_id)
+                    .filter(|k| &k.tenant == tenant)
+                    .ok_or_else(|| not_found("key", key_id))?;
+                if key.revoked_at_ms.is_some() {
+                    // Revoking twice is a no-op: nothing changes, so nothing is audited.
+                    return Ok(Plan {
+                        output: CommandOutput::Key(key.clone()),
+                        changes: vec![],
+                        audit: None,
+                    });
+                }
+                let mut k = key.clone();
+                k.revoked_at_ms = Some(at);
+                Plan {
+                    output: CommandOutput::Key(k.clone()),
+                    changes: vec![Change::Key(k.id.clone(), Some(k.clone()))],
+                    audit: audit(
+                        "key.revoke",
+                        format!("tenants/{tenant}/keys/{key_id}"),
+                        Some(tenant),
+                        json!({ "key_id": key_id }),
+                    ),
+                }
+            }
+        })
+    }
+}
+
+fn tier_details(t: &Tier) -> Value {
+    json!({
+        "limits": t.limits,
+        "endpoint_weights": t.endpoint_weights,
+        "concurrency": t.concurrency,
+        "monthly_budget_usd": t.monthly_budget_usd,
+    })
+}
+
+#[cfg(test)]
+mod tests;
