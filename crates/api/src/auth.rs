@@ -1,0 +1,122 @@
+//! Bearer authentication: the cluster-wide admin token and tenant API keys.
+//!
+//! Secrets are compared as sha256 hashes in constant time and never logged.
+
+use crate::problem::{ErrorCode, Problem};
+use crate::{now_ms, AppState};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use colony_core::apikey::secret_matches;
+use colony_core::tenant::Tenant;
+use colony_state::machine::AuthFailure;
+
+/// Proof that the request carries the admin token.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+/// The tenant a request's API key resolved to.
+#[derive(Debug, Clone)]
+pub struct TenantCaller {
+    /// The tenant, as of the request.
+    pub tenant: Tenant,
+    /// The key id used.
+    pub key_id: String,
+}
+
+/// A 401 with `WWW-Authenticate: Bearer`, as RFC 6750 asks.
+#[derive(Debug)]
+pub struct AuthRejection(Problem);
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        let challenge = self.0.status == 401;
+        let mut resp = self.0.into_response();
+        if challenge {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"colony\""),
+            );
+        }
+        resp
+    }
+}
+
+fn unauthorized(detail: &str) -> AuthRejection {
+    AuthRejection(Problem::new(ErrorCode::Unauthorized, detail))
+}
+
+/// The bearer token of the request, if any.
+fn bearer(parts: &Parts) -> Result<&str, AuthRejection> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| unauthorized("missing `Authorization: Bearer <token>` header"))?;
+    let text = value
+        .to_str()
+        .map_err(|_| unauthorized("the Authorization header is not valid text"))?;
+    let (scheme, token) = text
+        .split_once(' ')
+        .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(unauthorized(
+            "the Authorization header must be `Bearer <token>`",
+        ));
+    }
+    Ok(token.trim())
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?;
+        let verdict = app.raft.read_state(|s| match &s.admin_token_hash {
+            None => Err(AuthRejection(
+                Problem::new(ErrorCode::Unavailable, "the cluster is not initialised yet")
+                    .with_retry_after(1),
+            )),
+            Some(hash) if secret_matches(token, hash) => Ok(Admin),
+            Some(_) if s.authenticate(token, now_ms()).is_ok() => Err(AuthRejection(Problem::new(
+                ErrorCode::Forbidden,
+                "tenant API keys cannot use admin endpoints; use the admin token",
+            ))),
+            Some(_) => Err(unauthorized(
+                "the bearer token is not the cluster's admin token",
+            )),
+        });
+        verdict
+    }
+}
+
+impl FromRequestParts<AppState> for TenantCaller {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?;
+        let caller = app
+            .raft
+            .read_state(|s| match s.authenticate(token, now_ms()) {
+                Ok((tenant, key)) => Ok(TenantCaller {
+                    tenant: tenant.clone(),
+                    key_id: key.id.clone(),
+                }),
+                Err(AuthFailure::Unknown) => Err(unauthorized("unknown API key")),
+                Err(AuthFailure::Revoked) => Err(unauthorized("this API key has been revoked")),
+                Err(AuthFailure::Expired) => Err(unauthorized("this API key has expired")),
+                Err(AuthFailure::Suspended) => Err(AuthRejection(Problem::new(
+                    ErrorCode::Forbidden,
+                    "this tenant is suspended; ask an administrator",
+                ))),
+            })?;
+        tracing::Span::current().record("tenant", caller.tenant.id.as_str());
+        Ok(caller)
+    }
+}

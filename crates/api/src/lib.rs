@@ -1,0 +1,86 @@
+//! Colony's public HTTP API (axum).
+//!
+//! # Layout
+//! - [`problem`]: RFC 9457 problem+json, the one error shape; error code -> status mapping
+//! - [`extract`]: JSON body and query extractors that name the offending field
+//! - [`middleware`]: request id, tracing span, metrics, problem-ifying framework errors
+//! - [`auth`]: admin token and tenant API key authentication
+//! - [`metrics`]: the Prometheus registry served at `/metrics`
+//! - [`routes`]: handlers, one file per resource
+
+pub mod auth;
+pub mod extract;
+pub mod metrics;
+pub mod middleware;
+pub mod problem;
+pub mod routes;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use colony_cluster::RaftNode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use metrics::Metrics;
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// How long a write may wait for Raft before answering 503.
+    pub write_timeout: Duration,
+}
+
+/// Whether the node is shutting down (then `/readyz` answers 503).
+#[derive(Debug, Clone, Default)]
+pub struct Lifecycle {
+    draining: Arc<AtomicBool>,
+}
+
+impl Lifecycle {
+    /// Marks the node as draining.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the node is draining.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The Raft handle: writes, local reads, audit.
+    pub raft: RaftNode,
+    /// Metric families.
+    pub metrics: Arc<Metrics>,
+    /// Drain state.
+    pub lifecycle: Lifecycle,
+    /// HTTP settings.
+    pub settings: Arc<ApiSettings>,
+}
+
+/// The whole API as one router.
+pub fn router(app: AppState) -> Router {
+    let max_body = app.settings.max_body_bytes;
+    routes::routes()
+        .fallback(routes::fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            middleware::around_request,
+        ))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(app)
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before 1970).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

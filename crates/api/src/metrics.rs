@@ -1,0 +1,99 @@
+//! Prometheus metrics of the HTTP layer and of Raft, rendered at `/metrics`.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// The node's metric families. All names start with `colony_`.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route template, method and status.
+    pub http_requests: IntCounterVec,
+    /// Request latency by route template and method.
+    pub http_latency: HistogramVec,
+    /// Requests being served right now.
+    pub http_in_flight: IntGauge,
+    /// Raft indexes and term of this node (`kind` = term, last_log, committed, applied, snapshot, purged).
+    pub raft_index: IntGaugeVec,
+    /// 1 when this node is the Raft leader.
+    pub raft_is_leader: IntGauge,
+    /// Number of Raft voters.
+    pub raft_voters: IntGauge,
+    /// Audit entries in the chain.
+    pub audit_entries: IntGauge,
+}
+
+impl Metrics {
+    /// Creates the metric families, plus process metrics (CPU, memory, fds) on Linux.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "colony_http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
+            &["route", "method", "status"],
+        )?;
+        let http_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "colony_http_request_duration_seconds",
+                "HTTP request latency",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["route", "method"],
+        )?;
+        let http_in_flight = IntGauge::new(
+            "colony_http_requests_in_flight",
+            "HTTP requests being served",
+        )?;
+        let raft_index = IntGaugeVec::new(
+            Opts::new(
+                "colony_raft_index",
+                "Raft term and log indexes of this node",
+            ),
+            &["kind"],
+        )?;
+        let raft_is_leader = IntGauge::new(
+            "colony_raft_is_leader",
+            "1 when this node is the Raft leader",
+        )?;
+        let raft_voters = IntGauge::new("colony_raft_voters", "Number of Raft voters")?;
+        let audit_entries =
+            IntGauge::new("colony_audit_entries", "Entries in the audit hash chain")?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_latency.clone()))?;
+        registry.register(Box::new(http_in_flight.clone()))?;
+        registry.register(Box::new(raft_index.clone()))?;
+        registry.register(Box::new(raft_is_leader.clone()))?;
+        registry.register(Box::new(raft_voters.clone()))?;
+        registry.register(Box::new(audit_entries.clone()))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::new(
+                std::process::id() as i32,
+                "colony",
+            ),
+        ))?;
+        Ok(Self {
+            registry,
+            http_requests,
+            http_latency,
+            http_in_flight,
+            raft_index,
+            raft_is_leader,
+            raft_voters,
+            audit_entries,
+        })
+    }
+
+    /// Renders every family in the Prometheus text format.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+}

@@ -1,0 +1,112 @@
+//! Route handlers, one file per resource, and the write helper they share.
+
+mod audit;
+mod health;
+mod keys;
+mod tenants;
+mod tiers;
+mod whoami;
+
+use crate::middleware::RequestId;
+use crate::problem::{ApiResult, ErrorCode, Problem};
+use crate::{now_ms, AppState};
+use axum::routing::{get, post};
+use axum::Router;
+use colony_cluster::WriteError;
+use colony_core::command::{ApplyError, Command, CommandOutput, Proposal, ProposalMeta};
+
+/// Every route of the API.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/v1/cluster", get(health::cluster))
+        .route("/v1/tiers", get(tiers::list).post(tiers::create))
+        .route(
+            "/v1/tiers/{name}",
+            get(tiers::get_one)
+                .put(tiers::replace)
+                .delete(tiers::delete),
+        )
+        .route("/v1/tenants", get(tenants::list).post(tenants::create))
+        .route(
+            "/v1/tenants/{id}",
+            get(tenants::get_one)
+                .patch(tenants::update)
+                .delete(tenants::delete),
+        )
+        .route("/v1/tenants/{id}/keys", get(keys::list).post(keys::issue))
+        .route(
+            "/v1/tenants/{id}/keys/{key_id}",
+            get(keys::get_one).delete(keys::revoke),
+        )
+        .route("/v1/tenants/{id}/keys/{key_id}/rotate", post(keys::rotate))
+        .route("/v1/audit", get(audit::list))
+        .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/whoami", get(whoami::whoami))
+}
+
+/// Answer for unknown routes.
+pub async fn fallback() -> Problem {
+    Problem::new(
+        ErrorCode::NotFound,
+        "no such route; see the API overview in the README",
+    )
+}
+
+/// Proposes `command` through Raft as `principal` and waits for it to be applied.
+pub(crate) async fn propose(
+    app: &AppState,
+    request_id: &RequestId,
+    principal: &str,
+    command: Command,
+) -> ApiResult<CommandOutput> {
+    let meta = ProposalMeta {
+        at_ms: now_ms(),
+        principal: principal.to_string(),
+        request_id: request_id.0.clone(),
+    };
+    let proposal = Proposal::new(meta, command);
+    match tokio::time::timeout(app.settings.write_timeout, app.raft.write(proposal)).await {
+        Err(_) => Err(Problem::new(
+            ErrorCode::Unavailable,
+            "the write was not committed in time; it may still be applied — check before retrying",
+        )
+        .with_retry_after(1)),
+        Ok(Ok(output)) => Ok(output),
+        Ok(Err(e)) => Err(write_problem(e)),
+    }
+}
+
+/// Maps a failed write to the problem the client sees.
+pub(crate) fn write_problem(e: WriteError) -> Problem {
+    match e {
+        WriteError::Rejected(ApplyError::NotFound { kind, id }) => Problem::not_found(&kind, &id),
+        WriteError::Rejected(e @ ApplyError::AlreadyExists { .. }) => {
+            Problem::new(ErrorCode::AlreadyExists, e.to_string())
+        }
+        WriteError::Rejected(e @ (ApplyError::Conflict(_) | ApplyError::Unsupported(_))) => {
+            Problem::new(ErrorCode::Conflict, e.to_string())
+        }
+        WriteError::Unavailable(why) => {
+            Problem::new(ErrorCode::Unavailable, why).with_retry_after(1)
+        }
+        WriteError::Fatal(why) => {
+            tracing::error!(error = %why, "raft write failed");
+            Problem::new(
+                ErrorCode::Internal,
+                "the write failed on this node; see its log",
+            )
+        }
+    }
+}
+
+/// A handler got an output of the wrong kind: a bug, reported as 500.
+pub(crate) fn unexpected(output: &CommandOutput) -> Problem {
+    tracing::error!(?output, "unexpected command output");
+    Problem::new(
+        ErrorCode::Internal,
+        "unexpected result from the state machine; see the node's log",
+    )
+}
