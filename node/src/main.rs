@@ -1,0 +1,54 @@
+//! The `colony` binary: one Colony node.
+//!
+//! # Layout
+//! - [`cli`]: flags and subcommands
+//! - [`config`]: defaults, file, `COLONY_*` variables and flags into one checked config
+//! - [`datadir`]: the node's data directory: node id, admin token file, write check
+//! - [`run`]: wiring: storage, Raft, bootstrap, HTTP server, signals, graceful shutdown
+
+mod cli;
+mod config;
+mod datadir;
+mod run;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let args = match cli.command {
+        Some(cli::Command::Node(args)) => args,
+        None => cli.node,
+    };
+    let config = match run::load_config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("colony: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    run::init_logging(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("colony: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(run::RunError::Config(e)) => {
+            tracing::error!("{e}");
+            eprintln!("colony: {e}");
+            ExitCode::from(2)
+        }
+        Err(run::RunError::Other(e)) => {
+            tracing::error!("fatal: {e:#}");
+            eprintln!("colony: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
