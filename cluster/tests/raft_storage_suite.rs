@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::result_large_err)]
 
 use colony_cluster::raft::log_store::LogStore;
-use colony_cluster::raft::network::SingleNodeNetwork;
+use colony_cluster::raft::network::HttpNetwork;
 use colony_cluster::raft::state_machine::{AuditQuery, StateMachineStore};
 use colony_cluster::raft::types::{NodeId, NodeInfo, TypeConfig};
 use colony_core::apikey::{hash_secret, ApiKey};
@@ -623,18 +623,38 @@ async fn log_entries_round_trip_with_proposals() {
 // network
 
 #[tokio::test]
-async fn single_node_network_reports_peers_unreachable() {
-    let mut net = SingleNodeNetwork;
-    let mut client = net.new_client(2, &NodeInfo::default()).await;
+async fn http_network_reports_dead_and_blocked_peers_unreachable() {
+    use colony_cluster::transport::client::PeerClient;
+    use colony_cluster::transport::faults::{FaultSet, Faults};
+    // A port nothing listens on: bind, note the port, close.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let faults = Faults::new(true);
+    let mut net = HttpNetwork::new(PeerClient::new(1, "secret", faults.clone()).unwrap());
+    let info = NodeInfo {
+        raft_addr: addr.to_string(),
+        http_addr: String::new(),
+    };
+    let mut client = net.new_client(2, &info).await;
     let rpc = VoteRequest {
         vote: Vote::new(1, 1),
         last_log_id: None,
     };
-    let option = RPCOption::new(Duration::from_millis(100));
+    let option = RPCOption::new(Duration::from_millis(500));
+    match client.vote(rpc.clone(), option.clone()).await {
+        Err(RPCError::Unreachable(_)) => {}
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+    faults
+        .set(FaultSet {
+            block_out: [2].into(),
+            ..Default::default()
+        })
+        .unwrap();
     match client.vote(rpc, option).await {
-        Err(RPCError::Unreachable(e)) => {
-            assert!(e.to_string().contains("no transport to peer 2"), "{e}");
-        }
+        Err(RPCError::Unreachable(e)) => assert!(e.to_string().contains("blocked"), "{e}"),
         other => panic!("expected Unreachable, got {other:?}"),
     }
 }

@@ -102,6 +102,16 @@ impl LogStore {
         })
     }
 
+    /// The last committed index this node persisted (for status and readiness; a cheap
+    /// in-memory read in sled).
+    pub fn committed_index(&self) -> Option<u64> {
+        self.read_meta::<Option<LogId<NodeId>>>(KEY_COMMITTED, ErrorSubject::Store)
+            .ok()
+            .flatten()
+            .flatten()
+            .map(|l| l.index)
+    }
+
     fn read_meta<T: DeserializeOwned>(
         &self,
         key: &[u8],

@@ -1,73 +1,107 @@
-//! The network between Raft peers.
+//! The Raft network: RPCs to peers over the internal HTTP transport.
 //!
-//! For now a cluster has one Raft node, so there is no transport: [`SingleNodeNetwork`]
-//! answers every RPC with [`Unreachable`], which makes openraft back off instead of
-//! retrying in a tight loop should it ever try to reach a peer.
+//! A peer that cannot be reached (refused, timed out, blocked by fault injection, 503)
+//! yields `Unreachable`, so openraft backs off instead of retrying in a storm.
 
-use crate::raft::types::{NodeId, NodeInfo, TypeConfig};
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
+use crate::raft::{NodeId, NodeInfo, TypeConfig};
+use crate::transport::client::PeerClient;
+use crate::transport::wire::paths;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
-/// The Raft network of a single-node cluster: it has no peers to talk to, so every RPC
-/// fails with [`Unreachable`]. The multi-node HTTP transport replaces it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SingleNodeNetwork;
+/// Creates [`HttpPeer`]s for openraft.
+#[derive(Debug, Clone)]
+pub struct HttpNetwork {
+    client: PeerClient,
+}
 
-/// A "connection" to a peer made by [`SingleNodeNetwork`]; every RPC on it fails with
-/// [`Unreachable`].
-#[derive(Debug, Clone, Copy)]
-pub struct NoTransportClient {
-    /// The peer openraft asked for, named in the error.
+impl HttpNetwork {
+    /// A network using `client` for every RPC.
+    pub fn new(client: PeerClient) -> Self {
+        Self { client }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
+    type Network = HttpPeer;
+
+    async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> Self::Network {
+        HttpPeer {
+            target,
+            addr: node.raft_addr.clone(),
+            client: self.client.clone(),
+        }
+    }
+}
+
+/// One peer's Raft endpoint.
+#[derive(Debug, Clone)]
+pub struct HttpPeer {
     target: NodeId,
+    addr: String,
+    client: PeerClient,
 }
 
-impl NoTransportClient {
-    fn unreachable<E: std::error::Error>(&self) -> RPCError<NodeId, NodeInfo, E> {
-        let err = std::io::Error::other(format!(
-            "no transport to peer {}: multi-node Raft transport not configured",
-            self.target
-        ));
-        RPCError::Unreachable(Unreachable::new(&err))
+type RpcResult<T, E> = Result<T, RPCError<NodeId, NodeInfo, E>>;
+
+impl HttpPeer {
+    async fn rpc<Req, Resp, E>(
+        &self,
+        path: &str,
+        req: &Req,
+        option: &RPCOption,
+    ) -> RpcResult<Resp, E>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        if self.addr.is_empty() {
+            let e = std::io::Error::other(format!("node {} has no raft address", self.target));
+            return Err(RPCError::Unreachable(Unreachable::new(&e)));
+        }
+        let reply: Result<Resp, E> = self
+            .client
+            .call(self.target, &self.addr, path, req, option.hard_ttl())
+            .await
+            .map_err(|e| match e {
+                e if e.is_unreachable() => RPCError::Unreachable(Unreachable::new(&e)),
+                e => RPCError::Network(NetworkError::new(&e)),
+            })?;
+        reply.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
 
-impl RaftNetworkFactory<TypeConfig> for SingleNodeNetwork {
-    type Network = NoTransportClient;
-
-    async fn new_client(&mut self, target: NodeId, _node: &NodeInfo) -> Self::Network {
-        NoTransportClient { target }
-    }
-}
-
-impl RaftNetwork<TypeConfig> for NoTransportClient {
+impl RaftNetwork<TypeConfig> for HttpPeer {
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
-        Err(self.unreachable())
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
+        self.rpc(paths::APPEND, &rpc, &option).await
     }
 
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, NodeInfo, RaftError<NodeId, InstallSnapshotError>>,
-    > {
-        Err(self.unreachable())
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+        self.rpc(paths::SNAPSHOT, &rpc, &option).await
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<NodeId>,
-        _option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
-        Err(self.unreachable())
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>, RaftError<NodeId>> {
+        self.rpc(paths::VOTE, &rpc, &option).await
     }
 }

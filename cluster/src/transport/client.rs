@@ -1,0 +1,155 @@
+//! Outgoing internal calls: one pooled HTTP client, a timeout on every call.
+
+use super::faults::Faults;
+use super::wire::{self, AUTH_HEADER, CONTENT_TYPE};
+use crate::raft::NodeId;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::time::Duration;
+
+/// Why an internal call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// Fault injection drops traffic to this peer.
+    #[error("traffic to node {0} is blocked by fault injection")]
+    Blocked(NodeId),
+    /// The peer could not be reached (connection refused, reset, DNS...).
+    #[error("node {peer} at {addr} is unreachable: {reason}")]
+    Unreachable {
+        /// Peer id.
+        peer: NodeId,
+        /// Address tried.
+        addr: String,
+        /// Cause.
+        reason: String,
+    },
+    /// No answer within the timeout.
+    #[error("node {peer} did not answer within {timeout:?}")]
+    Timeout {
+        /// Peer id.
+        peer: NodeId,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// The peer answered with an HTTP error.
+    #[error("node {peer} answered {status}: {text}")]
+    Status {
+        /// Peer id.
+        peer: NodeId,
+        /// HTTP status.
+        status: u16,
+        /// Body text.
+        text: String,
+    },
+    /// The body could not be encoded or decoded.
+    #[error("wire format: {0}")]
+    Wire(#[from] wire::WireError),
+}
+
+impl TransportError {
+    /// Whether the peer should be treated as down (back off rather than retry at once).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            Self::Blocked(_)
+                | Self::Unreachable { .. }
+                | Self::Timeout { .. }
+                | Self::Status { status: 503, .. }
+        )
+    }
+}
+
+/// Client for the internal listeners of other nodes.
+#[derive(Debug, Clone)]
+pub struct PeerClient {
+    http: reqwest::Client,
+    self_id: NodeId,
+    auth: String,
+    faults: Faults,
+}
+
+impl PeerClient {
+    /// A client for node `self_id` proving knowledge of `secret`.
+    pub fn new(self_id: NodeId, secret: &str, faults: Faults) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(500))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Self {
+            http,
+            self_id,
+            auth: wire::auth_token(secret),
+            faults,
+        })
+    }
+
+    /// This node's id.
+    pub fn self_id(&self) -> NodeId {
+        self.self_id
+    }
+
+    /// The fault switches.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// POSTs `body` to `path` on `peer` at `addr` and decodes the reply's body.
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        peer: NodeId,
+        addr: &str,
+        path: &str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, TransportError> {
+        if self.faults.blocks_out(peer) {
+            return Err(TransportError::Blocked(peer));
+        }
+        let bytes = wire::encode(self.self_id, body)?;
+        let url = format!("http://{addr}{path}");
+        let send = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+            .header(AUTH_HEADER, &self.auth)
+            .body(bytes)
+            .timeout(timeout)
+            .send();
+        let resp = send
+            .await
+            .map_err(|e| self.classify(peer, addr, timeout, e))?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| self.classify(peer, addr, timeout, e))?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
+            return Err(TransportError::Status {
+                peer,
+                status: status.as_u16(),
+                text,
+            });
+        }
+        Ok(wire::decode::<Resp>(&body)?.body)
+    }
+
+    fn classify(
+        &self,
+        peer: NodeId,
+        addr: &str,
+        timeout: Duration,
+        e: reqwest::Error,
+    ) -> TransportError {
+        if e.is_timeout() {
+            TransportError::Timeout { peer, timeout }
+        } else {
+            TransportError::Unreachable {
+                peer,
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            }
+        }
+    }
+}

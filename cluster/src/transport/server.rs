@@ -1,0 +1,162 @@
+//! The internal listener's router: Raft RPCs, forwarded writes, read index.
+
+use super::faults::Faults;
+use super::wire::{self, paths, LeaderHint, ReadIndexReply, WriteReply, AUTH_HEADER, CONTENT_TYPE};
+use crate::raft::{NodeId, NodeInfo, Raft, TypeConfig};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use colony_core::command::Proposal;
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+
+/// A refused internal request: status and a short reason.
+type Rejection = (StatusCode, String);
+
+/// Largest internal body (snapshot chunks and log batches).
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// How long a forwarded write may take on the leader before it answers `Unavailable`.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the internal handlers need.
+#[derive(Clone)]
+pub struct InternalState {
+    /// The local Raft.
+    pub raft: Raft,
+    /// This node's id.
+    pub self_id: NodeId,
+    /// Expected value of the auth header.
+    pub auth: String,
+    /// Fault switches.
+    pub faults: Faults,
+}
+
+impl std::fmt::Debug for InternalState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InternalState")
+            .field("self_id", &self.self_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The router of the internal listener.
+pub fn router(state: InternalState) -> Router {
+    Router::new()
+        .route(paths::APPEND, post(append))
+        .route(paths::VOTE, post(vote))
+        .route(paths::SNAPSHOT, post(snapshot))
+        .route(paths::WRITE, post(write))
+        .route(paths::READ_INDEX, post(read_index))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+impl InternalState {
+    /// Authenticates and decodes a request; an error is the status and text to answer.
+    fn open<T: DeserializeOwned>(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(NodeId, T), Rejection> {
+        let presented = headers
+            .get(AUTH_HEADER)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !bool::from(presented.ct_eq(self.auth.as_bytes())) {
+            return Err((
+                StatusCode::UNAUTHORIZED,
+                "bad or missing cluster auth".into(),
+            ));
+        }
+        let env = wire::decode::<T>(body)
+            .map_err(|e| (StatusCode::BAD_REQUEST, format!("undecodable body: {e}")))?;
+        if self.faults.blocks_in(env.from) {
+            // Looks like a dead peer to the caller (503 counts as unreachable).
+            return Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                "blocked by fault injection".into(),
+            ));
+        }
+        Ok((env.from, env.body))
+    }
+
+    fn reply<T: Serialize>(&self, body: &T) -> Response {
+        match wire::encode(self.self_id, body) {
+            Ok(bytes) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], bytes).into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode an internal reply");
+                (StatusCode::INTERNAL_SERVER_ERROR, "encode failed").into_response()
+            }
+        }
+    }
+}
+
+async fn append(State(s): State<InternalState>, headers: HeaderMap, body: Bytes) -> Response {
+    match s.open::<AppendEntriesRequest<TypeConfig>>(&headers, &body) {
+        Ok((_, req)) => s.reply(&s.raft.append_entries(req).await),
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn vote(State(s): State<InternalState>, headers: HeaderMap, body: Bytes) -> Response {
+    match s.open::<VoteRequest<NodeId>>(&headers, &body) {
+        Ok((_, req)) => s.reply(&s.raft.vote(req).await),
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn snapshot(State(s): State<InternalState>, headers: HeaderMap, body: Bytes) -> Response {
+    match s.open::<InstallSnapshotRequest<TypeConfig>>(&headers, &body) {
+        Ok((_, req)) => s.reply(&s.raft.install_snapshot(req).await),
+        Err(r) => r.into_response(),
+    }
+}
+
+fn hint(id: Option<NodeId>, node: Option<NodeInfo>) -> Option<LeaderHint> {
+    id.map(|id| LeaderHint { id, node })
+}
+
+async fn write(State(s): State<InternalState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (from, proposal) = match s.open::<Proposal>(&headers, &body) {
+        Ok(v) => v,
+        Err(r) => return r.into_response(),
+    };
+    tracing::debug!(from, request_id = %proposal.meta.request_id, "forwarded write");
+    let reply = match tokio::time::timeout(WRITE_TIMEOUT, s.raft.client_write(proposal)).await {
+        Err(_) => WriteReply::Unavailable("the leader did not commit the write in time".into()),
+        Ok(Ok(resp)) => WriteReply::Applied {
+            result: resp.data,
+            index: Some(resp.log_id.index),
+        },
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+            WriteReply::NotLeader(hint(f.leader_id, f.leader_node))
+        }
+        Ok(Err(e)) => WriteReply::Unavailable(e.to_string()),
+    };
+    s.reply(&reply)
+}
+
+async fn read_index(State(s): State<InternalState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = s.open::<()>(&headers, &body) {
+        return r.into_response();
+    }
+    let reply = match tokio::time::timeout(WRITE_TIMEOUT, s.raft.ensure_linearizable()).await {
+        Err(_) => ReadIndexReply::Unavailable(
+            "the leader could not confirm its leadership in time".into(),
+        ),
+        Ok(Ok(log_id)) => ReadIndexReply::Index(log_id.map(|l| l.index)),
+        Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+            ReadIndexReply::NotLeader(hint(f.leader_id, f.leader_node))
+        }
+        Ok(Err(e)) => ReadIndexReply::Unavailable(e.to_string()),
+    };
+    s.reply(&reply)
+}
