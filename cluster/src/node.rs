@@ -5,17 +5,28 @@
 //! blocking thread so they never stall a tokio worker.
 
 use crate::raft::log_store::LogStore;
-use crate::raft::network::SingleNodeNetwork;
+use crate::raft::network::HttpNetwork;
 use crate::raft::state_machine::{StateMachineStore, StoreError};
 use crate::raft::{NodeId, NodeInfo, Raft};
+use crate::transport::client::PeerClient;
+use crate::transport::faults::Faults;
+use crate::transport::server::{self, InternalState};
+use crate::transport::wire::{self, paths, LeaderHint, ReadIndexReply, WriteReply};
 use colony_core::command::{ApplyError, CommandOutput, Proposal};
 use colony_state::{ChainReport, State};
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{Config, SnapshotPolicy};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+/// How long a follower waits to apply a write it forwarded before answering anyway.
+const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(2);
+
+/// Timeout of a write or read-index call forwarded to the leader.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub use crate::raft::state_machine::{AuditPage, AuditQuery};
 
@@ -38,6 +49,10 @@ pub struct RaftNodeConfig {
     pub snapshot_after_logs: u64,
     /// Keep this many entries in the log after a snapshot (for slow followers).
     pub logs_kept_after_snapshot: u64,
+    /// The cluster secret (internal calls prove they know it).
+    pub secret: String,
+    /// Fault injection switches (inert unless enabled by config).
+    pub faults: Faults,
 }
 
 /// Why a node could not start or a read failed.
@@ -98,8 +113,14 @@ pub struct RaftStatus {
     pub members: Vec<(NodeId, NodeInfo)>,
     /// Index of the last log entry.
     pub last_log_index: Option<u64>,
+    /// Index of the last entry known committed (persisted by the log store).
+    pub committed_index: Option<u64>,
     /// Index of the last applied entry.
     pub applied_index: Option<u64>,
+    /// On the leader: how many entries each follower is behind the leader's last log.
+    pub replication_lag: BTreeMap<NodeId, u64>,
+    /// Milliseconds since the leader last heard from a quorum (leader only).
+    pub millis_since_quorum_ack: Option<u64>,
     /// Index of the last snapshot.
     pub snapshot_index: Option<u64>,
     /// Index up to which the log was purged.
@@ -114,6 +135,35 @@ pub struct RaftNode {
     raft: Raft,
     state: Arc<RwLock<State>>,
     sm: StateMachineStore,
+    log: LogStore,
+    peers: PeerClient,
+    secret: String,
+    counters: Arc<NodeCounters>,
+}
+
+/// Counters of this node's Raft handle, for metrics.
+#[derive(Debug, Default)]
+pub struct NodeCounters {
+    /// Writes this node forwarded to the leader.
+    pub forwarded_writes: AtomicU64,
+    /// Linearizable reads served through the leader's read index.
+    pub forwarded_reads: AtomicU64,
+    /// Times this node saw the Raft leader change.
+    pub leader_changes: AtomicU64,
+}
+
+/// Counts leader changes until Raft shuts down (its metrics channel closes).
+async fn count_leader_changes(raft: Raft, counters: Arc<NodeCounters>) {
+    let mut rx = raft.metrics();
+    let mut last = rx.borrow().current_leader;
+    while rx.changed().await.is_ok() {
+        let leader = rx.borrow().current_leader;
+        if leader != last {
+            counters.leader_changes.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(from = ?last, to = ?leader, "raft leader changed");
+            last = leader;
+        }
+    }
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -135,6 +185,8 @@ impl RaftNode {
                 source,
             })?;
         let log_store = LogStore::new(&db).map_err(|e| NodeError::Store(StoreError::from(e)))?;
+        let peers = PeerClient::new(cfg.node_id, &cfg.secret, cfg.faults.clone())
+            .map_err(|e| NodeError::Raft(format!("http client: {e}")))?;
         let sm = StateMachineStore::open(&db)?;
         let raft_config = Config {
             cluster_name: "colony".into(),
@@ -151,19 +203,33 @@ impl RaftNode {
         let raft = Raft::new(
             cfg.node_id,
             Arc::new(raft_config),
-            SingleNodeNetwork,
-            log_store,
+            HttpNetwork::new(peers.clone()),
+            log_store.clone(),
             sm.clone(),
         )
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let counters: Arc<NodeCounters> = Arc::default();
+        tokio::spawn(count_leader_changes(raft.clone(), counters.clone()));
         Ok(Self {
             id: cfg.node_id,
             info: cfg.info,
             raft,
             state,
             sm,
+            log: log_store,
+            peers,
+            secret: cfg.secret,
+            counters,
         })
+    }
+
+    /// Whether this node has ever been part of a cluster (has Raft state).
+    pub async fn is_initialized(&self) -> Result<bool, NodeError> {
+        self.raft
+            .is_initialized()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))
     }
 
     /// Makes this node the single voter of a new cluster, if it has never been part of one.
@@ -203,31 +269,160 @@ impl RaftNode {
         self.id
     }
 
-    /// Proposes a command and waits until it is committed and applied.
+    /// Proposes a command and waits until it is committed and applied. On a follower the
+    /// proposal is forwarded to the leader, so any node accepts writes.
     pub async fn write(&self, proposal: Proposal) -> Result<CommandOutput, WriteError> {
-        match self.raft.client_write(proposal).await {
-            Ok(resp) => resp.data.map_err(WriteError::Rejected),
+        let mut hint = match self.raft.client_write(proposal.clone()).await {
+            Ok(resp) => return resp.data.map_err(WriteError::Rejected),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(WriteError::Unavailable(match f.leader_id {
-                    Some(l) => format!("this node is not the Raft leader (leader is node {l})"),
-                    None => "no Raft leader is known; retry shortly".to_string(),
-                }))
+                f.leader_id.map(|id| LeaderHint {
+                    id,
+                    node: f.leader_node,
+                })
             }
             Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                Err(WriteError::Unavailable(e.to_string()))
+                return Err(WriteError::Unavailable(e.to_string()))
             }
-            Err(RaftError::Fatal(f)) => Err(WriteError::Fatal(f.to_string())),
+            Err(RaftError::Fatal(f)) => return Err(WriteError::Fatal(f.to_string())),
+        };
+        // The leader may have changed between our view and its; follow one fresh hint.
+        for _ in 0..2 {
+            let Some(leader) = self.leader_addr(hint.as_ref()) else {
+                return Err(WriteError::Unavailable(
+                    "no Raft leader is known; retry shortly".into(),
+                ));
+            };
+            self.counters
+                .forwarded_writes
+                .fetch_add(1, Ordering::Relaxed);
+            let reply: WriteReply = self
+                .peers
+                .call(
+                    leader.0,
+                    &leader.1,
+                    paths::WRITE,
+                    &proposal,
+                    FORWARD_TIMEOUT,
+                )
+                .await
+                .map_err(|e| {
+                    WriteError::Unavailable(format!("forwarding to the leader failed: {e}"))
+                })?;
+            match reply {
+                WriteReply::Applied { result, index } => {
+                    if let Some(index) = index {
+                        // Read-your-writes through this node: wait (briefly) until it has
+                        // applied the write too. A slow apply does not fail the write.
+                        let _ = self
+                            .raft
+                            .wait(Some(READ_YOUR_WRITES_WAIT))
+                            .applied_index_at_least(Some(index), "forwarded write applied locally")
+                            .await;
+                    }
+                    return result.map_err(WriteError::Rejected);
+                }
+                WriteReply::Unavailable(why) => return Err(WriteError::Unavailable(why)),
+                WriteReply::NotLeader(h) => hint = h,
+            }
         }
+        Err(WriteError::Unavailable(
+            "the Raft leader keeps changing; retry shortly".into(),
+        ))
     }
 
-    /// Waits until this node has applied everything committed before the call (a read
-    /// after it is linearizable). Only the leader can answer.
-    pub async fn ensure_linearizable(&self) -> Result<(), WriteError> {
-        match self.raft.ensure_linearizable().await {
-            Ok(_) => Ok(()),
-            Err(RaftError::Fatal(f)) => Err(WriteError::Fatal(f.to_string())),
-            Err(RaftError::APIError(e)) => Err(WriteError::Unavailable(e.to_string())),
+    /// The leader's id and internal address, from a hint or this node's view.
+    fn leader_addr(&self, hint: Option<&LeaderHint>) -> Option<(NodeId, String)> {
+        let id = hint
+            .map(|h| h.id)
+            .or_else(|| self.raft.metrics().borrow().current_leader)?;
+        if id == self.id {
+            return None;
         }
+        let addr = hint
+            .and_then(|h| h.node.as_ref())
+            .map(|n| n.raft_addr.clone())
+            .filter(|a| !a.is_empty())
+            .or_else(|| {
+                let m = self.raft.metrics().borrow().membership_config.clone();
+                m.membership().get_node(&id).map(|n| n.raft_addr.clone())
+            })?;
+        Some((id, addr))
+    }
+
+    /// Waits until this node has applied everything committed before the call, so a local
+    /// read after it is linearizable. The leader confirms its leadership with a quorum; a
+    /// follower asks the leader for its read index and waits to apply up to it.
+    pub async fn ensure_linearizable(&self) -> Result<(), WriteError> {
+        let hint = match self.raft.ensure_linearizable().await {
+            Ok(_) => return Ok(()),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                f.leader_id.map(|id| LeaderHint {
+                    id,
+                    node: f.leader_node,
+                })
+            }
+            Err(RaftError::APIError(e)) => return Err(WriteError::Unavailable(e.to_string())),
+            Err(RaftError::Fatal(f)) => return Err(WriteError::Fatal(f.to_string())),
+        };
+        let Some(leader) = self.leader_addr(hint.as_ref()) else {
+            return Err(WriteError::Unavailable(
+                "no Raft leader is known; retry shortly".into(),
+            ));
+        };
+        self.counters
+            .forwarded_reads
+            .fetch_add(1, Ordering::Relaxed);
+        let reply: ReadIndexReply = self
+            .peers
+            .call(leader.0, &leader.1, paths::READ_INDEX, &(), FORWARD_TIMEOUT)
+            .await
+            .map_err(|e| {
+                WriteError::Unavailable(format!("asking the leader for its read index failed: {e}"))
+            })?;
+        let index = match reply {
+            ReadIndexReply::Index(i) => i,
+            ReadIndexReply::NotLeader(_) => {
+                return Err(WriteError::Unavailable(
+                    "the Raft leader changed; retry shortly".into(),
+                ))
+            }
+            ReadIndexReply::Unavailable(why) => return Err(WriteError::Unavailable(why)),
+        };
+        if let Some(index) = index {
+            self.raft
+                .wait(Some(FORWARD_TIMEOUT))
+                .applied_index_at_least(Some(index), "linearizable read")
+                .await
+                .map_err(|e| {
+                    WriteError::Unavailable(format!("this node did not catch up in time: {e}"))
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The router of this node's internal listener (Raft RPCs, forwarded writes).
+    pub fn internal_router(&self, faults: Faults) -> axum::Router {
+        server::router(InternalState {
+            raft: self.raft.clone(),
+            self_id: self.id,
+            auth: wire::auth_token(&self.secret),
+            faults,
+        })
+    }
+
+    /// The openraft handle, for membership changes.
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// Counters for metrics.
+    pub fn counters(&self) -> &NodeCounters {
+        &self.counters
+    }
+
+    /// The fault switches of this node's transport.
+    pub fn faults(&self) -> &Faults {
+        self.peers.faults()
     }
 
     /// Runs `f` on the local applied state. Keep `f` short: it holds a read lock.
@@ -257,6 +452,17 @@ impl RaftNode {
         let voters: Vec<NodeId> = membership.voter_ids().collect();
         let learners: Vec<NodeId> = membership.learner_ids().collect();
         let members = membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
+        let last = m.last_log_index.unwrap_or(0);
+        let replication_lag = m
+            .replication
+            .as_ref()
+            .map(|r| {
+                r.iter()
+                    .filter(|(id, _)| **id != self.id)
+                    .map(|(id, matched)| (*id, last.saturating_sub(matched.map_or(0, |l| l.index))))
+                    .collect()
+            })
+            .unwrap_or_default();
         RaftStatus {
             node_id: self.id,
             leader: m.current_leader,
@@ -266,7 +472,10 @@ impl RaftNode {
             learners,
             members,
             last_log_index: m.last_log_index,
+            committed_index: self.log.committed_index(),
             applied_index: m.last_applied.map(|l| l.index),
+            replication_lag,
+            millis_since_quorum_ack: m.millis_since_quorum_ack,
             snapshot_index: m.snapshot.map(|l| l.index),
             purged_index: m.purged.map(|l| l.index),
         }
