@@ -142,8 +142,14 @@ where
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or("");
-        let de = serde_urlencoded_deserializer(query);
+        // `consistent` is handled by the consistent-reads middleware for every route.
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(
+                form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+                    .filter(|(k, _)| k != "consistent"),
+            )
+            .finish();
+        let de = serde_urlencoded_deserializer(&query);
         serde_path_to_error::deserialize(de)
             .map(ApiQuery)
             .map_err(|err| {

@@ -17,6 +17,8 @@ pub mod routes;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use colony_cluster::membership::Membership;
+use colony_cluster::transport::faults::Faults;
 use colony_cluster::RaftNode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,6 +33,8 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// How long a write may wait for Raft before answering 503.
     pub write_timeout: Duration,
+    /// `/readyz` fails while applied lags committed by more than this.
+    pub max_ready_lag: u64,
 }
 
 /// Whether the node is shutting down (then `/readyz` answers 503).
@@ -56,6 +60,10 @@ impl Lifecycle {
 pub struct AppState {
     /// The Raft handle: writes, local reads, audit.
     pub raft: RaftNode,
+    /// Gossip membership: who is alive, their addresses and state.
+    pub membership: Membership,
+    /// Test-only fault injection switches (inert unless enabled by config).
+    pub faults: Faults,
     /// Metric families.
     pub metrics: Arc<Metrics>,
     /// Drain state.
@@ -69,6 +77,11 @@ pub fn router(app: AppState) -> Router {
     let max_body = app.settings.max_body_bytes;
     routes::routes()
         .fallback(routes::fallback)
+        // Inner layer: runs inside the request span, after the request id is assigned.
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            middleware::consistent_reads,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             middleware::around_request,

@@ -4,6 +4,8 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// The node's metric families. All names start with `colony_`.
 #[derive(Debug, Clone)]
@@ -23,6 +25,14 @@ pub struct Metrics {
     pub raft_voters: IntGauge,
     /// Audit entries in the chain.
     pub audit_entries: IntGauge,
+    /// Gossip members by state (alive states by node state; suspect; down).
+    pub members: IntGaugeVec,
+    /// Events counted by other layers (gossip packets, member events, leader changes,
+    /// forwarded writes), exported as counters by [`Metrics::sync_counter`].
+    pub events: IntCounterVec,
+    /// Entries each follower is behind the leader (leader only).
+    pub replication_lag: IntGaugeVec,
+    last_seen: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 impl Metrics {
@@ -64,6 +74,28 @@ impl Metrics {
         let raft_voters = IntGauge::new("colony_raft_voters", "Number of Raft voters")?;
         let audit_entries =
             IntGauge::new("colony_audit_entries", "Entries in the audit hash chain")?;
+        let members = IntGaugeVec::new(
+            Opts::new(
+                "colony_members",
+                "Cluster members as this node's gossip sees them, by state",
+            ),
+            &["state"],
+        )?;
+        let events = IntCounterVec::new(
+            Opts::new(
+                "colony_cluster_events_total",
+                "Cluster events: gossip_packets_in/out, gossip_packets_rejected, member_up/suspect/down, \
+                 raft_leader_changes, forwarded_writes, forwarded_reads",
+            ),
+            &["event"],
+        )?;
+        let replication_lag = IntGaugeVec::new(
+            Opts::new(
+                "colony_raft_replication_lag",
+                "Entries a follower is behind the leader (on the leader)",
+            ),
+            &["follower"],
+        )?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_latency.clone()))?;
         registry.register(Box::new(http_in_flight.clone()))?;
@@ -71,6 +103,9 @@ impl Metrics {
         registry.register(Box::new(raft_is_leader.clone()))?;
         registry.register(Box::new(raft_voters.clone()))?;
         registry.register(Box::new(audit_entries.clone()))?;
+        registry.register(Box::new(members.clone()))?;
+        registry.register(Box::new(events.clone()))?;
+        registry.register(Box::new(replication_lag.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::new(
@@ -87,7 +122,23 @@ impl Metrics {
             raft_is_leader,
             raft_voters,
             audit_entries,
+            members,
+            events,
+            replication_lag,
+            last_seen: Arc::default(),
         })
+    }
+
+    /// Brings the counter `event` up to `total`, a monotonic count kept elsewhere.
+    pub fn sync_counter(&self, event: &str, total: u64) {
+        let mut seen = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let last = seen.entry(event.to_string()).or_insert(0);
+        if total > *last {
+            self.events
+                .with_label_values(&[event])
+                .inc_by(total - *last);
+            *last = total;
+        }
     }
 
     /// Renders every family in the Prometheus text format.

@@ -131,3 +131,34 @@ fn default_detail(code: ErrorCode) -> &'static str {
         _ => "the request could not be served",
     }
 }
+
+/// `?consistent=true` on a GET makes the read linearizable: before the handler reads the
+/// local state, this node confirms (itself, or through the leader's read index) that it
+/// has applied everything committed. Without it reads are local and may be slightly stale.
+pub async fn consistent_reads(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let wanted = req.uri().query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "consistent")
+            .map(|(_, v)| v.into_owned())
+    });
+    match wanted.as_deref() {
+        None | Some("false") => next.run(req).await,
+        Some("true") | Some("") => {
+            if req.method() == axum::http::Method::GET {
+                if let Err(e) = app.raft.ensure_linearizable().await {
+                    return Problem::new(
+                        ErrorCode::Unavailable,
+                        format!("cannot serve a consistent read now: {e}"),
+                    )
+                    .with_retry_after(1)
+                    .into_response();
+                }
+            }
+            next.run(req).await
+        }
+        Some(other) => {
+            Problem::bad_parameter("consistent", format!("{other:?} is not true or false"))
+                .into_response()
+        }
+    }
+}

@@ -7,42 +7,68 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
+use colony_cluster::membership::{MemberStatus, MemberView, NodeState};
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 
 /// The process is alive and serving HTTP.
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// 200 when the node can serve: a Raft leader is known, state is applied, the cluster is
-/// initialised and the node is not draining. Otherwise 503 saying why.
+/// This node's own gossip state.
+fn own_state(app: &AppState) -> Option<NodeState> {
+    app.membership
+        .members()
+        .into_iter()
+        .find(|m| m.is_self)
+        .and_then(|m| m.meta.map(|meta| meta.state))
+}
+
+/// 200 when the node can serve: an active member, a Raft leader is known, and this node
+/// has applied the committed log within `cluster.max_ready_lag` entries. Otherwise 503
+/// saying why.
 pub async fn readyz(State(app): State<AppState>) -> ApiResult<Json<Value>> {
+    let unavailable = |why: String| Problem::new(ErrorCode::Unavailable, why).with_retry_after(1);
     if app.lifecycle.is_draining() {
         return Err(Problem::new(
             ErrorCode::Unavailable,
             "the node is shutting down",
         ));
     }
-    let status = app.raft.status();
-    let Some(leader) = status.leader else {
-        return Err(
-            Problem::new(ErrorCode::Unavailable, "no Raft leader is known").with_retry_after(1),
-        );
-    };
-    if !app.raft.read_state(|s| s.admin_token_hash.is_some()) {
-        return Err(
-            Problem::new(ErrorCode::Unavailable, "the cluster is not initialised yet")
-                .with_retry_after(1),
-        );
+    match own_state(&app) {
+        Some(NodeState::Active) => {}
+        Some(NodeState::Joining) | None => {
+            return Err(unavailable("the node is still joining the cluster".into()))
+        }
+        Some(NodeState::Draining) => {
+            return Err(Problem::new(ErrorCode::Unavailable, "the node is draining"))
+        }
     }
-    Ok(Json(
-        json!({ "status": "ready", "node_id": status.node_id.to_string(), "leader": leader.to_string() }),
-    ))
+    let s = app.raft.status();
+    let Some(leader) = s.leader else {
+        return Err(unavailable("no Raft leader is known".into()));
+    };
+    let committed = s.committed_index.unwrap_or(0);
+    let applied = s.applied_index.unwrap_or(0);
+    let lag = committed.saturating_sub(applied);
+    if lag > app.settings.max_ready_lag {
+        return Err(unavailable(format!(
+            "catching up: {lag} committed entries not applied yet"
+        )));
+    }
+    Ok(Json(json!({
+        "status": "ready",
+        "node_id": s.node_id.to_string(),
+        "leader": leader.to_string(),
+        "committed_index": committed,
+        "applied_index": applied,
+    })))
 }
 
 /// Prometheus text exposition.
 pub async fn metrics(State(app): State<AppState>) -> ApiResult<impl IntoResponse> {
-    export_raft(&app);
+    export_cluster(&app);
     let text = app
         .metrics
         .render()
@@ -56,23 +82,77 @@ pub async fn metrics(State(app): State<AppState>) -> ApiResult<impl IntoResponse
     ))
 }
 
-/// Members and Raft status as this node sees them.
+/// The state word of a member: its gossiped state while alive, else suspect/down.
+fn member_state(m: &MemberView) -> &'static str {
+    match m.status {
+        MemberStatus::Down => "down",
+        MemberStatus::Suspect => "suspect",
+        MemberStatus::Alive => match m.meta.as_ref().map(|x| x.state) {
+            Some(NodeState::Active) => "active",
+            Some(NodeState::Draining) => "draining",
+            Some(NodeState::Joining) | None => "joining",
+        },
+    }
+}
+
+/// Members (gossip and Raft) and Raft status as this node sees them.
 pub async fn cluster(_: Admin, State(app): State<AppState>) -> Json<Value> {
     let s = app.raft.status();
-    let members: Vec<Value> = s
-        .members
+    let views = app.membership.members();
+    let voters: BTreeSet<u64> = s.voters.iter().copied().collect();
+    let learners: BTreeSet<u64> = s.learners.iter().copied().collect();
+    let raft_role = |id: u64| {
+        if voters.contains(&id) {
+            "voter"
+        } else if learners.contains(&id) {
+            "learner"
+        } else {
+            "none"
+        }
+    };
+    let mut members: Vec<Value> = views
         .iter()
-        .map(|(id, info)| {
+        .map(|m| {
             json!({
-                "id": id.to_string(),
-                "state": "active",
-                "voter": s.voters.contains(id),
-                "raft_addr": info.raft_addr,
-                "http_addr": info.http_addr,
+                "id": m.node_id.to_string(),
+                "state": member_state(m),
+                "raft": raft_role(m.node_id),
+                "gossip_addr": m.gossip_addr.to_string(),
+                "http_addr": m.meta.as_ref().map(|x| x.http_addr.clone()),
+                "raft_addr": m.meta.as_ref().map(|x| x.raft_addr.clone()),
+                "version": m.meta.as_ref().map(|x| x.version.clone()),
+                "incarnation": m.incarnation,
+                "boot": m.boot,
+                "last_seen_ms_ago": m.last_seen_ms_ago,
+                "is_self": m.is_self,
             })
         })
         .collect();
+    // Raft members gossip does not know (any more) are listed as down.
+    let known: BTreeSet<u64> = views.iter().map(|m| m.node_id).collect();
+    for (id, info) in s.members.iter().filter(|(id, _)| !known.contains(id)) {
+        members.push(json!({
+            "id": id.to_string(),
+            "state": "down",
+            "raft": raft_role(*id),
+            "gossip_addr": null,
+            "http_addr": info.http_addr,
+            "raft_addr": info.raft_addr,
+            "version": null,
+            "incarnation": null,
+            "boot": null,
+            "last_seen_ms_ago": null,
+            "is_self": false,
+        }));
+    }
     let ids = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>();
+    let committed = s.committed_index.unwrap_or(0);
+    let applied = s.applied_index.unwrap_or(0);
+    let lag: serde_json::Map<String, Value> = s
+        .replication_lag
+        .iter()
+        .map(|(id, l)| (id.to_string(), json!(l)))
+        .collect();
     Json(json!({
         "node_id": s.node_id.to_string(),
         "members": members,
@@ -83,15 +163,19 @@ pub async fn cluster(_: Admin, State(app): State<AppState>) -> Json<Value> {
             "voters": ids(&s.voters),
             "learners": ids(&s.learners),
             "last_log_index": s.last_log_index,
+            "committed_index": s.committed_index,
             "applied_index": s.applied_index,
+            "apply_lag": committed.saturating_sub(applied),
+            "replication_lag": lag,
             "snapshot_index": s.snapshot_index,
             "purged_index": s.purged_index,
         },
+        "fault_injection": app.faults.enabled(),
     }))
 }
 
-/// Copies Raft's status into the gauges just before they are rendered.
-fn export_raft(app: &AppState) {
+/// Copies cluster state into the metric families just before they are rendered.
+fn export_cluster(app: &AppState) {
     let s = app.raft.status();
     let m = &app.metrics;
     let set = |kind: &str, v: Option<u64>| {
@@ -101,6 +185,7 @@ fn export_raft(app: &AppState) {
     };
     set("term", Some(s.term));
     set("last_log", s.last_log_index);
+    set("committed", s.committed_index);
     set("applied", s.applied_index);
     set("snapshot", s.snapshot_index);
     set("purged", s.purged_index);
@@ -108,4 +193,29 @@ fn export_raft(app: &AppState) {
     m.raft_voters.set(s.voters.len() as i64);
     m.audit_entries
         .set(app.raft.read_state(|st| st.audit_head.seq) as i64);
+    m.replication_lag.reset();
+    for (id, lag) in &s.replication_lag {
+        m.replication_lag
+            .with_label_values(&[&id.to_string()])
+            .set(*lag as i64);
+    }
+    m.members.reset();
+    for state in ["joining", "active", "draining", "suspect", "down"] {
+        m.members.with_label_values(&[state]).set(0);
+    }
+    for v in app.membership.members() {
+        m.members.with_label_values(&[member_state(&v)]).inc();
+    }
+    let c = app.membership.counters();
+    m.sync_counter("gossip_packets_in", c.packets_in);
+    m.sync_counter("gossip_packets_out", c.packets_out);
+    m.sync_counter("gossip_packets_rejected", c.packets_rejected);
+    m.sync_counter("member_up", c.up_events);
+    m.sync_counter("member_suspect", c.suspect_events);
+    m.sync_counter("member_down", c.down_events);
+    let rc = app.raft.counters();
+    use std::sync::atomic::Ordering::Relaxed;
+    m.sync_counter("raft_leader_changes", rc.leader_changes.load(Relaxed));
+    m.sync_counter("forwarded_writes", rc.forwarded_writes.load(Relaxed));
+    m.sync_counter("forwarded_reads", rc.forwarded_reads.load(Relaxed));
 }

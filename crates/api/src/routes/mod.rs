@@ -4,6 +4,7 @@ mod audit;
 mod health;
 mod keys;
 mod tenants;
+mod testing;
 mod tiers;
 mod whoami;
 
@@ -45,6 +46,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/audit", get(audit::list))
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/whoami", get(whoami::whoami))
+        .route(
+            "/v1/testing/faults",
+            get(testing::get_faults).put(testing::put_faults),
+        )
 }
 
 /// Answer for unknown routes.

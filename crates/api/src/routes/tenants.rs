@@ -139,12 +139,15 @@ pub async fn create(
         expires_at_ms: None,
         revoked_at_ms: None,
     };
+    let proposed_key = key.clone();
     let out = propose(&app, &rid, "admin", Command::CreateTenant { tenant, key }).await?;
     let Json(tenant) = tenant_output(out)?;
-    let key = app
-        .raft
-        .read_state(|s| s.keys.get(&new_key.id).cloned())
-        .ok_or_else(|| unexpected(&CommandOutput::Deleted))?;
+    // The state machine stamps the key with the tenant's creation time; building the view
+    // from what we proposed avoids reading local state, which may lag a forwarded write.
+    let key = ApiKey {
+        created_at_ms: tenant.created_at_ms,
+        ..proposed_key
+    };
     Ok((
         StatusCode::CREATED,
         Json(Created {

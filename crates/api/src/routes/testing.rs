@@ -1,0 +1,84 @@
+//! `GET, PUT /v1/testing/faults` (admin): test-only partitions without root.
+//!
+//! Exists only when the node runs with `cluster.fault_injection = true` (off by default);
+//! otherwise it answers 404. Blocking a peer drops this node's Raft and forwarding traffic
+//! to (`block_out`) or from (`block_in`) it, and all gossip with it.
+
+use crate::auth::Admin;
+use crate::extract::ApiJson;
+use crate::problem::{ApiResult, ErrorCode, Problem};
+use crate::AppState;
+use axum::extract::State;
+use axum::Json;
+use colony_cluster::transport::faults::FaultSet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// Body of `PUT /v1/testing/faults`: node ids (as strings) to cut off.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultsBody {
+    #[serde(default)]
+    block_out: Vec<String>,
+    #[serde(default)]
+    block_in: Vec<String>,
+}
+
+fn disabled() -> Problem {
+    Problem::new(
+        ErrorCode::NotFound,
+        "fault injection is disabled on this node (config key cluster.fault_injection)",
+    )
+}
+
+fn parse_ids(ids: &[String], field: &str) -> ApiResult<BTreeSet<u64>> {
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| {
+            id.parse::<u64>()
+                .map_err(|_| Problem::invalid_field(format!("/{field}/{i}"), "not a node id"))
+        })
+        .collect()
+}
+
+fn view(set: &FaultSet) -> FaultsBody {
+    FaultsBody {
+        block_out: set.block_out.iter().map(u64::to_string).collect(),
+        block_in: set.block_in.iter().map(u64::to_string).collect(),
+    }
+}
+
+/// The current fault set.
+pub async fn get_faults(_: Admin, State(app): State<AppState>) -> ApiResult<Json<FaultsBody>> {
+    if !app.faults.enabled() {
+        return Err(disabled());
+    }
+    Ok(Json(view(&app.faults.current())))
+}
+
+/// Replaces the fault set (empty lists heal).
+pub async fn put_faults(
+    _: Admin,
+    State(app): State<AppState>,
+    ApiJson(body): ApiJson<FaultsBody>,
+) -> ApiResult<Json<FaultsBody>> {
+    if !app.faults.enabled() {
+        return Err(disabled());
+    }
+    let set = FaultSet {
+        block_out: parse_ids(&body.block_out, "block_out")?,
+        block_in: parse_ids(&body.block_in, "block_in")?,
+    };
+    let cut: BTreeSet<u64> = set.block_out.union(&set.block_in).copied().collect();
+    let gossip_addrs = app
+        .membership
+        .members()
+        .into_iter()
+        .filter(|m| cut.contains(&m.node_id))
+        .map(|m| m.gossip_addr)
+        .collect();
+    app.faults.set(set.clone()).map_err(|_| disabled())?;
+    app.membership.set_blocked(gossip_addrs);
+    tracing::warn!(faults = ?set, "fault injection changed");
+    Ok(Json(view(&set)))
+}
