@@ -20,6 +20,22 @@ pub struct Cli {
 pub enum Command {
     /// Run one node (the default).
     Node(NodeArgs),
+    /// Run a local N-node cluster as child processes (data in ./colony-dev); Ctrl-C stops all.
+    Dev(DevArgs),
+}
+
+/// Options of `colony dev`.
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    /// Number of nodes (1-9).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=9))]
+    pub nodes: u16,
+    /// Node i listens on HTTP base+i, gossip base+100+i, raft base+200+i.
+    #[arg(long, default_value_t = 8080, value_parser = clap::value_parser!(u16).range(1024..=65000))]
+    pub base_port: u16,
+    /// Parent directory of the nodes' data dirs.
+    #[arg(long, default_value = "./colony-dev", value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 /// Options of `colony node`. Flags override the config file and `COLONY_*` variables.
@@ -34,6 +50,18 @@ pub struct NodeArgs {
     /// HTTP listen address (key http.listen).
     #[arg(long, value_name = "ADDR")]
     pub http: Option<String>,
+    /// Gossip (UDP) listen address (key gossip.listen).
+    #[arg(long, value_name = "ADDR")]
+    pub gossip: Option<String>,
+    /// Internal Raft listen address (key raft.listen).
+    #[arg(long, value_name = "ADDR")]
+    pub raft: Option<String>,
+    /// Gossip address of a node to join through (key cluster.seeds; repeatable).
+    #[arg(long = "seed", value_name = "ADDR")]
+    pub seeds: Vec<String>,
+    /// Start a new cluster if this node has no data, even with seeds (key cluster.bootstrap).
+    #[arg(long)]
+    pub bootstrap: bool,
     /// Log format: pretty or json (key log.format).
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -49,15 +77,25 @@ impl NodeArgs {
     /// The flags as (key, value) overrides, in the order they apply.
     pub fn overrides(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        let mut push = |k: &str, v: &Option<String>| {
-            if let Some(v) = v {
-                out.push((k.to_string(), v.clone()));
+        let flags = [
+            ("data_dir", &self.data_dir),
+            ("http.listen", &self.http),
+            ("gossip.listen", &self.gossip),
+            ("raft.listen", &self.raft),
+            ("log.format", &self.log_format),
+            ("log.level", &self.log_level),
+        ];
+        for (key, value) in flags {
+            if let Some(v) = value {
+                out.push((key.to_string(), v.clone()));
             }
-        };
-        push("data_dir", &self.data_dir);
-        push("http.listen", &self.http);
-        push("log.format", &self.log_format);
-        push("log.level", &self.log_level);
+        }
+        if !self.seeds.is_empty() {
+            out.push(("cluster.seeds".to_string(), self.seeds.join(",")));
+        }
+        if self.bootstrap {
+            out.push(("cluster.bootstrap".to_string(), "true".to_string()));
+        }
         for kv in &self.set {
             match kv.split_once('=') {
                 Some((k, v)) => out.push((k.trim().to_string(), v.to_string())),

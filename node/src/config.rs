@@ -56,9 +56,45 @@ pub struct HttpConfig {
     pub shutdown_grace: Duration,
 }
 
+/// Gossip (SWIM membership over UDP) settings.
+#[derive(Debug, Clone)]
+pub struct GossipConfig {
+    /// UDP address to bind.
+    pub listen: SocketAddr,
+    /// Address other nodes should use, when different from `listen` (NAT, 0.0.0.0).
+    pub advertise: Option<SocketAddr>,
+    /// How often each node probes one member.
+    pub probe_period: Duration,
+    /// How long a probe waits for an ack before asking others to probe indirectly.
+    pub probe_rtt: Duration,
+    /// How long a member stays suspect before it is declared down.
+    pub suspect_to_down: Duration,
+}
+
+/// Cluster formation and safety settings.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Gossip addresses of nodes to join through.
+    pub seeds: Vec<SocketAddr>,
+    /// Start a new cluster if this node has no data, even with seeds.
+    pub bootstrap: bool,
+    /// Shared secret: authenticates gossip packets and internal calls.
+    pub secret: String,
+    /// How long a voter may be down before the leader replaces it.
+    pub voter_down_grace: Duration,
+    /// Largest gap between committed and applied entries for `/readyz` to say ready.
+    pub max_ready_lag: u64,
+    /// Test-only fault injection endpoint (`PUT /v1/testing/faults`).
+    pub fault_injection: bool,
+}
+
 /// Raft timing and log compaction.
 #[derive(Debug, Clone)]
 pub struct RaftConfig {
+    /// Address of the internal listener (Raft RPCs, forwarded writes).
+    pub listen: SocketAddr,
+    /// Address other nodes should use, when different from `listen`.
+    pub advertise: Option<SocketAddr>,
     /// Leader heartbeat interval.
     pub heartbeat: Duration,
     /// Election timeout, lower bound.
@@ -87,6 +123,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// HTTP settings.
     pub http: HttpConfig,
+    /// Gossip settings.
+    pub gossip: GossipConfig,
+    /// Cluster settings.
+    pub cluster: ClusterConfig,
     /// Raft settings.
     pub raft: RaftConfig,
     /// Log settings.
@@ -100,6 +140,19 @@ pub const KEYS: &[(&str, &str)] = &[
     ("http.max_body_bytes", "1048576"),
     ("http.write_timeout_ms", "5000"),
     ("http.shutdown_grace_ms", "10000"),
+    ("gossip.listen", "127.0.0.1:7946"),
+    ("gossip.advertise", ""),
+    ("gossip.probe_period_ms", "500"),
+    ("gossip.probe_rtt_ms", "250"),
+    ("gossip.suspect_to_down_ms", "1000"),
+    ("cluster.seeds", ""),
+    ("cluster.bootstrap", "false"),
+    ("cluster.secret", ""),
+    ("cluster.voter_down_grace_ms", "30000"),
+    ("cluster.max_ready_lag", "100"),
+    ("cluster.fault_injection", "false"),
+    ("raft.listen", "127.0.0.1:7948"),
+    ("raft.advertise", ""),
     ("raft.heartbeat_ms", "100"),
     ("raft.election_timeout_min_ms", "300"),
     ("raft.election_timeout_max_ms", "600"),
@@ -108,6 +161,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("log.format", "pretty"),
     ("log.level", "info,openraft=warn"),
 ];
+
+/// Shortest accepted cluster secret.
+pub const MIN_SECRET_LEN: usize = 16;
 
 /// Environment variables that are not configuration keys but are read by the node.
 pub const OTHER_VARIABLES: &[&str] = &["COLONY_ADMIN_TOKEN", "COLONY_CONFIG"];
@@ -121,6 +177,31 @@ fn parse_u64(key: &str, v: &str) -> Result<u64, ConfigError> {
     v.trim()
         .parse::<u64>()
         .map_err(|_| ConfigError::new(key, format!("{v:?} is not a whole number")))
+}
+
+fn parse_addr(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
+    v.trim().parse().map_err(|_| {
+        ConfigError::new(
+            key,
+            format!("{v:?} is not a socket address (expected e.g. 127.0.0.1:7946)"),
+        )
+    })
+}
+
+fn parse_optional_addr(key: &str, v: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    if v.trim().is_empty() {
+        Ok(None)
+    } else {
+        parse_addr(key, v).map(Some)
+    }
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError::new(key, format!("{v:?} is not true or false"))),
+    }
 }
 
 fn parse_ms(key: &str, v: &str) -> Result<Duration, ConfigError> {
@@ -141,7 +222,24 @@ impl Default for Config {
                 write_timeout: Duration::ZERO,
                 shutdown_grace: Duration::ZERO,
             },
+            gossip: GossipConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 7946)),
+                advertise: None,
+                probe_period: Duration::ZERO,
+                probe_rtt: Duration::ZERO,
+                suspect_to_down: Duration::ZERO,
+            },
+            cluster: ClusterConfig {
+                seeds: Vec::new(),
+                bootstrap: false,
+                secret: String::new(),
+                voter_down_grace: Duration::ZERO,
+                max_ready_lag: 0,
+                fault_injection: false,
+            },
             raft: RaftConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 7948)),
+                advertise: None,
                 heartbeat: Duration::ZERO,
                 election_timeout_min: Duration::ZERO,
                 election_timeout_max: Duration::ZERO,
@@ -190,6 +288,26 @@ impl Config {
             }
             "http.write_timeout_ms" => self.http.write_timeout = parse_ms(key, v)?,
             "http.shutdown_grace_ms" => self.http.shutdown_grace = parse_ms(key, v)?,
+            "gossip.listen" => self.gossip.listen = parse_addr(key, v)?,
+            "gossip.advertise" => self.gossip.advertise = parse_optional_addr(key, v)?,
+            "gossip.probe_period_ms" => self.gossip.probe_period = parse_ms(key, v)?,
+            "gossip.probe_rtt_ms" => self.gossip.probe_rtt = parse_ms(key, v)?,
+            "gossip.suspect_to_down_ms" => self.gossip.suspect_to_down = parse_ms(key, v)?,
+            "cluster.seeds" => {
+                self.cluster.seeds = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| parse_addr(key, s))
+                    .collect::<Result<_, _>>()?;
+            }
+            "cluster.bootstrap" => self.cluster.bootstrap = parse_bool(key, v)?,
+            "cluster.secret" => self.cluster.secret = v.to_string(),
+            "cluster.voter_down_grace_ms" => self.cluster.voter_down_grace = parse_ms(key, v)?,
+            "cluster.max_ready_lag" => self.cluster.max_ready_lag = parse_u64(key, v)?,
+            "cluster.fault_injection" => self.cluster.fault_injection = parse_bool(key, v)?,
+            "raft.listen" => self.raft.listen = parse_addr(key, v)?,
+            "raft.advertise" => self.raft.advertise = parse_optional_addr(key, v)?,
             "raft.heartbeat_ms" => self.raft.heartbeat = parse_ms(key, v)?,
             "raft.election_timeout_min_ms" => self.raft.election_timeout_min = parse_ms(key, v)?,
             "raft.election_timeout_max_ms" => self.raft.election_timeout_max = parse_ms(key, v)?,
@@ -279,6 +397,27 @@ impl Config {
                 "must be less than raft.election_timeout_min_ms",
             ));
         }
+        let g = &self.gossip;
+        if g.probe_rtt >= g.probe_period {
+            return Err(ConfigError::new(
+                "gossip.probe_rtt_ms",
+                "must be less than gossip.probe_period_ms",
+            ));
+        }
+        let joins = !self.cluster.seeds.is_empty() || self.cluster.bootstrap;
+        if joins && self.cluster.secret.is_empty() {
+            return Err(ConfigError::new(
+                "cluster.secret",
+                "a cluster (seeds or bootstrap) needs a shared secret, the same on every node \
+                 (set COLONY_CLUSTER_SECRET)",
+            ));
+        }
+        if !self.cluster.secret.is_empty() && self.cluster.secret.len() < MIN_SECRET_LEN {
+            return Err(ConfigError::new(
+                "cluster.secret",
+                format!("must be at least {MIN_SECRET_LEN} characters"),
+            ));
+        }
         Ok(())
     }
 }
@@ -322,6 +461,13 @@ fn flatten(
             toml::Value::String(s) => out.push((key, s.clone())),
             toml::Value::Integer(i) => out.push((key, i.to_string())),
             toml::Value::Boolean(b) => out.push((key, b.to_string())),
+            toml::Value::Array(items) if KEYS.iter().any(|(known, _)| *known == key) => {
+                let strings: Option<Vec<&str>> = items.iter().map(|i| i.as_str()).collect();
+                match strings {
+                    Some(s) => out.push((key, s.join(","))),
+                    None => return Err(ConfigError::new(key, "must be a list of strings")),
+                }
+            }
             toml::Value::Float(_) | toml::Value::Datetime(_) | toml::Value::Array(_) => {
                 if !KEYS.iter().any(|(known, _)| *known == key) {
                     return Err(unknown_key(&key));

@@ -4,11 +4,13 @@
 //! - [`cli`]: flags and subcommands
 //! - [`config`]: defaults, file, `COLONY_*` variables and flags into one checked config
 //! - [`datadir`]: the node's data directory: node id, admin token file, write check
+//! - [`dev`]: `colony dev`, a local multi-node cluster of child processes
 //! - [`run`]: wiring: storage, Raft, bootstrap, HTTP server, signals, graceful shutdown
 
 mod cli;
 mod config;
 mod datadir;
+mod dev;
 mod run;
 
 use clap::Parser;
@@ -18,6 +20,15 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let args = match cli.command {
         Some(cli::Command::Node(args)) => args,
+        Some(cli::Command::Dev(dev)) => {
+            return match dev::run(&dev) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("colony dev: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         None => cli.node,
     };
     let config = match run::load_config(&args) {

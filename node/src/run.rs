@@ -5,7 +5,10 @@ use crate::config::{Config, ConfigError, LogConfig, LogFormat};
 use crate::datadir;
 use anyhow::Context;
 use colony_api::{ApiSettings, AppState, Lifecycle, Metrics};
+use colony_cluster::membership::{MemberEvent, Membership, MembershipConfig, NodeMeta, NodeState};
 use colony_cluster::raft::NodeInfo;
+use colony_cluster::transport::faults::Faults;
+use colony_cluster::voters::VoterSettings;
 use colony_cluster::{RaftNode, RaftNodeConfig};
 use colony_core::apikey::{generate_admin_token, hash_secret, secret_matches, MIN_ADMIN_TOKEN_LEN};
 use colony_core::command::{Command, Proposal, ProposalMeta};
@@ -23,9 +26,6 @@ pub enum RunError {
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
-
-/// How long a fresh or restarted node waits for a Raft leader before giving up.
-const LEADER_WAIT: Duration = Duration::from_secs(30);
 
 /// Builds the config: defaults, then the file, then `COLONY_*` variables, then flags.
 pub fn load_config(args: &NodeArgs) -> Result<Config, ConfigError> {
@@ -78,28 +78,39 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     datadir::prepare(&dir)?;
     let node_id = datadir::node_id(&dir)?;
 
-    // Bind before opening storage so a port clash is reported before anything is written.
-    let listener = tokio::net::TcpListener::bind(config.http.listen)
-        .await
-        .map_err(|e| {
-            ConfigError::new(
-                "http.listen",
-                format!("cannot listen on {}: {e}", config.http.listen),
-            )
-        })?;
+    // Bind every listener before opening storage so a clash is reported before anything
+    // is written. Port 0 is allowed (tests); the bound address is what others are told.
+    let listener = bind("http.listen", config.http.listen).await?;
     let http_addr = listener
         .local_addr()
         .context("reading the HTTP listen address")?;
+    let raft_listener = bind("raft.listen", config.raft.listen).await?;
+    let raft_addr = config.raft.advertise.unwrap_or(
+        raft_listener
+            .local_addr()
+            .context("reading the raft listen address")?,
+    );
+
+    // Without seeds a single node still runs gossip; with no secret configured it gets a
+    // random one, so nobody can join it until it is restarted with a shared secret.
+    let secret = if config.cluster.secret.is_empty() {
+        hex::encode(rand::random::<[u8; 24]>())
+    } else {
+        config.cluster.secret.clone()
+    };
+    let faults = Faults::new(config.cluster.fault_injection);
 
     let raft = RaftNode::start(RaftNodeConfig {
         node_id,
-        info: NodeInfo { raft_addr: String::new(), http_addr: http_addr.to_string() },
+        info: NodeInfo { raft_addr: raft_addr.to_string(), http_addr: http_addr.to_string() },
         dir: dir.join("raft"),
         heartbeat_interval: config.raft.heartbeat,
         election_timeout_min: config.raft.election_timeout_min,
         election_timeout_max: config.raft.election_timeout_max,
         snapshot_after_logs: config.raft.snapshot_after_logs,
         logs_kept_after_snapshot: config.raft.logs_kept_after_snapshot,
+        secret: secret.clone(),
+        faults: faults.clone(),
     })
     .await
     .map_err(|e| match e {
@@ -111,43 +122,86 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         other => RunError::Other(anyhow::Error::new(other).context("starting raft")),
     })?;
 
-    if raft
-        .bootstrap_if_new()
-        .await
-        .context("bootstrapping a new single-node cluster")?
-    {
-        tracing::info!(
-            node_id,
-            "bootstrapped a new cluster with this node as its only voter"
-        );
-    }
-    let leader = raft
-        .wait_for_leader(LEADER_WAIT)
-        .await
-        .context("waiting for a Raft leader")?;
-    tracing::info!(node_id, leader, "raft is up");
-    ensure_cluster_initialised(&raft, &dir, env_token).await?;
+    let meta = NodeMeta {
+        node_id,
+        http_addr: http_addr.to_string(),
+        raft_addr: raft_addr.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        state: NodeState::Joining,
+    };
+    let mut gossip_cfg = MembershipConfig::lan_defaults(
+        node_id,
+        config.gossip.listen,
+        secret.as_bytes().to_vec(),
+        meta,
+    );
+    gossip_cfg.advertise = config.gossip.advertise;
+    gossip_cfg.seeds = config.cluster.seeds.clone();
+    gossip_cfg.probe_period = config.gossip.probe_period;
+    gossip_cfg.probe_rtt = config.gossip.probe_rtt;
+    gossip_cfg.suspect_to_down = config.gossip.suspect_to_down;
+    let (membership, mut member_events) = Membership::start(gossip_cfg).await.map_err(|e| {
+        RunError::Config(ConfigError::new(
+            "gossip.listen",
+            format!("cannot start gossip on {}: {e}", config.gossip.listen),
+        ))
+    })?;
+    let gossip_addr = membership.local_addr();
+    // Member events are logged; the member table itself is read on demand.
+    tokio::spawn(async move {
+        while let Some(event) = member_events.recv().await {
+            match event {
+                MemberEvent::Up(m) => {
+                    tracing::info!(member = m.node_id, addr = %m.gossip_addr, "member up")
+                }
+                MemberEvent::Down(m) => {
+                    tracing::warn!(member = m.node_id, addr = %m.gossip_addr, "member down")
+                }
+                MemberEvent::Updated(m) => {
+                    tracing::info!(member = m.node_id, state = ?m.meta.as_ref().map(|x| x.state), "member updated")
+                }
+            }
+        }
+    });
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+
+    // Internal listener: Raft RPCs and forwarded writes.
+    let internal = raft.internal_router(faults.clone());
+    let mut internal_stop = stop_rx.clone();
+    let internal_server = tokio::spawn(async move {
+        axum::serve(raft_listener, internal)
+            .with_graceful_shutdown(async move {
+                let _ = internal_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+
+    tokio::spawn(colony_cluster::voters::run(
+        raft.clone(),
+        membership.clone(),
+        VoterSettings {
+            grace: config.cluster.voter_down_grace,
+            interval: Duration::from_millis(500),
+            max_promote_lag: config.cluster.max_ready_lag,
+        },
+        stop_rx.clone(),
+    ));
 
     let lifecycle = Lifecycle::default();
     let app = AppState {
         raft: raft.clone(),
+        membership: membership.clone(),
+        faults: faults.clone(),
         metrics: Arc::new(Metrics::new().context("creating metrics")?),
         lifecycle: lifecycle.clone(),
         settings: Arc::new(ApiSettings {
             max_body_bytes: config.http.max_body_bytes,
             write_timeout: config.http.write_timeout,
+            max_ready_lag: config.cluster.max_ready_lag,
         }),
     };
     let router = colony_api::router(app);
-
-    tracing::info!(
-        http = %format!("http://{http_addr}"),
-        data_dir = %dir.display(),
-        node_id,
-        "colony node ready; try: curl http://{http_addr}/readyz"
-    );
-
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server_stop = stop_rx.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, router)
@@ -156,13 +210,38 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             })
             .await
     });
+    tracing::info!(
+        http = %format!("http://{http_addr}"),
+        gossip = %gossip_addr,
+        raft = %raft_addr,
+        data_dir = %dir.display(),
+        node_id,
+        "colony node listening; /readyz turns 200 once it is part of a cluster"
+    );
 
-    let signal = shutdown_signal().await;
+    // Joining runs in the background so the node answers /healthz and /readyz meanwhile.
+    let join = tokio::spawn(join_cluster(
+        raft.clone(),
+        membership.clone(),
+        config.clone(),
+        dir.clone(),
+        env_token,
+    ));
+
+    let signal = tokio::select! {
+        s = shutdown_signal() => s,
+        r = join => match r {
+            Ok(Ok(())) => shutdown_signal().await,
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(anyhow::anyhow!("joining task failed: {e}").into()),
+        },
+    };
     tracing::info!(
         signal,
         "shutting down: readiness off, finishing in-flight requests"
     );
     lifecycle.start_draining();
+    membership.set_state(NodeState::Draining);
     let _ = stop_tx.send(true);
     match tokio::time::timeout(config.http.shutdown_grace, server).await {
         Ok(Ok(Ok(()))) => tracing::info!("in-flight requests finished"),
@@ -173,46 +252,105 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             "in-flight requests did not finish within http.shutdown_grace_ms; closing them"
         ),
     }
+    membership.leave().await;
     raft.shutdown()
         .await
         .context("stopping raft and flushing storage")?;
+    internal_server.abort();
     tracing::info!("storage flushed; bye");
     Ok(())
 }
 
-/// A new cluster gets its admin token hash and default tiers through Raft; an existing one
-/// is checked against `COLONY_ADMIN_TOKEN` so a mismatch is reported, not silently refused.
+async fn bind(
+    key: &str,
+    addr: std::net::SocketAddr,
+) -> Result<tokio::net::TcpListener, ConfigError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ConfigError::new(key, format!("cannot listen on {addr}: {e}")))
+}
+
+/// How long a bootstrap-eligible node with seeds listens for an existing cluster first.
+const BOOTSTRAP_PROBE: Duration = Duration::from_secs(3);
+
+/// Bootstraps or joins, initialises a new cluster, then marks this node active.
+async fn join_cluster(
+    raft: RaftNode,
+    membership: Membership,
+    config: Config,
+    dir: std::path::PathBuf,
+    env_token: Option<String>,
+) -> Result<(), RunError> {
+    let initialized = raft.is_initialized().await.context("reading raft state")?;
+    if !initialized {
+        let no_seeds = config.cluster.seeds.is_empty();
+        let mut bootstrap = no_seeds || config.cluster.bootstrap;
+        if bootstrap && !no_seeds {
+            // Guard against a second cluster when this node lost its data: if any seed is
+            // already an active member of a cluster, join it instead.
+            let deadline = tokio::time::Instant::now() + BOOTSTRAP_PROBE;
+            while tokio::time::Instant::now() < deadline {
+                let active = membership.members().iter().any(|m| {
+                    !m.is_self
+                        && m.meta
+                            .as_ref()
+                            .is_some_and(|x| x.state == NodeState::Active)
+                });
+                if active {
+                    tracing::warn!("cluster.bootstrap is set but an existing cluster answered; joining it instead");
+                    bootstrap = false;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        if bootstrap {
+            raft.bootstrap_if_new()
+                .await
+                .context("bootstrapping a new cluster")?;
+            tracing::info!(
+                node_id = raft.node_id(),
+                "bootstrapped a new cluster with this node as its only voter"
+            );
+        } else {
+            tracing::info!(seeds = ?config.cluster.seeds, "joining through the seeds; the leader adds this node");
+        }
+    }
+    // Joiners wait as long as it takes (the leader adds them once gossip shows them).
+    let leader = loop {
+        match raft.wait_for_leader(Duration::from_secs(10)).await {
+            Ok(l) => break l,
+            Err(_) => tracing::info!("still waiting for a raft leader"),
+        }
+    };
+    tracing::info!(node_id = raft.node_id(), leader, "raft is up");
+    ensure_cluster_initialised(&raft, &dir, env_token).await?;
+    membership.set_state(NodeState::Active);
+    tracing::info!("this node is an active member");
+    Ok(())
+}
+
+/// A new cluster gets its admin token hash and default tiers through Raft, proposed by the
+/// leader; every node then checks `COLONY_ADMIN_TOKEN` against the cluster's, so a mismatch
+/// is reported at start rather than silently refused later.
 async fn ensure_cluster_initialised(
     raft: &RaftNode,
     dir: &std::path::Path,
     env_token: Option<String>,
 ) -> Result<(), RunError> {
     let token_file = datadir::admin_token_path(dir);
-    let existing = raft.read_state(|s| s.admin_token_hash.clone());
-    if let Some(hash) = existing {
-        let stored = if token_file.exists() {
-            format!(" (stored in {})", token_file.display())
-        } else {
-            String::new()
-        };
-        match &env_token {
-            Some(t) if !secret_matches(t, &hash) => tracing::error!(
-                "COLONY_ADMIN_TOKEN differs from this cluster's admin token: requests with it will get 401. \
-                 The cluster keeps the token it was created with{stored}"
-            ),
-            Some(_) => tracing::info!("admin token: COLONY_ADMIN_TOKEN (matches the cluster's)"),
-            None if token_file.exists() => tracing::info!(
-                "admin token: in {} — authenticate with `Authorization: Bearer $(cat {})`",
-                token_file.display(),
-                token_file.display()
-            ),
-            None => tracing::info!(
-                "admin token: the one this cluster was created with (set by COLONY_ADMIN_TOKEN then)"
-            ),
+    loop {
+        if let Some(hash) = raft.read_state(|s| s.admin_token_hash.clone()) {
+            report_admin_token(&hash, env_token.as_deref(), &token_file);
+            return Ok(());
         }
-        return Ok(());
+        let status = raft.status();
+        if status.leader == Some(status.node_id) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (token, generated) = match env_token {
+    let (token, generated) = match env_token.clone() {
         Some(t) => (t, false),
         None => (generate_admin_token(), true),
     };
@@ -235,19 +373,48 @@ async fn ensure_cluster_initialised(
             tiers: default_tiers(colony_api::now_ms()),
         },
     );
-    raft.write(proposal)
-        .await
-        .map_err(|e| anyhow::anyhow!("initialising the cluster: {e}"))?;
-    if generated {
-        tracing::info!(
-            "admin token generated and stored in {} (mode 0600) — authenticate with `Authorization: Bearer $(cat {})`",
-            token_file.display(),
-            token_file.display()
-        );
-    } else {
-        tracing::info!("admin token: COLONY_ADMIN_TOKEN (only its hash is stored)");
+    match raft.write(proposal).await {
+        Ok(_) => {}
+        // Initialised concurrently (e.g. by a previous leader): keep the cluster's token.
+        Err(colony_cluster::WriteError::Rejected(_)) => {
+            if generated {
+                let _ = std::fs::remove_file(&token_file);
+            }
+        }
+        Err(e) => return Err(anyhow::anyhow!("initialising the cluster: {e}").into()),
     }
-    Ok(())
+    match raft.read_state(|s| s.admin_token_hash.clone()) {
+        Some(hash) => {
+            report_admin_token(&hash, env_token.as_deref(), &token_file);
+            Ok(())
+        }
+        None => Err(
+            anyhow::anyhow!("the cluster is still not initialised after the init command").into(),
+        ),
+    }
+}
+
+/// Logs how to authenticate as admin, and loudly when `COLONY_ADMIN_TOKEN` is not the
+/// cluster's token. Never logs a token.
+fn report_admin_token(hash: &str, env_token: Option<&str>, token_file: &std::path::Path) {
+    let stored = token_file
+        .exists()
+        .then(|| token_file.display().to_string());
+    match (env_token, stored) {
+        (Some(t), stored) if !secret_matches(t, hash) => tracing::error!(
+            "COLONY_ADMIN_TOKEN differs from this cluster's admin token: requests with it will get 401. \
+             The cluster keeps the token it was created with{}",
+            stored.map(|p| format!(" (stored in {p})")).unwrap_or_default()
+        ),
+        (Some(_), _) => tracing::info!("admin token: COLONY_ADMIN_TOKEN (matches the cluster's; only its hash is stored)"),
+        (None, Some(p)) => {
+            tracing::info!("admin token: in {p} (mode 0600) — authenticate with `Authorization: Bearer $(cat {p})`")
+        }
+        (None, None) => tracing::info!(
+            "admin token: the one this cluster was created with (in the admin-token file of the node that \
+             initialised it, or the COLONY_ADMIN_TOKEN it was started with)"
+        ),
+    }
 }
 
 /// `COLONY_ADMIN_TOKEN`, checked before anything is written.
@@ -267,7 +434,7 @@ fn admin_token_from_env() -> Result<Option<String>, ConfigError> {
 }
 
 /// Waits for SIGTERM or SIGINT (Ctrl-C) and names it.
-async fn shutdown_signal() -> &'static str {
+pub async fn shutdown_signal() -> &'static str {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -1,0 +1,194 @@
+//! `colony dev --nodes N`: a local cluster of N node processes for development.
+//!
+//! Node i gets HTTP base+i, gossip base+100+i and raft base+200+i on 127.0.0.1, data in
+//! `<dir>/n<i>`. Node 1 bootstraps; every node lists all others as seeds. A random cluster
+//! secret is shared through the environment; the admin token is written to
+//! `<dir>/admin-token` (0600) unless `COLONY_ADMIN_TOKEN` is set. Ctrl-C or SIGTERM stops
+//! all nodes gracefully.
+
+use crate::cli::DevArgs;
+use crate::datadir;
+use anyhow::Context;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long nodes get to exit after SIGTERM before they are killed.
+const STOP_GRACE: Duration = Duration::from_secs(20);
+
+struct DevNode {
+    name: String,
+    child: Child,
+}
+
+/// Runs the dev cluster until Ctrl-C/SIGTERM.
+pub fn run(args: &DevArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("finding the colony binary")?;
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let token = match std::env::var("COLONY_ADMIN_TOKEN") {
+        Ok(t) if !t.is_empty() => t,
+        _ => {
+            let path = datadir::admin_token_path(&args.dir);
+            let t = match std::fs::read_to_string(&path) {
+                Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+                _ => {
+                    let t = colony_core::apikey::generate_admin_token();
+                    datadir::write_private(&path, &t)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    t
+                }
+            };
+            t
+        }
+    };
+    let secret_path = args.dir.join("cluster-secret");
+    let secret = match std::fs::read_to_string(&secret_path) {
+        Ok(s) if s.trim().len() >= 16 => s.trim().to_string(),
+        _ => {
+            let s = hex::encode(rand::random::<[u8; 24]>());
+            datadir::write_private(&secret_path, &s)
+                .with_context(|| format!("writing {}", secret_path.display()))?;
+            s
+        }
+    };
+
+    let n = args.nodes;
+    let port = |offset: u16, i: u16| args.base_port + offset + i;
+    let mut nodes = Vec::new();
+    println!(
+        "colony dev: starting {n} node(s); data under {}",
+        args.dir.display()
+    );
+    println!(
+        "{:<4} {:<24} {:<22} {:<22}",
+        "node", "http", "gossip", "raft"
+    );
+    for i in 1..=n {
+        let name = format!("n{i}");
+        let http = format!("127.0.0.1:{}", port(0, i));
+        let gossip = format!("127.0.0.1:{}", port(100, i));
+        let raft = format!("127.0.0.1:{}", port(200, i));
+        println!("{name:<4} http://{http:<17} {gossip:<22} {raft:<22}");
+        let mut cmd = Command::new(&exe);
+        cmd.arg("node")
+            .arg("--data-dir")
+            .arg(args.dir.join(&name))
+            .args(["--http", &http, "--gossip", &gossip, "--raft", &raft])
+            .env("COLONY_CLUSTER_SECRET", &secret)
+            .env("COLONY_ADMIN_TOKEN", &token)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for j in (1..=n).filter(|j| *j != i) {
+            cmd.args(["--seed", &format!("127.0.0.1:{}", port(100, j))]);
+        }
+        if i == 1 {
+            cmd.arg("--bootstrap");
+        }
+        let mut child = cmd.spawn().with_context(|| format!("starting {name}"))?;
+        prefix_output(&name, &mut child);
+        nodes.push(DevNode { name, child });
+    }
+    let token_hint = if std::env::var("COLONY_ADMIN_TOKEN").is_ok_and(|t| !t.is_empty()) {
+        "COLONY_ADMIN_TOKEN".to_string()
+    } else {
+        format!("$(cat {})", datadir::admin_token_path(&args.dir).display())
+    };
+    println!("admin token: Authorization: Bearer {token_hint}");
+    println!(
+        "try: curl -s -H \"Authorization: Bearer {token_hint}\" http://127.0.0.1:{}/v1/cluster",
+        port(0, 1)
+    );
+    println!("Ctrl-C stops every node.");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the signal handler")?;
+    runtime.block_on(wait_for_stop(&mut nodes));
+    stop_all(&mut nodes);
+    Ok(())
+}
+
+/// Forwards a child's output line by line with its name in front.
+fn prefix_output(name: &str, child: &mut Child) {
+    if let Some(out) = child.stdout.take() {
+        let name = name.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                println!("[{name}] {line}");
+            }
+        });
+    }
+    if let Some(err) = child.stderr.take() {
+        let name = name.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("[{name}] {line}");
+            }
+        });
+    }
+}
+
+/// Returns on Ctrl-C/SIGTERM or when every node has exited.
+async fn wait_for_stop(nodes: &mut [DevNode]) {
+    let mut poll = tokio::time::interval(Duration::from_millis(500));
+    let signal = crate::run::shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            s = &mut signal => {
+                println!("colony dev: {s}, stopping all nodes");
+                return;
+            }
+            _ = poll.tick() => {
+                let mut running = 0;
+                for node in nodes.iter_mut() {
+                    match node.child.try_wait() {
+                        Ok(None) => running += 1,
+                        Ok(Some(status)) => {
+                            // Report each exit once: keep the status by replacing nothing; a
+                            // finished child keeps answering Some(status).
+                            if status.code() != Some(0) {
+                                eprintln!("colony dev: {} exited with {status}", node.name);
+                            }
+                        }
+                        Err(e) => eprintln!("colony dev: cannot check {}: {e}", node.name),
+                    }
+                }
+                if running == 0 {
+                    println!("colony dev: every node has exited");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// SIGTERM to every node, then kill whatever is left after the grace period.
+fn stop_all(nodes: &mut [DevNode]) {
+    for node in nodes.iter_mut() {
+        if let Ok(None) = node.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &node.child.id().to_string()])
+                .status();
+        }
+    }
+    let deadline = Instant::now() + STOP_GRACE;
+    for node in nodes.iter_mut() {
+        loop {
+            match node.child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if Instant::now() > deadline => {
+                    eprintln!("colony dev: {} did not stop in time; killing it", node.name);
+                    let _ = node.child.kill();
+                    let _ = node.child.wait();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+    println!("colony dev: all nodes stopped");
+}
