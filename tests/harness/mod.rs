@@ -22,11 +22,20 @@ pub fn colony_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_colony"))
 }
 
+/// The cluster secret test clusters share.
+pub const CLUSTER_SECRET: &str = "test-cluster-secret-0123456789";
+
 /// A running node. Dropping it kills the process.
 pub struct Node {
     child: Option<Child>,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    /// Bound HTTP address.
+    pub http_addr: String,
+    /// Bound gossip address.
+    pub gossip_addr: String,
+    /// Bound internal (Raft) address.
+    pub raft_addr: String,
     /// The node's data dir.
     pub data_dir: PathBuf,
     /// Everything the node logged so far (JSON lines).
@@ -42,6 +51,12 @@ pub struct NodeOptions {
     pub env: Vec<(String, String)>,
     /// Do not set `COLONY_ADMIN_TOKEN` (the node generates one on a new cluster).
     pub no_admin_token: bool,
+    /// Gossip addresses to join through (sets the cluster secret too).
+    pub seeds: Vec<String>,
+    /// Fixed addresses (http, gossip, raft) instead of port 0, e.g. to restart in place.
+    pub addrs: Option<(String, String, String)>,
+    /// Do not wait for `/readyz` (e.g. a node expected never to join).
+    pub no_wait_ready: bool,
 }
 
 impl Node {
@@ -53,17 +68,18 @@ impl Node {
     /// Starts a node and waits until it is ready.
     pub fn start_with(data_dir: &Path, opts: NodeOptions) -> Node {
         let mut cmd = Command::new(colony_bin());
+        let (http, gossip, raft) = opts.addrs.clone().unwrap_or_else(|| {
+            (
+                "127.0.0.1:0".into(),
+                "127.0.0.1:0".into(),
+                "127.0.0.1:0".into(),
+            )
+        });
         cmd.arg("node")
             .arg("--data-dir")
             .arg(data_dir)
-            .args([
-                "--http",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--log-level",
-                "info,openraft=warn",
-            ])
+            .args(["--http", &http, "--gossip", &gossip, "--raft", &raft])
+            .args(["--log-format", "json", "--log-level", "info,openraft=warn"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -79,6 +95,10 @@ impl Node {
         if !opts.no_admin_token {
             cmd.env("COLONY_ADMIN_TOKEN", ADMIN_TOKEN);
         }
+        cmd.env("COLONY_CLUSTER_SECRET", CLUSTER_SECRET);
+        for seed in &opts.seeds {
+            cmd.args(["--seed", seed]);
+        }
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
@@ -90,13 +110,13 @@ impl Node {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if v["fields"]["message"]
+                    let f = &v["fields"];
+                    if f["message"]
                         .as_str()
-                        .is_some_and(|m| m.starts_with("colony node ready"))
+                        .is_some_and(|m| m.starts_with("colony node listening"))
                     {
-                        if let Some(url) = v["fields"]["http"].as_str() {
-                            let _ = tx.send(url.to_string());
-                        }
+                        let field = |k: &str| f[k].as_str().unwrap_or_default().to_string();
+                        let _ = tx.send((field("http"), field("gossip"), field("raft")));
                     }
                 }
                 log2.lock().unwrap().push(line);
@@ -105,14 +125,20 @@ impl Node {
         let mut node = Node {
             child: Some(child),
             url: String::new(),
+            http_addr: String::new(),
+            gossip_addr: String::new(),
+            raft_addr: String::new(),
             data_dir: data_dir.to_path_buf(),
             log,
         };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(url) => {
+                Ok((url, gossip, raft)) => {
+                    node.http_addr = url.trim_start_matches("http://").to_string();
                     node.url = url;
+                    node.gossip_addr = gossip;
+                    node.raft_addr = raft;
                     break;
                 }
                 Err(_) => {
@@ -134,8 +160,34 @@ impl Node {
                 }
             }
         }
-        node.wait_ready();
+        if !opts.no_wait_ready {
+            node.wait_ready();
+        }
         node
+    }
+
+    /// The addresses this node is bound to, to restart it in place.
+    pub fn addrs(&self) -> (String, String, String) {
+        (
+            self.http_addr.clone(),
+            self.gossip_addr.clone(),
+            self.raft_addr.clone(),
+        )
+    }
+
+    /// This node's Raft id (from `/v1/cluster`).
+    pub fn id(&self) -> String {
+        self.admin_get("/v1/cluster").ok()["node_id"]
+            .as_str()
+            .expect("node_id")
+            .to_string()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
     /// Polls `/readyz` until 200.
@@ -408,5 +460,150 @@ pub fn run_to_exit(args: &[&str], env: &[(&str, &str)], within: Duration) -> (Op
             panic!("colony {args:?} did not exit within {within:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics with `what` after `within`.
+#[track_caller]
+pub fn eventually<T>(within: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A cluster of real node processes on loopback. Dropping it kills them all.
+pub struct Cluster {
+    /// Nodes by index; `None` while stopped.
+    pub nodes: Vec<Option<Node>>,
+    /// Their data dirs (kept across restarts).
+    pub dirs: Vec<tempfile::TempDir>,
+    /// Bound addresses of each node, for restarts in place.
+    pub addrs: Vec<(String, String, String)>,
+    /// Options every node starts with.
+    pub base: NodeOptions,
+}
+
+impl Cluster {
+    /// Starts `n` nodes: the first bootstraps, the others join through it. Waits until every
+    /// node is ready and the first node sees `min(n, 3)` voters or more.
+    pub fn start(n: usize, base: NodeOptions) -> Cluster {
+        let mut c = Cluster {
+            nodes: Vec::new(),
+            dirs: Vec::new(),
+            addrs: Vec::new(),
+            base,
+        };
+        for i in 0..n {
+            c.dirs.push(temp_dir());
+            let mut opts = c.base.clone();
+            if i > 0 {
+                opts.seeds = vec![c.node(0).gossip_addr.clone()];
+            }
+            let node = Node::start_with(c.dirs[i].path(), opts);
+            c.addrs.push(node.addrs());
+            c.nodes.push(Some(node));
+        }
+        let want = n.min(3);
+        eventually(Duration::from_secs(60), "voters formed", || {
+            let v = c.node(0).admin_get("/v1/cluster");
+            (v.json["raft"]["voters"].as_array().map_or(0, Vec::len) >= want).then_some(())
+        });
+        c
+    }
+
+    /// A running node.
+    #[track_caller]
+    pub fn node(&self, i: usize) -> &Node {
+        self.nodes[i].as_ref().expect("node is running")
+    }
+
+    /// Indexes of running nodes.
+    pub fn running(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].is_some())
+            .collect()
+    }
+
+    /// `kill -9` node `i`.
+    pub fn kill9(&mut self, i: usize) {
+        if let Some(mut n) = self.nodes[i].take() {
+            n.kill9();
+        }
+    }
+
+    /// Restarts node `i` on its old data dir and addresses, joining through a running node.
+    pub fn restart(&mut self, i: usize) {
+        let mut opts = self.base.clone();
+        opts.addrs = Some(self.addrs[i].clone());
+        opts.seeds = self
+            .running()
+            .into_iter()
+            .filter(|j| *j != i)
+            .map(|j| self.addrs[j].1.clone())
+            .collect();
+        let node = Node::start_with(self.dirs[i].path(), opts);
+        self.nodes[i] = Some(node);
+    }
+
+    /// The index of the node the running nodes agree is the leader.
+    pub fn leader(&self, within: Duration) -> usize {
+        eventually(within, "a leader all running nodes agree on", || {
+            let ids: Vec<(usize, Value)> = self
+                .running()
+                .into_iter()
+                .map(|i| (i, self.node(i).admin_get("/v1/cluster").json))
+                .collect();
+            let leader = ids[0].1["raft"]["leader"].as_str()?.to_string();
+            if !ids
+                .iter()
+                .all(|(_, v)| v["raft"]["leader"].as_str() == Some(leader.as_str()))
+            {
+                return None;
+            }
+            ids.iter()
+                .find(|(_, v)| v["node_id"].as_str() == Some(leader.as_str()))
+                .map(|(i, _)| *i)
+        })
+    }
+
+    /// The audit chain head (hash, entries) of node `i`.
+    pub fn audit_head(&self, i: usize) -> (String, u64) {
+        let v = self.node(i).admin_get("/v1/audit/verify");
+        let v = v.ok();
+        assert_eq!(v["ok"], true, "{v}");
+        (
+            v["head_hash"].as_str().unwrap_or_default().to_string(),
+            v["entries_checked"].as_u64().unwrap_or(0),
+        )
+    }
+
+    /// Waits until every running node has the same audit head and tenant list.
+    pub fn wait_converged(&self, within: Duration) -> (String, u64) {
+        eventually(
+            within,
+            "all running nodes converge on the same state",
+            || {
+                let heads: Vec<_> = self
+                    .running()
+                    .into_iter()
+                    .map(|i| self.audit_head(i))
+                    .collect();
+                let tenants: Vec<_> = self
+                    .running()
+                    .into_iter()
+                    .map(|i| self.node(i).admin_get("/v1/tenants").json.to_string())
+                    .collect();
+                (heads.windows(2).all(|w| w[0] == w[1]) && tenants.windows(2).all(|w| w[0] == w[1]))
+                    .then(|| heads[0].clone())
+            },
+        )
     }
 }
