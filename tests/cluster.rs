@@ -417,3 +417,43 @@ fn colony_dev_starts_a_cluster_and_stops_it_on_sigterm() {
         );
     }
 }
+
+#[test]
+fn a_wiped_node_rejoins_with_a_new_identity_and_replaces_its_old_self() {
+    let mut c = Cluster::start(3, opts(&["cluster.voter_down_grace_ms=2000"]));
+    assert!(create(c.node(0), "before-wipe"));
+    let victim = (c.leader(Duration::from_secs(10)) + 1) % 3;
+    let old_id = c.node(victim).id();
+    c.kill9(victim);
+    let dir = c.dirs[victim].path().to_path_buf();
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    // Same addresses, empty data dir: a new member, not a ghost of the old one.
+    c.restart(victim);
+    let new_id = c.node(victim).id();
+    assert_ne!(old_id, new_id);
+    let observer = (victim + 1) % 3;
+    eventually(
+        Duration::from_secs(60),
+        "the new identity votes and the old one is gone",
+        || {
+            let v = cluster_view(c.node(observer));
+            let ids = |k: &str| -> BTreeSet<String> {
+                v["raft"][k]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            };
+            let (voters, learners) = (ids("voters"), ids("learners"));
+            (voters.len() == 3
+                && voters.contains(&new_id)
+                && !voters.contains(&old_id)
+                && !learners.contains(&old_id))
+            .then_some(())
+        },
+    );
+    c.wait_converged(Duration::from_secs(30));
+    assert!(tenant_ids(c.node(victim), false).contains("before-wipe"));
+}

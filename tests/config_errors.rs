@@ -153,8 +153,62 @@ fn data_dir_in_use_by_another_node() {
             dir.path().to_str().unwrap(),
             "--http",
             "127.0.0.1:0",
+            "--gossip",
+            "127.0.0.1:0",
+            "--raft",
+            "127.0.0.1:0",
         ],
         &[],
         "data_dir",
+    );
+}
+
+#[test]
+fn a_cluster_needs_a_secret_and_valid_seeds() {
+    assert_config_error(&["--seed", "127.0.0.1:7946"], &[], "cluster.secret");
+    assert_config_error(&["--bootstrap"], &[], "cluster.secret");
+    assert_config_error(
+        &["--seed", "not-an-address"],
+        &[("COLONY_CLUSTER_SECRET", "0123456789abcdef0123")],
+        "cluster.seeds",
+    );
+    assert_config_error(&[], &[("COLONY_CLUSTER_SECRET", "short")], "cluster.secret");
+}
+
+#[test]
+fn gossip_and_raft_port_clashes() {
+    let dir = temp_dir();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let gossip = udp.local_addr().unwrap().to_string();
+    let d = dir.path().to_str().unwrap();
+    assert_config_error(
+        &[
+            "--data-dir",
+            d,
+            "--http",
+            "127.0.0.1:0",
+            "--raft",
+            "127.0.0.1:0",
+            "--gossip",
+            &gossip,
+        ],
+        &[],
+        "gossip.listen",
+    );
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let raft = tcp.local_addr().unwrap().to_string();
+    assert_config_error(
+        &[
+            "--data-dir",
+            d,
+            "--http",
+            "127.0.0.1:0",
+            "--gossip",
+            "127.0.0.1:0",
+            "--raft",
+            &raft,
+        ],
+        &[],
+        "raft.listen",
     );
 }
