@@ -422,6 +422,7 @@ async fn leave_is_seen_quickly() {
     // Leaving stops the agent: later calls are harmless no-ops.
     leaver.m.set_state(NodeState::Draining);
     leaver.m.leave().await;
+    assert_eq!(leaver.m.members()[0].meta.as_ref(), Some(&meta(3)));
 
     let (a, b) = (&nodes[0].m, &nodes[1].m);
     wait_for("node 3 Down after leave", Duration::from_secs(5), || {

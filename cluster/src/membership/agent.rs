@@ -278,17 +278,19 @@ impl Membership {
     /// Changes our gossiped state. Peers see an [`MemberEvent::Updated`] within a few
     /// hundred milliseconds; liveness is not affected. No-op once the agent has stopped.
     pub fn set_state(&self, state: NodeState) {
-        if let Some(meta) = self.shared.published().me.meta.as_mut() {
-            // Read-your-writes for members(); the loop republishes the same thing.
-            meta.state = state;
+        // An error only means the loop has stopped: nothing to gossip, nothing to show.
+        if self.commands.send(Command::SetState(state)).is_ok() {
+            if let Some(meta) = self.shared.published().me.meta.as_mut() {
+                // Read-your-writes for members(); the loop republishes the same thing.
+                meta.state = state;
+            }
         }
-        // An error only means the loop has stopped.
-        let _ = self.commands.send(Command::SetState(state));
     }
 
     /// Leaves the cluster gracefully: tells a few live members that we are Down (so the
     /// cluster does not wait for failure detection), sends those packets, then stops the
     /// agent. Returns once the agent has stopped; returns at once if it already had.
+    /// Afterwards [`Membership::members`] keeps returning the last view.
     pub async fn leave(&self) {
         let (done_tx, done_rx) = oneshot::channel();
         if self.commands.send(Command::Leave(done_tx)).is_ok() {
@@ -423,7 +425,7 @@ impl Agent {
 
         loop {
             let next_due = self.rt.timers.next_due();
-            // Far-future placeholder for the disabled timer branch (never polled then).
+            // Any deadline will do when no timer is pending: that branch is disabled then.
             let sleep_until =
                 next_due.unwrap_or_else(|| tokio::time::Instant::now() + REJOIN_INTERVAL);
             tokio::select! {
@@ -437,6 +439,9 @@ impl Agent {
                     Some(Command::SetState(state)) => self.set_state(state),
                     Some(Command::Leave(done)) => {
                         self.leave().await;
+                        // Closed before answering, so calls made after leave() returns
+                        // already see a stopped agent.
+                        self.commands.close();
                         let _ = done.send(());
                         break;
                     }

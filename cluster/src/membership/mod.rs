@@ -18,7 +18,7 @@
 //! - **View and events** (`view.rs`): [`Membership::members`] is the source of truth;
 //!   [`MemberEvent`]s on the bounded channel report Up/Down/Updated for other members.
 //! - **Timings** (`config.rs`): see [`MembershipConfig`] and the `DEFAULT_*` constants;
-//!   a crashed node is declared Down in about 1.5–2.2 s.
+//!   a crashed node is declared Down in about 2 s (1.4–2.4 s).
 
 mod agent;
 mod auth;
