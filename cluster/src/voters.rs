@@ -95,8 +95,13 @@ pub fn plan(input: &PlanInput) -> Option<Action> {
 
     // 2. The voter set we want: keep voters that are healthy or only briefly down, then fill
     //    up to the target with healthy, caught-up learners.
-    let healthy_members = members.iter().filter(|id| healthy.contains(id)).count();
-    let target = target_voters(healthy_members);
+    // A member that is only suspect, or down for less than the grace period, still counts:
+    // the voter set must not shrink during a transient failure (a failover, a restart).
+    let counted = members
+        .iter()
+        .filter(|id| healthy.contains(id) || !down_past_grace(id))
+        .count();
+    let target = target_voters(counted);
     let mut want: BTreeSet<NodeId> = input
         .voters
         .iter()
@@ -300,6 +305,17 @@ mod tests {
         assert_eq!(plan(&i), None, "within grace nothing changes");
         i.down_for.insert(3, Duration::from_secs(11));
         assert_eq!(plan(&i), Some(Action::SetVoters(set(&[1, 2, 4, 5, 6]))));
+    }
+
+    #[test]
+    fn a_suspect_or_briefly_down_voter_changes_nothing() {
+        // Node 3 just died: gossip lists it as suspect (not healthy) or down within grace.
+        let mut i = input(&[1, 2, 3, 4, 5], &[], &[1, 2, 3, 4, 5]);
+        i.alive[2].healthy = false;
+        assert_eq!(plan(&i), None, "suspect: keep 5 voters");
+        let mut i = input(&[1, 2, 3, 4, 5], &[], &[1, 2, 4, 5]);
+        i.down_for.insert(3, Duration::from_secs(5));
+        assert_eq!(plan(&i), None, "down within grace: keep 5 voters");
     }
 
     #[test]

@@ -655,6 +655,10 @@ impl Agent {
                 OwnedNotification::Rename(old, new) => {
                     tracing::debug!(?old, ?new, "foca: member identity replaced");
                     self.tracker.renamed(&old, &new, now);
+                    // A restarted member seen as a rename (its old identity was not down here
+                    // yet) is a newcomer too: without a push it waits for the next announce
+                    // (5 s) for our metadata.
+                    newcomers.push(new);
                 }
                 OwnedNotification::Active => tracing::info!("joined the gossip cluster"),
                 OwnedNotification::Idle => {
