@@ -1,0 +1,542 @@
+//! Real `colony` node processes on loopback, started the way `tests/harness` starts them:
+//! port-0 listeners whose bound addresses are read from the node's JSON log, the first
+//! node bootstrapping and the others joining through its gossip address. Every process is
+//! killed when its [`Node`] (or the [`Cluster`]) is dropped, also on error or panic.
+
+use crate::http::Client;
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Log lines kept per node, shown when something goes wrong.
+const LOG_TAIL: usize = 200;
+
+/// What every node of a benchmark cluster is started with.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The `colony` binary.
+    pub bin: PathBuf,
+    /// `COLONY_ADMIN_TOKEN` (the bootstrapping node stores its hash; every node accepts it).
+    pub admin_token: String,
+    /// `COLONY_CLUSTER_SECRET`.
+    pub cluster_secret: String,
+    /// Bound on every wait (start, readiness, convergence).
+    pub wait: Duration,
+    /// Where to append each node's log (`node-<i>.log`), if anywhere.
+    pub log_dir: Option<PathBuf>,
+}
+
+impl Spec {
+    /// A spec with a fresh admin token and cluster secret.
+    pub fn new(bin: PathBuf, wait: Duration, log_dir: Option<PathBuf>) -> Spec {
+        let nonce = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let pid = std::process::id();
+        Spec {
+            bin,
+            admin_token: format!("bench-admin-{pid}-{nonce}"),
+            cluster_secret: format!("bench-secret-{pid}-{nonce}"),
+            wait,
+            log_dir,
+        }
+    }
+}
+
+/// The addresses a node is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addrs {
+    /// HTTP, `127.0.0.1:P`.
+    pub http: String,
+    /// Gossip (UDP).
+    pub gossip: String,
+    /// Internal Raft listener.
+    pub raft: String,
+}
+
+/// A running node process. Dropping it kills the process.
+#[derive(Debug)]
+pub struct Node {
+    child: Option<Child>,
+    /// Bound addresses.
+    pub addrs: Addrs,
+    /// `http://127.0.0.1:P`.
+    pub url: String,
+    /// The node id it logged at start.
+    pub id: String,
+    log: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Node {
+    /// Starts a node and waits (bounded) until it logs its bound addresses. `addrs` fixes
+    /// the listeners (a restart in place); `None` uses port 0. `label` names its log file.
+    pub fn spawn(
+        spec: &Spec,
+        label: &str,
+        data_dir: &Path,
+        addrs: Option<&Addrs>,
+        seeds: &[String],
+    ) -> Result<Node> {
+        let (http, gossip, raft) = match addrs {
+            Some(a) => (a.http.as_str(), a.gossip.as_str(), a.raft.as_str()),
+            None => ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"),
+        };
+        let mut cmd = Command::new(&spec.bin);
+        cmd.arg("node")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--http", http, "--gossip", gossip, "--raft", raft])
+            .args(["--log-format", "json", "--log-level", "info,openraft=warn"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for seed in seeds {
+            cmd.args(["--seed", seed]);
+        }
+        // Only the defaults: keep the caller's COLONY_* variables out of the benchmark.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("COLONY_") || k == "RUST_LOG" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("COLONY_ADMIN_TOKEN", &spec.admin_token)
+            .env("COLONY_CLUSTER_SECRET", &spec.cluster_secret);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", spec.bin.display()))?;
+        let stderr = child.stderr.take();
+        let log = Arc::new(Mutex::new(VecDeque::with_capacity(LOG_TAIL)));
+        let mut node = Node {
+            child: Some(child),
+            addrs: Addrs {
+                http: String::new(),
+                gossip: String::new(),
+                raft: String::new(),
+            },
+            url: String::new(),
+            id: String::new(),
+            log: log.clone(),
+        };
+        let stderr = stderr.ok_or_else(|| anyhow!("the node's stderr was not piped"))?;
+        let mut file = match &spec.log_dir {
+            Some(dir) => {
+                let path = dir.join(format!("{label}.log"));
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                Some(std::io::BufWriter::new(f))
+            }
+            None => None,
+        };
+        let (tx, rx) = mpsc::channel();
+        // Drains stderr for the whole life of the process (a full pipe would block the node)
+        // and reports the "listening" line.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(found) = parse_listening(&line) {
+                    let _ = tx.send(found);
+                }
+                if let Some(f) = file.as_mut() {
+                    // Best effort: a full disk must not stop the node.
+                    let _ = writeln!(f, "{line}").and_then(|()| f.flush());
+                }
+                let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
+                if log.len() == LOG_TAIL {
+                    log.pop_front();
+                }
+                log.push_back(line);
+            }
+        });
+        let deadline = Instant::now() + spec.wait;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok((addrs, id)) => {
+                    node.url = format!("http://{}", addrs.http);
+                    node.addrs = addrs;
+                    node.id = id;
+                    return Ok(node);
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                    if let Some(status) = node.exit_status() {
+                        bail!(
+                            "colony exited early with {status}; last log lines:\n{}",
+                            node.log_tail()
+                        );
+                    }
+                    if Instant::now() > deadline {
+                        bail!(
+                            "colony did not log its listening addresses within {:?}; last log lines:\n{}",
+                            spec.wait,
+                            node.log_tail()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// `kill -9`; returns the instant right after the signal was sent. Reaps the process.
+    pub fn kill9(&mut self) -> Instant {
+        let mut at = Instant::now();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            at = Instant::now();
+            let _ = c.wait();
+        }
+        at
+    }
+
+    /// The last log lines.
+    pub fn log_tail(&self) -> String {
+        let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        log.iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Parses the node's "colony node listening" JSON log line into its addresses and id.
+fn parse_listening(line: &str) -> Option<(Addrs, String)> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    let f = &v["fields"];
+    if !f["message"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("colony node listening"))
+    {
+        return None;
+    }
+    let text = |k: &str| f[k].as_str().map(str::to_string);
+    let id = match &f["node_id"] {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    };
+    Some((
+        Addrs {
+            http: text("http")?.trim_start_matches("http://").to_string(),
+            gossip: text("gossip")?,
+            raft: text("raft")?,
+        },
+        id,
+    ))
+}
+
+/// What a healthy cluster looks like at one moment.
+#[derive(Debug, Clone)]
+pub struct Healthy {
+    /// Index of the node every node agrees is the Raft leader.
+    pub leader: usize,
+    /// Its id.
+    pub leader_id: String,
+    /// What the last failed check before this one was waiting for (`None`: healthy at once).
+    pub waited_on: Option<String>,
+}
+
+/// N node processes on loopback. Dropping it kills every process, then removes the data.
+#[derive(Debug)]
+pub struct Cluster {
+    /// Nodes by index; `None` while killed. Declared first: dropped (killed) before the
+    /// data dirs are removed.
+    nodes: Vec<Option<Node>>,
+    /// Bound addresses by index (kept for restarts in place).
+    pub addrs: Vec<Addrs>,
+    /// Node ids by index.
+    pub ids: Vec<String>,
+    /// Data dirs by index, under `root`.
+    dirs: Vec<PathBuf>,
+    spec: Spec,
+    client: Client,
+    root: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `n` nodes: the first bootstraps, the others join through its gossip address.
+    /// Returns once the cluster is healthy (see [`Cluster::wait_healthy`]).
+    pub fn start(spec: Spec, n: usize) -> Result<Cluster> {
+        let root = tempfile::Builder::new()
+            .prefix("colony-bench-")
+            .tempdir()
+            .context("creating a temporary directory")?;
+        let mut c = Cluster {
+            nodes: Vec::new(),
+            addrs: Vec::new(),
+            ids: Vec::new(),
+            dirs: Vec::new(),
+            client: Client::new(Duration::from_secs(2)),
+            spec,
+            root,
+        };
+        for i in 0..n {
+            let dir = c.root.path().join(format!("n{}", i + 1));
+            let seeds: Vec<String> = c
+                .addrs
+                .first()
+                .map(|a| a.gossip.clone())
+                .into_iter()
+                .collect();
+            let node = Node::spawn(&c.spec, &format!("node-{}", i + 1), &dir, None, &seeds)
+                .with_context(|| format!("starting node {}", i + 1))?;
+            c.addrs.push(node.addrs.clone());
+            c.ids.push(node.id.clone());
+            c.dirs.push(dir);
+            c.nodes.push(Some(node));
+            c.wait_ready(i)?;
+        }
+        c.wait_healthy()?;
+        Ok(c)
+    }
+
+    /// Number of nodes (running or not).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The admin token.
+    pub fn admin_token(&self) -> &str {
+        &self.spec.admin_token
+    }
+
+    /// The bound on every wait.
+    pub fn wait_bound(&self) -> Duration {
+        self.spec.wait
+    }
+
+    /// The HTTP base URL of node `i`.
+    pub fn url(&self, i: usize) -> String {
+        format!("http://{}", self.addrs[i].http)
+    }
+
+    /// The voter count a healthy cluster of this size keeps: 3, or 5 with 5 nodes or more.
+    pub fn full_voters(&self) -> usize {
+        if self.len() >= 5 {
+            5
+        } else {
+            self.len().min(3)
+        }
+    }
+
+    /// Polls `/readyz` of node `i` until 200 (bounded).
+    fn wait_ready(&mut self, i: usize) -> Result<()> {
+        let deadline = Instant::now() + self.spec.wait;
+        let url = format!("{}/readyz", self.url(i));
+        loop {
+            let last = match self.client.get(&url, None) {
+                Ok(r) if r.status == 200 => return Ok(()),
+                Ok(r) => format!("{} {}", r.status, r.text),
+                Err(e) => e,
+            };
+            if let Some(Some(node)) = self.nodes.get_mut(i) {
+                if let Some(status) = node.exit_status() {
+                    bail!(
+                        "node {} exited with {status}; last log lines:\n{}",
+                        i + 1,
+                        node.log_tail()
+                    );
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "node {} not ready within {:?} (last /readyz: {last}); last log lines:\n{}",
+                    i + 1,
+                    self.spec.wait,
+                    self.log_tail(i)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits (bounded) until every node runs and answers `/readyz` 200, and every node's
+    /// `/v1/cluster` shows the full voter count, the same leader, and every node `active`.
+    pub fn wait_healthy(&mut self) -> Result<Healthy> {
+        let deadline = Instant::now() + self.spec.wait;
+        let mut waited_on = None;
+        loop {
+            let reason = match self.check_healthy() {
+                Ok(h) => return Ok(Healthy { waited_on, ..h }),
+                Err(reason) => reason,
+            };
+            waited_on = Some(reason.clone());
+            for (i, slot) in self.nodes.iter_mut().enumerate() {
+                if let Some(node) = slot {
+                    if let Some(status) = node.exit_status() {
+                        bail!(
+                            "node {} exited with {status}; last log lines:\n{}",
+                            i + 1,
+                            node.log_tail()
+                        );
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the cluster did not become healthy within {:?}: {reason}",
+                    self.spec.wait
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// One health check; `Err` says what is not healthy yet.
+    fn check_healthy(&self) -> Result<Healthy, String> {
+        let want = self.full_voters();
+        let mut leader: Option<String> = None;
+        for i in 0..self.len() {
+            if self.nodes[i].is_none() {
+                return Err(format!("node {} is not running", i + 1));
+            }
+            let base = self.url(i);
+            let ready = self
+                .client
+                .get(&format!("{base}/readyz"), None)
+                .map_err(|e| format!("node {} /readyz: {e}", i + 1))?;
+            if ready.status != 200 {
+                return Err(format!(
+                    "node {} /readyz: {} {}",
+                    i + 1,
+                    ready.status,
+                    ready.text
+                ));
+            }
+            let view = self
+                .client
+                .get(&format!("{base}/v1/cluster"), Some(self.admin_token()))
+                .map_err(|e| format!("node {} /v1/cluster: {e}", i + 1))?;
+            if view.status != 200 {
+                return Err(format!(
+                    "node {} /v1/cluster: {} {}",
+                    i + 1,
+                    view.status,
+                    view.text
+                ));
+            }
+            let view = view.json();
+            let voters = view["raft"]["voters"].as_array().map_or(0, Vec::len);
+            if voters != want {
+                return Err(format!("node {} sees {voters} voters, want {want}", i + 1));
+            }
+            let Some(l) = view["raft"]["leader"].as_str() else {
+                return Err(format!("node {} knows no leader", i + 1));
+            };
+            match &leader {
+                Some(prev) if prev != l => {
+                    return Err(format!("nodes disagree on the leader ({prev} vs {l})"));
+                }
+                _ => leader = Some(l.to_string()),
+            }
+            for (j, id) in self.ids.iter().enumerate() {
+                let states = member_states(&view, id);
+                if states.is_empty() || states.iter().any(|s| s != "active") {
+                    return Err(format!(
+                        "node {} sees node {} as {states:?}, want active",
+                        i + 1,
+                        j + 1
+                    ));
+                }
+            }
+        }
+        let leader_id = leader.ok_or("no nodes")?;
+        let idx = self
+            .ids
+            .iter()
+            .position(|id| *id == leader_id)
+            .ok_or_else(|| format!("the leader {leader_id} is not one of our nodes"))?;
+        Ok(Healthy {
+            leader: idx,
+            leader_id,
+            waited_on: None,
+        })
+    }
+
+    /// `kill -9` node `i`; returns the instant right after the signal.
+    pub fn kill9(&mut self, i: usize) -> Result<Instant> {
+        let mut node = self
+            .nodes
+            .get_mut(i)
+            .and_then(Option::take)
+            .ok_or_else(|| anyhow!("node {} is not running", i + 1))?;
+        Ok(node.kill9())
+    }
+
+    /// Restarts node `i` in place (same data dir and addresses) joining through `seeds`.
+    pub fn restart(&mut self, i: usize, seeds: &[String]) -> Result<()> {
+        if self.nodes[i].is_some() {
+            bail!("node {} is still running", i + 1);
+        }
+        let label = format!("node-{}", i + 1);
+        let node = Node::spawn(
+            &self.spec,
+            &label,
+            &self.dirs[i],
+            Some(&self.addrs[i]),
+            seeds,
+        )
+        .with_context(|| format!("restarting node {} in place", i + 1))?;
+        if node.addrs != self.addrs[i] || node.id != self.ids[i] {
+            bail!(
+                "node {} came back as {} on {:?}, expected {} on {:?}",
+                i + 1,
+                node.id,
+                node.addrs,
+                self.ids[i],
+                self.addrs[i]
+            );
+        }
+        self.nodes[i] = Some(node);
+        Ok(())
+    }
+
+    /// The last log lines of node `i` (empty when it is not running).
+    pub fn log_tail(&self, i: usize) -> String {
+        self.nodes
+            .get(i)
+            .and_then(Option::as_ref)
+            .map(Node::log_tail)
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in self.nodes.iter_mut().filter_map(Option::as_mut) {
+            node.kill9();
+        }
+    }
+}
+
+/// The states `view` (a `/v1/cluster` answer) lists for member `id`.
+pub fn member_states(view: &Value, id: &str) -> Vec<String> {
+    view["members"]
+        .as_array()
+        .map(|ms| {
+            ms.iter()
+                .filter(|m| m["id"].as_str() == Some(id))
+                .map(|m| m["state"].as_str().unwrap_or("?").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}

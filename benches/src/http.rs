@@ -1,0 +1,79 @@
+//! A small blocking HTTP client over `ureq` with short timeouts: HTTP error statuses are
+//! answers, only transport failures (refused, timed out) are errors.
+
+use serde_json::Value;
+use std::time::Duration;
+
+/// An HTTP answer of any status.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Body as text.
+    pub text: String,
+}
+
+impl Reply {
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+}
+
+/// A client whose every request (connect, send, receive) is bounded by `timeout`.
+#[derive(Debug, Clone)]
+pub struct Client {
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// A client with its own connection pool.
+    pub fn new(timeout: Duration) -> Client {
+        Client {
+            agent: ureq::AgentBuilder::new()
+                .timeout_connect(timeout)
+                .timeout(timeout)
+                .build(),
+        }
+    }
+
+    /// Sends a request; `Err` only for transport failures.
+    pub fn call(
+        &self,
+        method: &str,
+        url: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<Reply, String> {
+        let mut req = self.agent.request(method, url);
+        if let Some(t) = token {
+            req = req.set("authorization", &format!("Bearer {t}"));
+        }
+        let res = match body {
+            Some(b) => req
+                .set("content-type", "application/json")
+                .send_string(&b.to_string()),
+            None => req.call(),
+        };
+        let resp = match res {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(ureq::Error::Transport(t)) => return Err(t.to_string()),
+        };
+        let status = resp.status();
+        let text = resp
+            .into_string()
+            .map_err(|e| format!("reading the body: {e}"))?;
+        Ok(Reply { status, text })
+    }
+
+    /// `GET`.
+    pub fn get(&self, url: &str, token: Option<&str>) -> Result<Reply, String> {
+        self.call("GET", url, token, None)
+    }
+}
