@@ -1,0 +1,380 @@
+//! The bucket supervisor and the [`Buckets`] handle.
+//!
+//! A fixed number of shards (each an actor) hold the buckets; a key's shard is a stable hash
+//! of the key. The supervisor restarts a failed (panicked) shard with exponential backoff and
+//! counts restarts; the handle bounds in-flight batches per shard (overload answers
+//! [`BucketError::Overloaded`], never an unbounded queue) and times every call out.
+
+use crate::bucket_shard::{BucketShard, ShardArgs, ShardItem, ShardMsg};
+use colony_ratelimit::{Algorithm, Decision, Limit, LimitError};
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Settings of the bucket runtime.
+#[derive(Debug, Clone)]
+pub struct BucketsConfig {
+    /// Number of shard actors.
+    pub shards: usize,
+    /// Batches in flight per shard before new ones are refused.
+    pub max_in_flight_per_shard: usize,
+    /// Timeout of one shard call.
+    pub call_timeout: Duration,
+    /// How often shards forget buckets at rest.
+    pub sweep_every: Duration,
+}
+
+impl Default for BucketsConfig {
+    fn default() -> Self {
+        Self {
+            shards: 16,
+            max_in_flight_per_shard: 1024,
+            call_timeout: Duration::from_secs(2),
+            sweep_every: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One check request.
+#[derive(Debug, Clone)]
+pub struct CheckItem {
+    /// Bucket key, already scoped (e.g. by tenant).
+    pub key: String,
+    /// Algorithm.
+    pub algorithm: Algorithm,
+    /// Limit.
+    pub limit: Limit,
+    /// Hits to take (0 peeks).
+    pub hits: u64,
+}
+
+/// Why a check item has no decision.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BucketError {
+    /// The limit is invalid for the algorithm.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+    /// Too much work queued for the shard; retry shortly.
+    #[error("the rate limiter is overloaded; retry shortly")]
+    Overloaded,
+    /// The shard did not answer in time (or was restarting).
+    #[error("the rate limiter did not answer in time")]
+    Unavailable,
+}
+
+/// The shards, shared between the supervisor (which replaces failed ones) and handles.
+type ShardTable = Arc<RwLock<Vec<Option<ActorRef<ShardMsg>>>>>;
+
+/// Messages of the supervisor (local only).
+#[derive(Debug)]
+pub enum SupervisorMsg {
+    /// Start shard `i` again (after its backoff).
+    Respawn(usize),
+}
+
+impl ractor::Message for SupervisorMsg {}
+
+/// Startup arguments of the supervisor.
+#[derive(Debug)]
+pub struct SupervisorArgs {
+    table: ShardTable,
+    restarts: Arc<AtomicU64>,
+    sweep_every: Duration,
+}
+
+/// Supervisor state.
+#[derive(Debug)]
+pub struct SupervisorState {
+    table: ShardTable,
+    index_of: HashMap<ActorId, usize>,
+    failures: HashMap<usize, u32>,
+    restarts: Arc<AtomicU64>,
+    sweep_every: Duration,
+}
+
+/// The bucket supervisor actor.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BucketSupervisor;
+
+impl BucketSupervisor {
+    async fn spawn_shard(
+        myself: &ActorRef<SupervisorMsg>,
+        st: &mut SupervisorState,
+        i: usize,
+    ) -> Result<(), ActorProcessingErr> {
+        let args = ShardArgs {
+            index: i,
+            sweep_every: st.sweep_every,
+        };
+        let (shard, _) = Actor::spawn_linked(None, BucketShard, args, myself.get_cell()).await?;
+        st.index_of.insert(shard.get_id(), i);
+        let mut table = st.table.write().unwrap_or_else(|p| p.into_inner());
+        table[i] = Some(shard);
+        Ok(())
+    }
+}
+
+impl Actor for BucketSupervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        args: SupervisorArgs,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
+        let n = args.table.read().unwrap_or_else(|p| p.into_inner()).len();
+        let mut st = SupervisorState {
+            table: args.table,
+            index_of: HashMap::new(),
+            failures: HashMap::new(),
+            restarts: args.restarts,
+            sweep_every: args.sweep_every,
+        };
+        for i in 0..n {
+            Self::spawn_shard(&myself, &mut st, i).await?;
+        }
+        Ok(st)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
+        st: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SupervisorMsg::Respawn(i) => {
+                Self::spawn_shard(&myself, st, i).await?;
+                tracing::info!(shard = i, "bucket shard restarted");
+            }
+        }
+        Ok(())
+    }
+
+    // Overridden: ractor's default stops the supervisor when any child stops.
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        evt: SupervisionEvent,
+        st: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, reason) = match evt {
+            SupervisionEvent::ActorFailed(cell, err) => (cell, err.to_string()),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                (cell, reason.unwrap_or_else(|| "stopped".into()))
+            }
+            _ => return Ok(()),
+        };
+        let Some(i) = st.index_of.remove(&cell.get_id()) else {
+            return Ok(());
+        };
+        {
+            let mut table = st.table.write().unwrap_or_else(|p| p.into_inner());
+            table[i] = None;
+        }
+        let n = st.failures.entry(i).or_default();
+        *n = n.saturating_add(1);
+        st.restarts.fetch_add(1, Ordering::Relaxed);
+        // 10 ms, 20 ms, ... capped at ~1 s: a crash loop cannot spin the CPU.
+        let backoff = Duration::from_millis(10u64 << (*n - 1).min(7));
+        tracing::warn!(shard = i, %reason, restart = *n, ?backoff, "bucket shard stopped; restarting");
+        myself.send_after(backoff, move || SupervisorMsg::Respawn(i));
+        Ok(())
+    }
+}
+
+/// Handle to the bucket runtime: cheap to clone.
+#[derive(Clone)]
+pub struct Buckets {
+    table: ShardTable,
+    permits: Arc<Vec<Arc<Semaphore>>>,
+    restarts: Arc<AtomicU64>,
+    supervisor: ActorRef<SupervisorMsg>,
+    config: BucketsConfig,
+}
+
+impl std::fmt::Debug for Buckets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Buckets")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The runtime could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the bucket actors: {0}")]
+pub struct StartError(String);
+
+impl Buckets {
+    /// Starts the supervisor and its shards.
+    pub async fn start(config: BucketsConfig) -> Result<Self, StartError> {
+        let shards = config.shards.max(1);
+        let table: ShardTable = Arc::new(RwLock::new(vec![None; shards]));
+        let restarts = Arc::new(AtomicU64::new(0));
+        let args = SupervisorArgs {
+            table: table.clone(),
+            restarts: restarts.clone(),
+            sweep_every: config.sweep_every,
+        };
+        let (supervisor, _) = Actor::spawn(None, BucketSupervisor, args)
+            .await
+            .map_err(|e| StartError(e.to_string()))?;
+        let permits = (0..shards)
+            .map(|_| Arc::new(Semaphore::new(config.max_in_flight_per_shard.max(1))))
+            .collect();
+        Ok(Self {
+            table,
+            permits: Arc::new(permits),
+            restarts,
+            supervisor,
+            config,
+        })
+    }
+
+    /// The shard of a key: a stable hash, so the same key always lands on the same shard.
+    pub fn shard_of(&self, key: &str) -> usize {
+        (colony_placement::key_digest(key.as_bytes()) % self.permits.len() as u64) as usize
+    }
+
+    fn shard(&self, i: usize) -> Option<ActorRef<ShardMsg>> {
+        self.table
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(i)
+            .cloned()
+            .flatten()
+    }
+
+    /// Checks every item; results come back in the order of `items`. Items are split by
+    /// shard and the shards are asked in parallel.
+    pub async fn check(&self, items: Vec<CheckItem>) -> Vec<Result<Decision, BucketError>> {
+        let mut results: Vec<Result<Decision, BucketError>> =
+            vec![Err(BucketError::Unavailable); items.len()];
+        let mut groups: HashMap<usize, (Vec<usize>, Vec<ShardItem>)> = HashMap::new();
+        for (pos, it) in items.into_iter().enumerate() {
+            if let Err(e) = it.limit.validate(it.algorithm) {
+                results[pos] = Err(BucketError::Limit(e));
+                continue;
+            }
+            let g = groups.entry(self.shard_of(&it.key)).or_default();
+            g.0.push(pos);
+            g.1.push(ShardItem {
+                key: it.key,
+                algorithm: it.algorithm,
+                limit: it.limit,
+                hits: it.hits,
+            });
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (shard, (positions, batch)) in groups {
+            let this = self.clone();
+            tasks.spawn(async move { (positions, this.check_shard(shard, batch).await) });
+        }
+        while let Some(done) = tasks.join_next().await {
+            let Ok((positions, outcome)) = done else {
+                continue;
+            };
+            match outcome {
+                Ok(decisions) => {
+                    for (pos, d) in positions.into_iter().zip(decisions) {
+                        results[pos] = d.map_err(BucketError::Limit);
+                    }
+                }
+                Err(e) => {
+                    for pos in positions {
+                        results[pos] = Err(e.clone());
+                    }
+                }
+            }
+        }
+        results
+    }
+
+    /// One batch to one shard; retried once if the shard was restarting or timed out.
+    async fn check_shard(
+        &self,
+        i: usize,
+        batch: Vec<ShardItem>,
+    ) -> Result<Vec<Result<Decision, LimitError>>, BucketError> {
+        for attempt in 0..2 {
+            let permit = self.permits[i]
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| BucketError::Overloaded)?;
+            if let Some(shard) = self.shard(i) {
+                let items = batch.clone();
+                match shard
+                    .call(
+                        |reply| ShardMsg::Check(items, permit, reply),
+                        Some(self.config.call_timeout),
+                    )
+                    .await
+                {
+                    Ok(CallResult::Success(out)) => return Ok(out),
+                    // A timeout can surface as Timeout or as a closed channel: same handling.
+                    Ok(CallResult::Timeout) | Ok(CallResult::SenderError) | Err(_) => {}
+                }
+            } else {
+                drop(permit);
+            }
+            if attempt == 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Err(BucketError::Unavailable)
+    }
+
+    /// Shard restarts since start (a metric).
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Buckets held across all shards.
+    pub async fn len(&self) -> usize {
+        let mut total = 0;
+        for i in 0..self.permits.len() {
+            if let Some(shard) = self.shard(i) {
+                if let Ok(CallResult::Success(n)) = shard
+                    .call(ShardMsg::Len, Some(self.config.call_timeout))
+                    .await
+                {
+                    total += n;
+                }
+            }
+        }
+        total
+    }
+
+    /// Whether no bucket is held.
+    pub async fn is_empty(&self) -> bool {
+        self.len().await == 0
+    }
+
+    /// Test-only fault injection: makes shard `i` (or every shard) panic.
+    pub fn inject_panic(&self, shard: Option<usize>) {
+        let n = self.permits.len();
+        for i in (0..n).filter(|i| shard.is_none_or(|s| s == *i)) {
+            if let Some(s) = self.shard(i) {
+                let _ = s.cast(ShardMsg::InjectPanic);
+            }
+        }
+    }
+
+    /// Stops the supervisor and its shards.
+    pub async fn stop(&self) {
+        let _ = self
+            .supervisor
+            .stop_and_wait(None, Some(Duration::from_secs(5)))
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests;
