@@ -4,6 +4,7 @@ use crate::cli::NodeArgs;
 use crate::config::{Config, ConfigError, LogConfig, LogFormat};
 use crate::datadir;
 use anyhow::Context;
+use colony_actors::{Buckets, BucketsConfig};
 use colony_api::{ApiSettings, AppState, Lifecycle, Metrics};
 use colony_cluster::membership::{MemberEvent, Membership, MembershipConfig, NodeMeta, NodeState};
 use colony_cluster::raft::NodeInfo;
@@ -188,11 +189,16 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         stop_rx.clone(),
     ));
 
+    let buckets = Buckets::start(BucketsConfig::default())
+        .await
+        .context("starting the bucket actors")?;
+
     let lifecycle = Lifecycle::default();
     let app = AppState {
         raft: raft.clone(),
         membership: membership.clone(),
         faults: faults.clone(),
+        buckets: buckets.clone(),
         metrics: Arc::new(Metrics::new().context("creating metrics")?),
         lifecycle: lifecycle.clone(),
         settings: Arc::new(ApiSettings {
@@ -252,6 +258,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             "in-flight requests did not finish within http.shutdown_grace_ms; closing them"
         ),
     }
+    buckets.stop().await;
     membership.leave().await;
     raft.shutdown()
         .await

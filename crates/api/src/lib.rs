@@ -17,6 +17,7 @@ pub mod routes;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use colony_actors::Buckets;
 use colony_cluster::membership::Membership;
 use colony_cluster::transport::faults::Faults;
 use colony_cluster::RaftNode;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub membership: Membership,
     /// Test-only fault injection switches (inert unless enabled by config).
     pub faults: Faults,
+    /// The rate-limit bucket actors of this node.
+    pub buckets: Buckets,
     /// Metric families.
     pub metrics: Arc<Metrics>,
     /// Drain state.

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub events: IntCounterVec,
     /// Entries each follower is behind the leader (leader only).
     pub replication_lag: IntGaugeVec,
+    /// Actors restarted by their supervisor after a panic or error, by supervisor.
+    pub actor_restarts: IntCounterVec,
     last_seen: Arc<Mutex<HashMap<String, u64>>>,
 }
 
@@ -106,6 +108,14 @@ impl Metrics {
         registry.register(Box::new(members.clone()))?;
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(replication_lag.clone()))?;
+        let actor_restarts = IntCounterVec::new(
+            Opts::new(
+                "colony_actor_restarts_total",
+                "Actors restarted by their supervisor, by supervisor",
+            ),
+            &["supervisor"],
+        )?;
+        registry.register(Box::new(actor_restarts.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::new(
@@ -125,18 +135,26 @@ impl Metrics {
             members,
             events,
             replication_lag,
+            actor_restarts,
             last_seen: Arc::default(),
         })
     }
 
     /// Brings the counter `event` up to `total`, a monotonic count kept elsewhere.
     pub fn sync_counter(&self, event: &str, total: u64) {
+        self.sync(&self.events, "event", event, total);
+    }
+
+    /// Brings `colony_actor_restarts_total{supervisor}` up to `total`.
+    pub fn sync_restarts(&self, supervisor: &str, total: u64) {
+        self.sync(&self.actor_restarts, "restarts", supervisor, total);
+    }
+
+    fn sync(&self, family: &IntCounterVec, kind: &str, label: &str, total: u64) {
         let mut seen = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
-        let last = seen.entry(event.to_string()).or_insert(0);
+        let last = seen.entry(format!("{kind}/{label}")).or_insert(0);
         if total > *last {
-            self.events
-                .with_label_values(&[event])
-                .inc_by(total - *last);
+            family.with_label_values(&[label]).inc_by(total - *last);
             *last = total;
         }
     }

@@ -218,4 +218,5 @@ fn export_cluster(app: &AppState) {
     m.sync_counter("raft_leader_changes", rc.leader_changes.load(Relaxed));
     m.sync_counter("forwarded_writes", rc.forwarded_writes.load(Relaxed));
     m.sync_counter("forwarded_reads", rc.forwarded_reads.load(Relaxed));
+    m.sync_restarts("buckets", app.buckets.restarts());
 }

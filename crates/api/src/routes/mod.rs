@@ -3,6 +3,7 @@
 mod audit;
 mod health;
 mod keys;
+mod ratelimit;
 mod tenants;
 mod testing;
 mod tiers;
@@ -46,6 +47,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/audit", get(audit::list))
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/whoami", get(whoami::whoami))
+        .route("/v1/ratelimit/check", post(ratelimit::check))
+        .route("/v1/testing/panic", post(testing::inject_panic))
         .route(
             "/v1/testing/faults",
             get(testing::get_faults).put(testing::put_faults),

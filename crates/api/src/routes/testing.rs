@@ -1,4 +1,5 @@
-//! `GET, PUT /v1/testing/faults` (admin): test-only partitions without root.
+//! `GET, PUT /v1/testing/faults` (admin): test-only partitions without root, and
+//! `POST /v1/testing/panic` (admin): makes actors panic to show supervision restarts them.
 //!
 //! Exists only when the node runs with `cluster.fault_injection = true` (off by default);
 //! otherwise it answers 404. Blocking a peer drops this node's Raft and forwarding traffic
@@ -81,4 +82,39 @@ pub async fn put_faults(
     app.membership.set_blocked(gossip_addrs);
     tracing::warn!(faults = ?set, "fault injection changed");
     Ok(Json(view(&set)))
+}
+
+/// Body of `POST /v1/testing/panic`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PanicBody {
+    /// Which actors: `bucket_shards`.
+    target: String,
+    /// One shard index; all shards when absent.
+    #[serde(default)]
+    shard: Option<usize>,
+}
+
+/// Makes the chosen actors panic; their supervisor restarts them.
+pub async fn inject_panic(
+    _: Admin,
+    State(app): State<AppState>,
+    ApiJson(body): ApiJson<PanicBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    if !app.faults.enabled() {
+        return Err(disabled());
+    }
+    match body.target.as_str() {
+        "bucket_shards" => app.buckets.inject_panic(body.shard),
+        other => {
+            return Err(Problem::invalid_field(
+                "/target",
+                format!("{other:?} is not one of \"bucket_shards\""),
+            ))
+        }
+    }
+    tracing::warn!(target = %body.target, shard = ?body.shard, "fault injection: panic injected");
+    Ok(Json(
+        serde_json::json!({ "injected": body.target, "restarts_so_far": app.buckets.restarts() }),
+    ))
 }

@@ -1,0 +1,174 @@
+//! `POST /v1/ratelimit/check`: Gubernator-style batch checks of rate-limit buckets.
+//!
+//! Buckets are scoped to the caller's tenant: two tenants using the same name and key never
+//! share a bucket. Each item gets its own answer (or its own error) in request order.
+
+use crate::auth::TenantCaller;
+use crate::extract::ApiJson;
+use crate::problem::{ApiResult, ErrorCode, Problem};
+use crate::AppState;
+use axum::extract::State;
+use axum::Json;
+use colony_actors::{BucketError, CheckItem};
+use colony_ratelimit::{Algorithm, Limit, Status};
+use serde::{Deserialize, Serialize};
+
+/// Most items in one batch.
+pub const MAX_ITEMS: usize = 1000;
+
+/// Longest name or key, in bytes.
+pub const MAX_KEY_BYTES: usize = 512;
+
+/// Body of a check.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckBody {
+    requests: Vec<ItemBody>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// One item of a check.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemBody {
+    name: String,
+    key: String,
+    /// Hits to take; 0 peeks without charging. Default 1.
+    #[serde(default = "one")]
+    hits: u64,
+    limit: u64,
+    duration_ms: u64,
+    #[serde(default)]
+    burst: Option<u64>,
+    /// Default `token_bucket`.
+    #[serde(default)]
+    algorithm: Option<Algorithm>,
+}
+
+/// One answer.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ItemAnswer {
+    /// A decision.
+    Decision {
+        /// `under_limit` or `over_limit`.
+        status: Status,
+        /// The limit.
+        limit: u64,
+        /// Hits left.
+        remaining: u64,
+        /// Milliseconds until the bucket is back at rest (or, when over, until the request fits).
+        reset_after_ms: u64,
+    },
+    /// This item alone failed.
+    Error {
+        /// What was wrong.
+        error: String,
+    },
+}
+
+/// Answer of a check.
+#[derive(Debug, Serialize)]
+pub struct CheckAnswer {
+    responses: Vec<ItemAnswer>,
+}
+
+/// The tenant-scoped bucket key; lengths make it unambiguous whatever the parts contain.
+fn bucket_key(tenant: &str, name: &str, key: &str) -> String {
+    format!("{}:{tenant}/{}:{name}/{key}", tenant.len(), name.len())
+}
+
+fn check_text(field: &str, v: &str) -> Result<(), String> {
+    if v.is_empty() {
+        return Err(format!("{field} must not be empty"));
+    }
+    if v.len() > MAX_KEY_BYTES {
+        return Err(format!("{field} must be at most {MAX_KEY_BYTES} bytes"));
+    }
+    Ok(())
+}
+
+/// Checks a batch of buckets for the caller's tenant.
+pub async fn check(
+    caller: TenantCaller,
+    State(app): State<AppState>,
+    ApiJson(body): ApiJson<CheckBody>,
+) -> ApiResult<Json<CheckAnswer>> {
+    if body.requests.is_empty() || body.requests.len() > MAX_ITEMS {
+        return Err(Problem::invalid_field(
+            "/requests",
+            format!("must hold 1 to {MAX_ITEMS} items"),
+        ));
+    }
+    let tenant = caller.tenant.id.as_str();
+    let mut answers: Vec<Option<ItemAnswer>> = Vec::with_capacity(body.requests.len());
+    let mut items = Vec::new();
+    let mut positions = Vec::new();
+    for (i, it) in body.requests.into_iter().enumerate() {
+        if let Err(e) = check_text("name", &it.name).and_then(|_| check_text("key", &it.key)) {
+            answers.push(Some(ItemAnswer::Error { error: e }));
+            continue;
+        }
+        answers.push(None);
+        positions.push(i);
+        items.push(CheckItem {
+            key: bucket_key(tenant, &it.name, &it.key),
+            algorithm: it.algorithm.unwrap_or(Algorithm::TokenBucket),
+            limit: Limit {
+                limit: it.limit,
+                duration_ms: it.duration_ms,
+                burst: it.burst,
+            },
+            hits: it.hits,
+        });
+    }
+    let results = app.buckets.check(items).await;
+    let all_unavailable = !results.is_empty()
+        && results
+            .iter()
+            .all(|r| matches!(r, Err(BucketError::Overloaded | BucketError::Unavailable)));
+    if all_unavailable {
+        return Err(Problem::new(
+            ErrorCode::Unavailable,
+            "the rate limiter is overloaded or restarting; retry shortly",
+        )
+        .with_retry_after(1));
+    }
+    for (pos, r) in positions.into_iter().zip(results) {
+        answers[pos] = Some(match r {
+            Ok(d) => ItemAnswer::Decision {
+                status: d.status,
+                limit: d.limit,
+                remaining: d.remaining,
+                reset_after_ms: d.reset_after_ms,
+            },
+            Err(e) => ItemAnswer::Error {
+                error: e.to_string(),
+            },
+        });
+    }
+    let responses = answers
+        .into_iter()
+        .map(|a| {
+            a.unwrap_or(ItemAnswer::Error {
+                error: "not checked".into(),
+            })
+        })
+        .collect();
+    Ok(Json(CheckAnswer { responses }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bucket_key;
+
+    #[test]
+    fn bucket_keys_are_unambiguous_and_tenant_scoped() {
+        assert_ne!(bucket_key("a", "b/c", "d"), bucket_key("a", "b", "c/d"));
+        assert_ne!(bucket_key("t1", "n", "k"), bucket_key("t2", "n", "k"));
+        assert_ne!(bucket_key("a/1:b", "c", "d"), bucket_key("a", "1:b/c", "d"));
+    }
+}
