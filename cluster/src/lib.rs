@@ -9,9 +9,12 @@
 //!   read index, test-only fault injection
 //! - [`voters`]: the leader's loop that adds joiners as learners, promotes them, and
 //!   replaces voters that stay down
+//! - [`actor_link`]: the actor transport (ractor_cluster): one session per peer, dialed and
+//!   dropped as gossip membership changes; carries routed rate-limit checks
 //! - [`node`]: [`RaftNode`], the handle the rest of the node uses to write commands, read
 //!   state, query and verify the audit log, and watch Raft metrics
 
+pub mod actor_link;
 pub mod membership;
 pub mod node;
 pub mod raft;

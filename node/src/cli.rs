@@ -17,6 +17,8 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+// Parsed once at startup: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run one node (the default).
     Node(NodeArgs),
@@ -30,7 +32,7 @@ pub struct DevArgs {
     /// Number of nodes (1-9).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=9))]
     pub nodes: u16,
-    /// Node i listens on HTTP base+i, gossip base+100+i, raft base+200+i.
+    /// Node i listens on HTTP base+i, gossip base+100+i, raft base+200+i, cluster base+300+i.
     #[arg(long, default_value_t = 8080, value_parser = clap::value_parser!(u16).range(1024..=65000))]
     pub base_port: u16,
     /// Parent directory of the nodes' data dirs.
@@ -56,6 +58,9 @@ pub struct NodeArgs {
     /// Internal Raft listen address (key raft.listen).
     #[arg(long, value_name = "ADDR")]
     pub raft: Option<String>,
+    /// Actor transport (TCP) listen address: routed rate-limit checks (key cluster.listen).
+    #[arg(long, value_name = "ADDR")]
+    pub cluster: Option<String>,
     /// Gossip address of a node to join through (key cluster.seeds; repeatable).
     #[arg(long = "seed", value_name = "ADDR")]
     pub seeds: Vec<String>,
@@ -82,6 +87,7 @@ impl NodeArgs {
             ("http.listen", &self.http),
             ("gossip.listen", &self.gossip),
             ("raft.listen", &self.raft),
+            ("cluster.listen", &self.cluster),
             ("log.format", &self.log_format),
             ("log.level", &self.log_level),
         ];

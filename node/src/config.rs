@@ -86,6 +86,10 @@ pub struct ClusterConfig {
     pub max_ready_lag: u64,
     /// Test-only fault injection endpoint (`PUT /v1/testing/faults`).
     pub fault_injection: bool,
+    /// TCP address of the actor transport (ractor_cluster): routed rate-limit checks.
+    pub listen: SocketAddr,
+    /// Address other nodes should dial, when different from `listen`.
+    pub advertise: Option<SocketAddr>,
 }
 
 /// Raft timing and log compaction.
@@ -151,6 +155,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("cluster.voter_down_grace_ms", "30000"),
     ("cluster.max_ready_lag", "100"),
     ("cluster.fault_injection", "false"),
+    ("cluster.listen", "127.0.0.1:7947"),
+    ("cluster.advertise", ""),
     ("raft.listen", "127.0.0.1:7948"),
     ("raft.advertise", ""),
     ("raft.heartbeat_ms", "100"),
@@ -236,6 +242,8 @@ impl Default for Config {
                 voter_down_grace: Duration::ZERO,
                 max_ready_lag: 0,
                 fault_injection: false,
+                listen: SocketAddr::from(([127, 0, 0, 1], 7947)),
+                advertise: None,
             },
             raft: RaftConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 7948)),
@@ -306,6 +314,8 @@ impl Config {
             "cluster.voter_down_grace_ms" => self.cluster.voter_down_grace = parse_ms(key, v)?,
             "cluster.max_ready_lag" => self.cluster.max_ready_lag = parse_u64(key, v)?,
             "cluster.fault_injection" => self.cluster.fault_injection = parse_bool(key, v)?,
+            "cluster.listen" => self.cluster.listen = parse_addr(key, v)?,
+            "cluster.advertise" => self.cluster.advertise = parse_optional_addr(key, v)?,
             "raft.listen" => self.raft.listen = parse_addr(key, v)?,
             "raft.advertise" => self.raft.advertise = parse_optional_addr(key, v)?,
             "raft.heartbeat_ms" => self.raft.heartbeat = parse_ms(key, v)?,

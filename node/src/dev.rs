@@ -1,6 +1,7 @@
 //! `colony dev --nodes N`: a local cluster of N node processes for development.
 //!
-//! Node i gets HTTP base+i, gossip base+100+i and raft base+200+i on 127.0.0.1, data in
+//! Node i gets HTTP base+i, gossip base+100+i, raft base+200+i and the actor transport
+//! base+300+i on 127.0.0.1, data in
 //! `<dir>/n<i>`. Node 1 bootstraps; every node lists all others as seeds. A random cluster
 //! secret is shared through the environment; the admin token is written to
 //! `<dir>/admin-token` (0600) unless `COLONY_ADMIN_TOKEN` is set. Ctrl-C or SIGTERM stops
@@ -61,20 +62,22 @@ pub fn run(args: &DevArgs) -> anyhow::Result<()> {
         args.dir.display()
     );
     println!(
-        "{:<4} {:<24} {:<22} {:<22}",
-        "node", "http", "gossip", "raft"
+        "{:<4} {:<24} {:<22} {:<22} {:<22}",
+        "node", "http", "gossip", "raft", "cluster"
     );
     for i in 1..=n {
         let name = format!("n{i}");
         let http = format!("127.0.0.1:{}", port(0, i));
         let gossip = format!("127.0.0.1:{}", port(100, i));
         let raft = format!("127.0.0.1:{}", port(200, i));
-        println!("{name:<4} http://{http:<17} {gossip:<22} {raft:<22}");
+        let cluster = format!("127.0.0.1:{}", port(300, i));
+        println!("{name:<4} http://{http:<17} {gossip:<22} {raft:<22} {cluster:<22}");
         let mut cmd = Command::new(&exe);
         cmd.arg("node")
             .arg("--data-dir")
             .arg(args.dir.join(&name))
             .args(["--http", &http, "--gossip", &gossip, "--raft", &raft])
+            .args(["--cluster", &cluster])
             .env("COLONY_CLUSTER_SECRET", &secret)
             .env("COLONY_ADMIN_TOKEN", &token)
             .stdin(Stdio::null())

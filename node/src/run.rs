@@ -4,9 +4,16 @@ use crate::cli::NodeArgs;
 use crate::config::{Config, ConfigError, LogConfig, LogFormat};
 use crate::datadir;
 use anyhow::Context;
-use colony_actors::{Buckets, BucketsConfig};
+use colony_actors::{
+    Buckets, BucketsConfig, ClusterView, Limiter, LimiterConfig, Router, RouterArgs, ROUTER_GROUP,
+    ROUTER_SCOPE,
+};
 use colony_api::{ApiSettings, AppState, Lifecycle, Metrics};
-use colony_cluster::membership::{MemberEvent, Membership, MembershipConfig, NodeMeta, NodeState};
+use colony_cluster::actor_link::{ActorLink, ActorLinkConfig};
+use colony_cluster::membership::{
+    MemberEvent, MemberStatus, Membership, MembershipConfig, NodeMeta, NodeState,
+    EVENT_CHANNEL_CAPACITY,
+};
 use colony_cluster::raft::NodeInfo;
 use colony_cluster::transport::faults::Faults;
 use colony_cluster::voters::VoterSettings;
@@ -91,6 +98,12 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             .local_addr()
             .context("reading the raft listen address")?,
     );
+    let cluster_listener = bind("cluster.listen", config.cluster.listen).await?;
+    let cluster_addr = config.cluster.advertise.unwrap_or(
+        cluster_listener
+            .local_addr()
+            .context("reading the cluster listen address")?,
+    );
 
     // Without seeds a single node still runs gossip; with no secret configured it gets a
     // random one, so nobody can join it until it is restarted with a shared secret.
@@ -129,6 +142,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         raft_addr: raft_addr.to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         state: NodeState::Joining,
+        cluster_addr: cluster_addr.to_string(),
     };
     let mut gossip_cfg = MembershipConfig::lan_defaults(
         node_id,
@@ -148,9 +162,13 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         ))
     })?;
     let gossip_addr = membership.local_addr();
-    // Member events are logged; the member table itself is read on demand.
+    // Member events are logged and passed on to the actor transport, which dials and drops
+    // sessions as members come and go; the member table itself is read on demand.
+    let (link_events_tx, link_events) = tokio::sync::mpsc::channel(EVENT_CHANNEL_CAPACITY);
     tokio::spawn(async move {
         while let Some(event) = member_events.recv().await {
+            // A full channel loses nothing for good: the link also reconciles periodically.
+            let _ = link_events_tx.try_send(event.clone());
             match event {
                 MemberEvent::Up(m) => {
                     tracing::info!(member = m.node_id, addr = %m.gossip_addr, "member up")
@@ -192,6 +210,35 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let buckets = Buckets::start(BucketsConfig::default())
         .await
         .context("starting the bucket actors")?;
+    let link = ActorLink::start(
+        ActorLinkConfig {
+            node_id,
+            advertise: cluster_addr,
+            cookie: secret.clone(),
+        },
+        cluster_listener,
+    )
+    .await
+    .context("starting the actor transport")?;
+    tokio::spawn(
+        link.clone()
+            .run(membership.clone(), link_events, stop_rx.clone()),
+    );
+    let router = Router::start(RouterArgs {
+        buckets: buckets.clone(),
+        node_id,
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("starting the router actor: {e}"))?;
+    let limiter = Limiter::new(
+        node_id,
+        buckets.clone(),
+        Arc::new(NodeView {
+            membership: membership.clone(),
+            link: link.clone(),
+        }),
+        LimiterConfig::default(),
+    );
 
     let lifecycle = Lifecycle::default();
     let app = AppState {
@@ -199,6 +246,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         membership: membership.clone(),
         faults: faults.clone(),
         buckets: buckets.clone(),
+        limiter,
         metrics: Arc::new(Metrics::new().context("creating metrics")?),
         lifecycle: lifecycle.clone(),
         settings: Arc::new(ApiSettings {
@@ -207,10 +255,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             max_ready_lag: config.cluster.max_ready_lag,
         }),
     };
-    let router = colony_api::router(app);
+    let api = colony_api::router(app);
     let mut server_stop = stop_rx.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, router)
+        axum::serve(listener, api)
             .with_graceful_shutdown(async move {
                 let _ = server_stop.wait_for(|stop| *stop).await;
             })
@@ -220,6 +268,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         http = %format!("http://{http_addr}"),
         gossip = %gossip_addr,
         raft = %raft_addr,
+        cluster = %cluster_addr,
         data_dir = %dir.display(),
         node_id,
         "colony node listening; /readyz turns 200 once it is part of a cluster"
@@ -258,6 +307,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             "in-flight requests did not finish within http.shutdown_grace_ms; closing them"
         ),
     }
+    link.stop().await;
+    router.stop(None);
     buckets.stop().await;
     membership.leave().await;
     raft.shutdown()
@@ -266,6 +317,34 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     internal_server.abort();
     tracing::info!("storage flushed; bye");
     Ok(())
+}
+
+/// The routing layer's view of the cluster: gossip membership for ownership, the actor
+/// transport for reaching owners.
+struct NodeView {
+    membership: Membership,
+    link: ActorLink,
+}
+
+impl ClusterView for NodeView {
+    fn active_members(&self) -> Vec<u64> {
+        // Draining and joining nodes own nothing: their buckets move to the active ones.
+        self.membership
+            .members()
+            .into_iter()
+            .filter(|m| {
+                m.status == MemberStatus::Alive
+                    && m.meta
+                        .as_ref()
+                        .is_some_and(|x| x.state == NodeState::Active)
+            })
+            .map(|m| m.node_id)
+            .collect()
+    }
+
+    fn router_of(&self, node: u64) -> Option<ractor::ActorCell> {
+        self.link.remote_member(ROUTER_SCOPE, ROUTER_GROUP, node)
+    }
 }
 
 async fn bind(

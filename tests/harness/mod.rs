@@ -36,6 +36,8 @@ pub struct Node {
     pub gossip_addr: String,
     /// Bound internal (Raft) address.
     pub raft_addr: String,
+    /// Bound actor-transport (ractor_cluster) address.
+    pub cluster_addr: String,
     /// The node's data dir.
     pub data_dir: PathBuf,
     /// Everything the node logged so far (JSON lines).
@@ -53,8 +55,9 @@ pub struct NodeOptions {
     pub no_admin_token: bool,
     /// Gossip addresses to join through (sets the cluster secret too).
     pub seeds: Vec<String>,
-    /// Fixed addresses (http, gossip, raft) instead of port 0, e.g. to restart in place.
-    pub addrs: Option<(String, String, String)>,
+    /// Fixed addresses (http, gossip, raft, cluster) instead of port 0, e.g. to restart in
+    /// place.
+    pub addrs: Option<(String, String, String, String)>,
     /// Do not wait for `/readyz` (e.g. a node expected never to join).
     pub no_wait_ready: bool,
 }
@@ -68,8 +71,9 @@ impl Node {
     /// Starts a node and waits until it is ready.
     pub fn start_with(data_dir: &Path, opts: NodeOptions) -> Node {
         let mut cmd = Command::new(colony_bin());
-        let (http, gossip, raft) = opts.addrs.clone().unwrap_or_else(|| {
+        let (http, gossip, raft, cluster) = opts.addrs.clone().unwrap_or_else(|| {
             (
+                "127.0.0.1:0".into(),
                 "127.0.0.1:0".into(),
                 "127.0.0.1:0".into(),
                 "127.0.0.1:0".into(),
@@ -79,6 +83,7 @@ impl Node {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--http", &http, "--gossip", &gossip, "--raft", &raft])
+            .args(["--cluster", &cluster])
             .args(["--log-format", "json", "--log-level", "info,openraft=warn"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -116,7 +121,12 @@ impl Node {
                         .is_some_and(|m| m.starts_with("colony node listening"))
                     {
                         let field = |k: &str| f[k].as_str().unwrap_or_default().to_string();
-                        let _ = tx.send((field("http"), field("gossip"), field("raft")));
+                        let _ = tx.send((
+                            field("http"),
+                            field("gossip"),
+                            field("raft"),
+                            field("cluster"),
+                        ));
                     }
                 }
                 log2.lock().unwrap().push(line);
@@ -128,17 +138,19 @@ impl Node {
             http_addr: String::new(),
             gossip_addr: String::new(),
             raft_addr: String::new(),
+            cluster_addr: String::new(),
             data_dir: data_dir.to_path_buf(),
             log,
         };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok((url, gossip, raft)) => {
+                Ok((url, gossip, raft, cluster)) => {
                     node.http_addr = url.trim_start_matches("http://").to_string();
                     node.url = url;
                     node.gossip_addr = gossip;
                     node.raft_addr = raft;
+                    node.cluster_addr = cluster;
                     break;
                 }
                 Err(_) => {
@@ -167,11 +179,12 @@ impl Node {
     }
 
     /// The addresses this node is bound to, to restart it in place.
-    pub fn addrs(&self) -> (String, String, String) {
+    pub fn addrs(&self) -> (String, String, String, String) {
         (
             self.http_addr.clone(),
             self.gossip_addr.clone(),
             self.raft_addr.clone(),
+            self.cluster_addr.clone(),
         )
     }
 
@@ -486,7 +499,7 @@ pub struct Cluster {
     /// Their data dirs (kept across restarts).
     pub dirs: Vec<tempfile::TempDir>,
     /// Bound addresses of each node, for restarts in place.
-    pub addrs: Vec<(String, String, String)>,
+    pub addrs: Vec<(String, String, String, String)>,
     /// Options every node starts with.
     pub base: NodeOptions,
 }

@@ -38,6 +38,10 @@ pub struct NodeMeta {
     pub version: String,
     /// Current lifecycle state.
     pub state: NodeState,
+    /// Address of the node's actor transport (ractor_cluster), where peers send routed
+    /// rate-limit checks. Empty from binaries that predate it (they cannot be routed to).
+    #[serde(default)]
+    pub cluster_addr: String,
 }
 
 /// First byte of every metadata broadcast. Bump only for an incompatible change; adding an
@@ -224,6 +228,7 @@ mod tests {
             raft_addr: "127.0.0.1:9090".into(),
             version: "0.1.0".into(),
             state,
+            cluster_addr: "127.0.0.1:7947".into(),
         }
     }
 
@@ -244,6 +249,30 @@ mod tests {
         // A newer boot wins even though its seq restarted.
         assert!(handler.receive_item(&restarted, None).unwrap().is_some());
         assert_eq!(lock_book(&book)[&3].boot, 11);
+    }
+
+    #[test]
+    fn metadata_from_peers_without_cluster_addr_still_decodes() {
+        // What a binary from before the actor transport sends: no `cluster_addr` field.
+        #[derive(Serialize)]
+        struct OldMeta {
+            node_id: u64,
+            http_addr: String,
+            raft_addr: String,
+            version: String,
+            state: NodeState,
+        }
+        let old = OldMeta {
+            node_id: 3,
+            http_addr: "127.0.0.1:8080".into(),
+            raft_addr: "127.0.0.1:9090".into(),
+            version: "0.1.0".into(),
+            state: NodeState::Active,
+        };
+        let bytes = rmp_serde::to_vec_named(&old).unwrap();
+        let decoded: NodeMeta = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(decoded.cluster_addr, "");
+        assert_eq!(decoded.state, NodeState::Active);
     }
 
     #[test]

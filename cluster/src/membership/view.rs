@@ -366,6 +366,7 @@ mod tests {
                 raft_addr: String::new(),
                 version: "1".into(),
                 state,
+                cluster_addr: String::new(),
             },
             received_at: Instant::now(),
         }

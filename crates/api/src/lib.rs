@@ -17,7 +17,7 @@ pub mod routes;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use colony_actors::Buckets;
+use colony_actors::{Buckets, Limiter};
 use colony_cluster::membership::Membership;
 use colony_cluster::transport::faults::Faults;
 use colony_cluster::RaftNode;
@@ -67,6 +67,8 @@ pub struct AppState {
     pub faults: Faults,
     /// The rate-limit bucket actors of this node.
     pub buckets: Buckets,
+    /// Sends each rate-limit check to its bucket's owner node (this one or a peer).
+    pub limiter: Limiter,
     /// Metric families.
     pub metrics: Arc<Metrics>,
     /// Drain state.

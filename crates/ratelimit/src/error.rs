@@ -1,10 +1,11 @@
 //! Why a limit cannot be used.
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// A limit that no algorithm can enforce as given. The API answers it as an error
 /// for that one request item; [`LimitError::field`] names the offending field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error, Serialize, Deserialize)]
 pub enum LimitError {
     /// `limit` is 0: nothing could ever be admitted.
     #[error("limit must be at least 1")]

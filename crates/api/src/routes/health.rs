@@ -120,6 +120,7 @@ pub async fn cluster(_: Admin, State(app): State<AppState>) -> Json<Value> {
                 "gossip_addr": m.gossip_addr.to_string(),
                 "http_addr": m.meta.as_ref().map(|x| x.http_addr.clone()),
                 "raft_addr": m.meta.as_ref().map(|x| x.raft_addr.clone()),
+                "cluster_addr": m.meta.as_ref().map(|x| x.cluster_addr.clone()),
                 "version": m.meta.as_ref().map(|x| x.version.clone()),
                 "incarnation": m.incarnation,
                 "boot": m.boot,

@@ -2,14 +2,19 @@
 //!
 //! Buckets are scoped to the caller's tenant: two tenants using the same name and key never
 //! share a bucket. Each item gets its own answer (or its own error) in request order.
+//!
+//! Each item is checked on the node that owns its bucket (see `colony_actors::routing`), so
+//! a bucket's count is exact cluster-wide whichever node the client calls, while membership
+//! is stable.
 
 use crate::auth::TenantCaller;
 use crate::extract::ApiJson;
+use crate::middleware::RequestId;
 use crate::problem::{ApiResult, ErrorCode, Problem};
 use crate::AppState;
 use axum::extract::State;
-use axum::Json;
-use colony_actors::{BucketError, CheckItem};
+use axum::{Extension, Json};
+use colony_actors::{BucketError, CheckContext, CheckItem};
 use colony_ratelimit::{Algorithm, Limit, Status};
 use serde::{Deserialize, Serialize};
 
@@ -95,6 +100,7 @@ fn check_text(field: &str, v: &str) -> Result<(), String> {
 pub async fn check(
     caller: TenantCaller,
     State(app): State<AppState>,
+    request_id: Option<Extension<RequestId>>,
     ApiJson(body): ApiJson<CheckBody>,
 ) -> ApiResult<Json<CheckAnswer>> {
     if body.requests.is_empty() || body.requests.len() > MAX_ITEMS {
@@ -125,7 +131,13 @@ pub async fn check(
             hits: it.hits,
         });
     }
-    let results = app.buckets.check(items).await;
+    let ctx = CheckContext {
+        request_id: request_id
+            .map(|Extension(RequestId(id))| id)
+            .unwrap_or_default(),
+        tenant_id: tenant.to_string(),
+    };
+    let results = app.limiter.check(&ctx, items).await;
     let all_unavailable = !results.is_empty()
         && results
             .iter()

@@ -1,0 +1,355 @@
+//! The actor transport between nodes: a ractor_cluster `NodeServer` and its sessions,
+//! driven by gossip membership.
+//!
+//! ractor_cluster has no liveness check of its own (pings are only logged) and never
+//! reconnects, so membership decides: a member that comes up (or is Active/Joining in the
+//! periodic reconcile) is dialed, and a member declared Down has its session stopped.
+//! Only the node with the lower id dials, so a pair normally has one session; if both
+//! dial anyway, ractor_cluster settles it by an election on the node names.
+//!
+//! Node names are `"{colony node id}@{advertised ip}"`, so a session's peer is a colony
+//! node id. Remote actors show up as ractor process-group members with
+//! `ActorId::Remote { node_id: <session id>, .. }`; [`ActorLink::remote_member`] maps a
+//! colony node id to its session ids and picks the matching member.
+//!
+//! The cookie is the cluster secret. Frames are not encrypted or MAC'd (ractor_cluster's
+//! challenge-response only authenticates the peer at connect time): keep the listener on a
+//! private network, as for the Raft listener.
+
+use crate::membership::{MemberEvent, MemberStatus, MemberView, Membership, NodeState};
+use ractor::{Actor, ActorCell, ActorId, ActorRef};
+use ractor_cluster::node::{NodeConnectionMode, NodeServerSessionInformation};
+use ractor_cluster::{NetworkStream, NodeEventSubscription, NodeServer, NodeServerMessage};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// How long a dial may take to open its TCP connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long after a dial we wait for the session to become ready before dialing again.
+const DIAL_PATIENCE: Duration = Duration::from_secs(5);
+
+/// How often the sessions are reconciled with the member list.
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(1);
+
+/// Timeout of calls to the local NodeServer actor.
+const SERVER_CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Settings of the actor transport.
+#[derive(Debug, Clone)]
+pub struct ActorLinkConfig {
+    /// This node's colony id (its node name on the transport).
+    pub node_id: u64,
+    /// The address peers dial (its IP is the hostname in the node name).
+    pub advertise: SocketAddr,
+    /// Shared cookie: the cluster secret.
+    pub cookie: String,
+}
+
+/// The transport could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ActorLinkError {
+    /// The NodeServer actor did not start.
+    #[error("cannot start the actor transport: {0}")]
+    Start(String),
+}
+
+/// Session id (ractor_cluster's per-server counter) to colony node id, for ready sessions.
+type SessionBook = Arc<RwLock<HashMap<u64, u64>>>;
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The colony node id in a transport node name (`"{id}@{host}"`).
+fn colony_id(name: &str) -> Option<u64> {
+    name.split_once('@')?.0.parse().ok()
+}
+
+/// Keeps the session book current; runs inside the NodeServer actor, so it only takes a
+/// short lock and never blocks.
+struct Subscriber {
+    book: SessionBook,
+}
+
+impl NodeEventSubscription for Subscriber {
+    fn node_session_opened(&self, _: NodeServerSessionInformation) {}
+    fn node_session_authenticated(&self, _: NodeServerSessionInformation) {}
+    fn node_session_ready(&self, ses: NodeServerSessionInformation) {
+        let Some(peer) = ses.peer_name.as_ref().and_then(|n| colony_id(&n.name)) else {
+            return;
+        };
+        write(&self.book).insert(ses.node_id, peer);
+        tracing::info!(
+            peer,
+            session = ses.node_id,
+            addr = %ses.peer_addr,
+            "actor transport session ready"
+        );
+    }
+    fn node_session_disconnected(&self, ses: NodeServerSessionInformation) {
+        if let Some(peer) = write(&self.book).remove(&ses.node_id) {
+            tracing::info!(
+                peer,
+                session = ses.node_id,
+                "actor transport session closed"
+            );
+        }
+    }
+}
+
+/// Handle to the node's actor transport. Cheap to clone.
+#[derive(Clone)]
+pub struct ActorLink {
+    node_id: u64,
+    server: ActorRef<NodeServerMessage>,
+    book: SessionBook,
+    /// Dials in progress: peer → when we dialed (so a slow handshake is not re-dialed).
+    dials: Arc<Mutex<HashMap<u64, Instant>>>,
+    local_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for ActorLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorLink")
+            .field("node_id", &self.node_id)
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ActorLink {
+    /// Starts the NodeServer and accepts peers on `listener` (already bound, so a clash is
+    /// reported with the other listeners and port 0 works).
+    pub async fn start(
+        config: ActorLinkConfig,
+        listener: TcpListener,
+    ) -> Result<Self, ActorLinkError> {
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| ActorLinkError::Start(e.to_string()))?;
+        // ractor_cluster always runs a listener of its own and cannot report the port it
+        // bound; ours (above) is the one peers dial, so its own is parked on an ephemeral
+        // loopback port, where it is reachable only from this host and still needs the cookie.
+        let server = NodeServer::new(
+            0,
+            config.cookie,
+            config.node_id.to_string(),
+            config.advertise.ip().to_string(),
+            None,
+            Some(NodeConnectionMode::Isolated),
+        )
+        .with_listen_addr(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let (server, _) = Actor::spawn(None, server, ())
+            .await
+            .map_err(|e| ActorLinkError::Start(e.to_string()))?;
+        let book = SessionBook::default();
+        server
+            .cast(NodeServerMessage::SubscribeToEvents {
+                id: "colony".into(),
+                subscription: Box::new(Subscriber { book: book.clone() }),
+            })
+            .map_err(|e| ActorLinkError::Start(e.to_string()))?;
+        tokio::spawn(accept_loop(listener, server.clone()));
+        Ok(Self {
+            node_id: config.node_id,
+            server,
+            book,
+            dials: Arc::default(),
+            local_addr,
+        })
+    }
+
+    /// The bound listen address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Colony ids of peers with a ready session.
+    pub fn connected(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = read(&self.book).values().copied().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// The member of process group `group` (in `scope`) that lives on colony node `node`,
+    /// if a session to it is ready and the peer advertised one.
+    pub fn remote_member(&self, scope: &str, group: &str, node: u64) -> Option<ActorCell> {
+        let sessions: Vec<u64> = read(&self.book)
+            .iter()
+            .filter(|(_, peer)| **peer == node)
+            .map(|(s, _)| *s)
+            .collect();
+        if sessions.is_empty() {
+            return None;
+        }
+        ractor::pg::get_scoped_members(&scope.to_string(), &group.to_string())
+            .into_iter()
+            .find(|c| matches!(c.get_id(), ActorId::Remote { node_id, .. } if sessions.contains(&node_id)))
+    }
+
+    /// Dials `peer` at `addr` unless a session to it is ready or a dial is in progress.
+    pub async fn connect(&self, peer: u64, addr: &str) {
+        if peer == self.node_id || addr.is_empty() || self.connected().contains(&peer) {
+            return;
+        }
+        {
+            let mut dials = self.dials.lock().unwrap_or_else(PoisonError::into_inner);
+            if dials
+                .get(&peer)
+                .is_some_and(|t| t.elapsed() < DIAL_PATIENCE)
+            {
+                return;
+            }
+            dials.insert(peer, Instant::now());
+        }
+        match tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            ractor_cluster::client_connect(&self.server, addr),
+        )
+        .await
+        {
+            Ok(Ok(())) => tracing::debug!(peer, %addr, "dialed actor transport"),
+            Ok(Err(e)) => tracing::info!(peer, %addr, error = %e, "cannot dial actor transport"),
+            Err(_) => tracing::info!(peer, %addr, "dialing actor transport timed out"),
+        }
+    }
+
+    /// Stops every session to `peer` (ractor_cluster would not notice a dead peer on its
+    /// own); its remote actors disappear and pending calls to them fail at once.
+    pub async fn disconnect(&self, peer: u64, why: &str) {
+        self.dials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&peer);
+        let sessions = match ractor::call_t!(
+            self.server,
+            NodeServerMessage::GetSessions,
+            SERVER_CALL_TIMEOUT.as_millis() as u64
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(peer, error = %e, "cannot list actor transport sessions");
+                return;
+            }
+        };
+        for ses in sessions.into_values() {
+            if ses.peer_name.as_ref().and_then(|n| colony_id(&n.name)) == Some(peer) {
+                tracing::info!(
+                    peer,
+                    session = ses.node_id,
+                    why,
+                    "stopping actor transport session"
+                );
+                ses.actor.stop(Some(why.to_string()));
+            }
+        }
+    }
+
+    /// Brings sessions in line with the member list: dial members we should reach (the
+    /// lower id dials), drop sessions to members that are Down.
+    pub async fn reconcile(&self, members: &[MemberView]) {
+        for m in members.iter().filter(|m| !m.is_self) {
+            match m.status {
+                MemberStatus::Down => {
+                    if self.connected().contains(&m.node_id) {
+                        self.disconnect(m.node_id, "member_down").await;
+                    }
+                }
+                MemberStatus::Alive | MemberStatus::Suspect => {
+                    let Some(meta) = &m.meta else { continue };
+                    let wanted = matches!(meta.state, NodeState::Active | NodeState::Joining);
+                    if wanted && self.node_id < m.node_id {
+                        self.connect(m.node_id, &meta.cluster_addr).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Follows membership until `stop` turns true: reacts to member events at once and
+    /// reconciles with the member list every [`RECONCILE_EVERY`].
+    pub async fn run(
+        self,
+        membership: Membership,
+        mut events: tokio::sync::mpsc::Receiver<MemberEvent>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(RECONCILE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                // The watch guard is dropped inside: it must not be held across the select.
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
+                _ = tick.tick() => self.reconcile(&membership.members()).await,
+                ev = events.recv() => match ev {
+                    Some(MemberEvent::Up(m)) | Some(MemberEvent::Updated(m)) => {
+                        self.reconcile(std::slice::from_ref(&m)).await;
+                    }
+                    Some(MemberEvent::Down(m)) => self.disconnect(m.node_id, "member_down").await,
+                    None => break,
+                },
+            }
+        }
+    }
+
+    /// Stops the NodeServer and with it every session.
+    pub async fn stop(&self) {
+        let _ = self
+            .server
+            .stop_and_wait(None, Some(Duration::from_secs(2)))
+            .await;
+    }
+}
+
+/// Accepts peers on our listener and hands each connection to the NodeServer, as its own
+/// listener would.
+async fn accept_loop(listener: TcpListener, server: ActorRef<NodeServerMessage>) {
+    loop {
+        let (stream, peer_addr) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Typically out of file descriptors: back off instead of spinning.
+                tracing::warn!(error = %e, "actor transport accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(local_addr) = stream.local_addr() else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let opened = NodeServerMessage::ConnectionOpened {
+            stream: Box::new(NetworkStream::Raw {
+                peer_addr,
+                local_addr,
+                stream,
+            }),
+            is_server: true,
+        };
+        if server.cast(opened).is_err() {
+            // The NodeServer stopped (shutdown): nothing left to accept for.
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colony_id;
+
+    #[test]
+    fn node_names_carry_the_colony_id() {
+        assert_eq!(colony_id("42@127.0.0.1"), Some(42));
+        assert_eq!(colony_id("x@127.0.0.1"), None);
+        assert_eq!(colony_id("42"), None);
+    }
+}

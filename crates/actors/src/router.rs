@@ -1,0 +1,330 @@
+//! The Router: the one actor per node that peers can reach over the actor transport.
+//!
+//! Every other actor message type is local-only (no `BytesConvertable`), so ractor_cluster
+//! advertises exactly one actor per node to its peers: this one. Its message enum is the
+//! wire protocol between nodes, so its variant set is frozen: a variant travels by name,
+//! and a peer that does not know a name drops the message (the caller then times out).
+//! Payloads change by adding `#[serde(default)]` fields inside [`Wire`], never by changing
+//! a variant's shape.
+
+use crate::buckets::{BucketError, Buckets, CheckItem};
+use colony_ratelimit::{Algorithm, Decision, Limit, LimitError};
+use ractor::{Actor, ActorProcessingErr, ActorRef, BytesConvertable, RpcReplyPort};
+use ractor_cluster_derive::RactorClusterMessage;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+/// Process-group scope the Router joins; ractor_cluster mirrors it on every peer.
+pub const ROUTER_SCOPE: &str = "colony";
+
+/// Process-group name of the Router within [`ROUTER_SCOPE`].
+pub const ROUTER_GROUP: &str = "router";
+
+/// Version of the [`Wire`] envelope. Bump only for a change old peers cannot read; adding
+/// a `#[serde(default)]` field does not need it.
+pub const WIRE_VERSION: u16 = 1;
+
+/// A payload on the actor transport: MessagePack with named fields inside a versioned
+/// envelope.
+///
+/// ractor's `BytesConvertable::from_bytes` cannot fail, so a decode error is carried as
+/// `Err(reason)` to the handler, which answers it explicitly, instead of a panic (which
+/// would drop the message and leave the caller waiting for its timeout).
+#[derive(Debug)]
+pub struct Wire<T>(pub Result<T, String>);
+
+/// The envelope as encoded.
+#[derive(Serialize, Deserialize)]
+struct Envelope<T> {
+    v: u16,
+    body: T,
+}
+
+impl<T: Serialize + DeserializeOwned> BytesConvertable for Wire<T> {
+    fn into_bytes(self) -> Vec<u8> {
+        match self.0 {
+            // An encode failure (never expected for these plain structs) becomes an empty
+            // payload, which the receiver decodes to `Err`.
+            Ok(body) => rmp_serde::to_vec_named(&Envelope {
+                v: WIRE_VERSION,
+                body,
+            })
+            .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn from_bytes(bytes: Vec<u8>) -> Self {
+        match rmp_serde::from_slice::<Envelope<T>>(&bytes) {
+            Ok(env) if env.v == WIRE_VERSION => Wire(Ok(env.body)),
+            Ok(env) => Wire(Err(format!("unsupported wire version {}", env.v))),
+            Err(e) => Wire(Err(format!("undecodable payload: {e}"))),
+        }
+    }
+}
+
+/// One bucket check as it travels to the bucket's owner.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireItem {
+    /// Full bucket key (already scoped to the tenant).
+    pub key: String,
+    /// Algorithm of the bucket.
+    pub algorithm: Algorithm,
+    /// Its limit.
+    pub limit: Limit,
+    /// Hits to take (0 peeks).
+    pub hits: u64,
+}
+
+impl From<CheckItem> for WireItem {
+    fn from(it: CheckItem) -> Self {
+        Self {
+            key: it.key,
+            algorithm: it.algorithm,
+            limit: it.limit,
+            hits: it.hits,
+        }
+    }
+}
+
+impl From<WireItem> for CheckItem {
+    fn from(it: WireItem) -> Self {
+        Self {
+            key: it.key,
+            algorithm: it.algorithm,
+            limit: it.limit,
+            hits: it.hits,
+        }
+    }
+}
+
+/// A batch of checks for buckets the receiving node owns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckBatch {
+    /// Request id of the HTTP request the items came from (for the owner's logs).
+    pub request_id: String,
+    /// Tenant the buckets belong to (for the owner's logs; the keys are already scoped).
+    pub tenant_id: String,
+    /// Colony node id of the sender.
+    pub from_node: u64,
+    /// The checks, answered in this order.
+    pub items: Vec<WireItem>,
+}
+
+/// What happened to one item, as the owner reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireOutcome {
+    /// Checked.
+    Decision(Decision),
+    /// The limit is invalid for the algorithm.
+    Invalid(LimitError),
+    /// The owner's shard is overloaded.
+    Overloaded,
+    /// The owner's shard did not answer in time.
+    Unavailable,
+}
+
+impl From<Result<Decision, BucketError>> for WireOutcome {
+    fn from(r: Result<Decision, BucketError>) -> Self {
+        match r {
+            Ok(d) => Self::Decision(d),
+            Err(BucketError::Limit(e)) => Self::Invalid(e),
+            Err(BucketError::Overloaded) => Self::Overloaded,
+            Err(BucketError::Unavailable) => Self::Unavailable,
+        }
+    }
+}
+
+impl From<WireOutcome> for Result<Decision, BucketError> {
+    fn from(o: WireOutcome) -> Self {
+        match o {
+            WireOutcome::Decision(d) => Ok(d),
+            WireOutcome::Invalid(e) => Err(BucketError::Limit(e)),
+            WireOutcome::Overloaded => Err(BucketError::Overloaded),
+            WireOutcome::Unavailable => Err(BucketError::Unavailable),
+        }
+    }
+}
+
+/// The owner's answer to a [`CheckBatch`]: one outcome per item, in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckReply {
+    /// Outcomes, in the order of the batch's items.
+    pub results: Vec<WireOutcome>,
+}
+
+/// Messages of the Router: the node-to-node protocol. Frozen variant set (see the module
+/// docs).
+#[derive(RactorClusterMessage)]
+pub enum RouterMsg {
+    /// Check buckets this node owns.
+    #[rpc]
+    CheckBuckets(Wire<CheckBatch>, RpcReplyPort<Wire<CheckReply>>),
+}
+
+impl std::fmt::Debug for RouterMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RouterMsg::CheckBuckets(..) => f.write_str("CheckBuckets"),
+        }
+    }
+}
+
+/// Most routed batches a Router works on at once; beyond it, batches are answered
+/// `Overloaded` at once. Frames arrive through unbounded mailboxes, so this is the only
+/// back-pressure across the link.
+pub const MAX_ROUTED_IN_FLIGHT: usize = 4096;
+
+/// Startup arguments of the Router.
+#[derive(Debug, Clone)]
+pub struct RouterArgs {
+    /// The local bucket runtime that answers routed checks.
+    pub buckets: Buckets,
+    /// This node's id (for logs).
+    pub node_id: u64,
+}
+
+/// Router state.
+#[derive(Debug)]
+pub struct RouterState {
+    buckets: Buckets,
+    node_id: u64,
+    in_flight: Arc<Semaphore>,
+}
+
+/// The Router actor. Spawn one per node with [`Router::start`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Router;
+
+impl Router {
+    /// Spawns the Router and joins it to its process group, which advertises it to peers.
+    pub async fn start(args: RouterArgs) -> Result<ActorRef<RouterMsg>, ActorProcessingErr> {
+        let (router, _) = Actor::spawn(None, Router, args).await?;
+        Ok(router)
+    }
+}
+
+impl Actor for Router {
+    type Msg = RouterMsg;
+    type State = RouterState;
+    type Arguments = RouterArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RouterMsg>,
+        args: RouterArgs,
+    ) -> Result<RouterState, ActorProcessingErr> {
+        ractor::pg::join_scoped(
+            ROUTER_SCOPE.to_string(),
+            ROUTER_GROUP.to_string(),
+            vec![myself.get_cell()],
+        );
+        Ok(RouterState {
+            buckets: args.buckets,
+            node_id: args.node_id,
+            in_flight: Arc::new(Semaphore::new(MAX_ROUTED_IN_FLIGHT)),
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<RouterMsg>,
+        msg: RouterMsg,
+        st: &mut RouterState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RouterMsg::CheckBuckets(Wire(batch), reply) => {
+                let batch = match batch {
+                    Ok(b) => b,
+                    Err(reason) => {
+                        // A peer speaking another payload shape: say so rather than letting
+                        // the caller wait for its timeout.
+                        tracing::warn!(%reason, "routed check could not be decoded");
+                        let _ = reply.send(Wire(Err(reason)));
+                        return Ok(());
+                    }
+                };
+                let Ok(permit) = st.in_flight.clone().try_acquire_owned() else {
+                    let results = vec![WireOutcome::Overloaded; batch.items.len()];
+                    let _ = reply.send(Wire(Ok(CheckReply { results })));
+                    return Ok(());
+                };
+                let span = tracing::info_span!(
+                    "routed_check",
+                    request_id = %batch.request_id,
+                    tenant = %batch.tenant_id,
+                    from = batch.from_node,
+                    node = st.node_id,
+                    items = batch.items.len(),
+                );
+                let buckets = st.buckets.clone();
+                // The work runs outside the Router's handler so one slow batch never holds
+                // up the batches queued behind it; the reply port travels with it.
+                tokio::spawn(
+                    async move {
+                        let items = batch.items.into_iter().map(CheckItem::from).collect();
+                        let results = buckets
+                            .check(items)
+                            .await
+                            .into_iter()
+                            .map(WireOutcome::from)
+                            .collect();
+                        tracing::debug!("routed check answered");
+                        let _ = reply.send(Wire(Ok(CheckReply { results })));
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_round_trips_and_never_panics_on_garbage() {
+        let batch = CheckBatch {
+            request_id: "r1".into(),
+            tenant_id: "t".into(),
+            from_node: 7,
+            items: vec![WireItem {
+                key: "k".into(),
+                algorithm: Algorithm::TokenBucket,
+                limit: Limit {
+                    limit: 10,
+                    duration_ms: 1000,
+                    burst: None,
+                },
+                hits: 1,
+            }],
+        };
+        let bytes = Wire(Ok(batch)).into_bytes();
+        let back = Wire::<CheckBatch>::from_bytes(bytes).0;
+        let back = back.as_ref().map(|b| (b.from_node, b.items.len()));
+        assert_eq!(back, Ok((7, 1)));
+        assert!(Wire::<CheckBatch>::from_bytes(vec![0xc1, 0xff]).0.is_err());
+        assert!(Wire::<CheckBatch>::from_bytes(Vec::new()).0.is_err());
+        // Another payload type under the same variant is an error, not a panic.
+        let other = Wire(Ok(CheckReply { results: vec![] })).into_bytes();
+        assert!(Wire::<CheckBatch>::from_bytes(other).0.is_err());
+    }
+
+    #[test]
+    fn a_newer_envelope_version_is_reported() {
+        let bytes = rmp_serde::to_vec_named(&Envelope {
+            v: WIRE_VERSION + 1,
+            body: CheckReply { results: vec![] },
+        })
+        .unwrap_or_default();
+        let got = Wire::<CheckReply>::from_bytes(bytes).0;
+        assert!(got.is_err_and(|e| e.contains("version")));
+    }
+}

@@ -1,0 +1,233 @@
+//! Routing of rate-limit checks to the node that owns each bucket.
+//!
+//! A bucket's owner is `colony_placement::owner(key, active members)`, computed locally by
+//! every node from its own membership view. While the views agree (membership stable), every
+//! hit of a bucket lands on one node's shard, so counts are exact cluster-wide. A remote call
+//! that fails (timeout, session gone, no Router known for the owner) is retried once after
+//! recomputing the owner from the current view; when the new owner is this node, the item is
+//! checked locally.
+
+use crate::buckets::{BucketError, Buckets, CheckItem};
+use crate::router::{CheckBatch, RouterMsg, Wire, WireItem};
+use colony_ratelimit::Decision;
+use ractor::rpc::CallResult;
+use ractor::{ActorCell, ActorRef};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the router needs to know about the cluster; implemented by the node's wiring over
+/// gossip membership and the actor transport.
+pub trait ClusterView: Send + Sync + 'static {
+    /// Ids of the members that own buckets: gossip state Active and status Alive (this node
+    /// included when it is one). Empty means "not part of a serving cluster": check locally.
+    fn active_members(&self) -> Vec<u64>;
+    /// The remote Router of `node`, if a session to it is up.
+    fn router_of(&self, node: u64) -> Option<ActorCell>;
+}
+
+/// Request context that travels with routed items into the owner's tracing span.
+#[derive(Debug, Clone, Default)]
+pub struct CheckContext {
+    /// Request id of the HTTP request.
+    pub request_id: String,
+    /// Tenant of the caller.
+    pub tenant_id: String,
+}
+
+/// Settings of the routing layer.
+#[derive(Debug, Clone)]
+pub struct LimiterConfig {
+    /// Timeout of one remote call to an owner's Router.
+    pub remote_timeout: Duration,
+}
+
+impl Default for LimiterConfig {
+    fn default() -> Self {
+        Self {
+            remote_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Checks buckets wherever they live: locally through [`Buckets`] for buckets this node
+/// owns, through the owner's Router otherwise. Cheap to clone.
+#[derive(Clone)]
+pub struct Limiter {
+    node_id: u64,
+    buckets: Buckets,
+    view: Arc<dyn ClusterView>,
+    config: LimiterConfig,
+}
+
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiter")
+            .field("node_id", &self.node_id)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a remote group failed as a whole (the items are retried or marked unavailable).
+#[derive(Debug, thiserror::Error)]
+enum RemoteError {
+    #[error("no session to node {0}")]
+    NoRoute(u64),
+    #[error("node {0} did not answer in time")]
+    Timeout(u64),
+    #[error("node {0} answered with an error: {1}")]
+    Peer(u64, String),
+    #[error("node {0} answered {1} results for {2} items")]
+    Mismatch(u64, usize, usize),
+}
+
+type Outcome = Result<Decision, BucketError>;
+
+impl Limiter {
+    /// A limiter for node `node_id`.
+    pub fn new(
+        node_id: u64,
+        buckets: Buckets,
+        view: Arc<dyn ClusterView>,
+        config: LimiterConfig,
+    ) -> Self {
+        Self {
+            node_id,
+            buckets,
+            view,
+            config,
+        }
+    }
+
+    /// A limiter that checks everything locally (single node, tests).
+    pub fn local(buckets: Buckets) -> Self {
+        struct Alone;
+        impl ClusterView for Alone {
+            fn active_members(&self) -> Vec<u64> {
+                Vec::new()
+            }
+            fn router_of(&self, _: u64) -> Option<ActorCell> {
+                None
+            }
+        }
+        Self::new(0, buckets, Arc::new(Alone), LimiterConfig::default())
+    }
+
+    /// The local bucket runtime.
+    pub fn buckets(&self) -> &Buckets {
+        &self.buckets
+    }
+
+    /// The node that owns `key` in the current view (this node when no view is known).
+    pub fn owner_of(&self, key: &str, members: &[u64]) -> u64 {
+        colony_placement::owner(key.as_bytes(), members).unwrap_or(self.node_id)
+    }
+
+    /// Checks every item at its owner; results come back in the order of `items`.
+    pub async fn check(&self, ctx: &CheckContext, items: Vec<CheckItem>) -> Vec<Outcome> {
+        let mut results: Vec<Outcome> = vec![Err(BucketError::Unavailable); items.len()];
+        let mut pending: Vec<(usize, CheckItem)> = Vec::with_capacity(items.len());
+        for (pos, it) in items.into_iter().enumerate() {
+            // Invalid limits are answered here: no point sending them anywhere.
+            match it.limit.validate(it.algorithm) {
+                Ok(()) => pending.push((pos, it)),
+                Err(e) => results[pos] = Err(BucketError::Limit(e)),
+            }
+        }
+        for attempt in 0..2 {
+            if pending.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                // Gives a restarting session or a gossip update a moment to land.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            // Recomputed on the retry: a failed owner may have left the view meanwhile.
+            let members = self.view.active_members();
+            let mut groups: HashMap<u64, Vec<(usize, CheckItem)>> = HashMap::new();
+            for (pos, it) in pending.drain(..) {
+                groups
+                    .entry(self.owner_of(&it.key, &members))
+                    .or_default()
+                    .push((pos, it));
+            }
+            let mut tasks = tokio::task::JoinSet::new();
+            for (owner, group) in groups {
+                let this = self.clone();
+                let ctx = ctx.clone();
+                tasks.spawn(async move {
+                    let (positions, items): (Vec<usize>, Vec<CheckItem>) =
+                        group.into_iter().unzip();
+                    let outcome = if owner == this.node_id {
+                        Ok(this.buckets.check(items.clone()).await)
+                    } else {
+                        this.remote(owner, &ctx, items.clone()).await
+                    };
+                    (owner, positions, items, outcome)
+                });
+            }
+            while let Some(done) = tasks.join_next().await {
+                let Ok((owner, positions, items, outcome)) = done else {
+                    continue;
+                };
+                match outcome {
+                    Ok(outs) => {
+                        for (pos, o) in positions.into_iter().zip(outs) {
+                            results[pos] = o;
+                        }
+                    }
+                    Err(e) if attempt == 0 => {
+                        tracing::info!(owner, error = %e, items = items.len(), "routed check failed; retrying once");
+                        pending.extend(positions.into_iter().zip(items));
+                    }
+                    Err(e) => {
+                        tracing::warn!(owner, error = %e, items = items.len(), "routed check failed twice");
+                    }
+                }
+            }
+        }
+        results
+    }
+
+    /// One batch to one remote owner, with a timeout.
+    async fn remote(
+        &self,
+        owner: u64,
+        ctx: &CheckContext,
+        items: Vec<CheckItem>,
+    ) -> Result<Vec<Outcome>, RemoteError> {
+        let cell = self
+            .view
+            .router_of(owner)
+            .ok_or(RemoteError::NoRoute(owner))?;
+        let router: ActorRef<RouterMsg> = cell.into();
+        let n = items.len();
+        let batch = CheckBatch {
+            request_id: ctx.request_id.clone(),
+            tenant_id: ctx.tenant_id.clone(),
+            from_node: self.node_id,
+            items: items.into_iter().map(WireItem::from).collect(),
+        };
+        let answer = router
+            .call(
+                |port| RouterMsg::CheckBuckets(Wire(Ok(batch)), port),
+                Some(self.config.remote_timeout),
+            )
+            .await;
+        match answer {
+            Ok(CallResult::Success(Wire(Ok(reply)))) => {
+                if reply.results.len() != n {
+                    return Err(RemoteError::Mismatch(owner, reply.results.len(), n));
+                }
+                Ok(reply.results.into_iter().map(Outcome::from).collect())
+            }
+            Ok(CallResult::Success(Wire(Err(reason)))) => Err(RemoteError::Peer(owner, reason)),
+            // A timeout surfaces as Timeout or as a closed channel (the peer's reply task
+            // races ours), and a lost session as a closed channel: all are "no answer".
+            Ok(CallResult::Timeout) | Ok(CallResult::SenderError) | Err(_) => {
+                Err(RemoteError::Timeout(owner))
+            }
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! `POST /v1/ratelimit/check` on a 3-node cluster: every check runs on its bucket's owner,
+//! so counts are exact whichever nodes the client spreads its calls over.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod harness;
+
+use harness::{eventually, Cluster, Node, NodeOptions};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn tenant(c: &Cluster, id: &str) -> String {
+    let r = c
+        .node(0)
+        .admin("POST", "/v1/tenants", &json!({"id": id, "name": id}));
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.json["api_key"].as_str().unwrap().to_string()
+}
+
+fn check(node: &Node, key: &str, items: &Value) -> Value {
+    let r = node.call(
+        "POST",
+        "/v1/ratelimit/check",
+        Some(key),
+        Some(&json!({ "requests": items })),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json["responses"].clone()
+}
+
+fn hit(name: &str, key: &str, limit: u64, hits: u64) -> Value {
+    json!({"name": name, "key": key, "hits": hits, "limit": limit, "duration_ms": 60_000})
+}
+
+fn under(responses: &Value) -> usize {
+    responses
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            assert!(r.get("error").is_none(), "item failed: {r}");
+            r["status"] == "under_limit"
+        })
+        .count()
+}
+
+/// Waits until every node sees all three as active and can reach every owner: a batch of
+/// peeks (hits 0, nothing charged) over many keys answers without errors on each node.
+fn wait_routable(c: &Cluster, key: &str) {
+    for i in 0..3 {
+        eventually(Duration::from_secs(30), "all members active", || {
+            let v = c.node(i).admin_get("/v1/cluster");
+            let active = v.json["members"]
+                .as_array()?
+                .iter()
+                .filter(|m| m["state"] == "active")
+                .count();
+            (active == 3).then_some(())
+        });
+    }
+    let peeks: Vec<Value> = (0..30)
+        .map(|k| hit("warmup", &format!("k{k}"), 10, 0))
+        .collect();
+    let peeks = json!(peeks);
+    for i in 0..3 {
+        eventually(Duration::from_secs(30), "every owner reachable", || {
+            let r = c.node(i).call(
+                "POST",
+                "/v1/ratelimit/check",
+                Some(key),
+                Some(&json!({ "requests": peeks })),
+            );
+            (r.status == 200
+                && r.json["responses"]
+                    .as_array()?
+                    .iter()
+                    .all(|x| x.get("error").is_none()))
+            .then_some(())
+        });
+    }
+}
+
+#[test]
+fn checks_are_exact_cluster_wide_and_tenant_scoped() {
+    let c = Cluster::start(3, NodeOptions::default());
+    let acme = tenant(&c, "acme");
+    let beta = tenant(&c, "beta");
+    // Tenants are replicated through Raft; every node must know both keys.
+    for i in 0..3 {
+        for k in [&acme, &beta] {
+            eventually(Duration::from_secs(10), "tenant replicated", || {
+                (c.node(i).get("/v1/whoami", Some(k)).status == 200).then_some(())
+            });
+        }
+    }
+    wait_routable(&c, &acme);
+
+    // One 100/min bucket, 150 hits in batches of 10, round-robin over the three nodes.
+    let batch = json!((0..10)
+        .map(|_| hit("requests", "user-1", 100, 1))
+        .collect::<Vec<_>>());
+    let admitted: usize = (0..15)
+        .map(|round| under(&check(c.node(round % 3), &acme, &batch)))
+        .sum();
+    assert_eq!(admitted, 100, "one bucket, three entry nodes");
+
+    // Ten keys in every batch (their owners differ), 15 hits each, limit 10 per key.
+    let mixed = json!((0..10)
+        .map(|k| hit("mixed", &format!("user-{k}"), 10, 1))
+        .collect::<Vec<_>>());
+    let mut per_key = [0usize; 10];
+    for round in 0..15 {
+        let r = check(c.node(round % 3), &acme, &mixed);
+        for (k, item) in r.as_array().unwrap().iter().enumerate() {
+            assert!(item.get("error").is_none(), "item failed: {item}");
+            if item["status"] == "under_limit" {
+                per_key[k] += 1;
+            }
+        }
+    }
+    assert_eq!(per_key, [10; 10], "every key admits exactly its limit");
+
+    // Tenant isolation across nodes: the same name and key of another tenant is another
+    // bucket, whichever node either tenant calls.
+    let again = json!([hit("requests", "user-1", 100, 1)]);
+    let acme_more: usize = (0..3)
+        .map(|i| under(&check(c.node(i), &acme, &again)))
+        .sum();
+    let five = json!([hit("requests", "user-1", 5, 1)]);
+    assert_eq!(acme_more, 0, "acme's bucket is already spent");
+    let beta_admitted: usize = (0..9)
+        .map(|round| under(&check(c.node(round % 3), &beta, &five)))
+        .sum();
+    assert_eq!(beta_admitted, 5, "beta has its own bucket");
+}
