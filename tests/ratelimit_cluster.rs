@@ -8,7 +8,7 @@ mod harness;
 
 use harness::{eventually, Cluster, Node, NodeOptions};
 use serde_json::{json, Value};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn tenant(c: &Cluster, id: &str) -> String {
     let r = c
@@ -83,7 +83,7 @@ fn wait_routable(c: &Cluster, key: &str) {
 
 #[test]
 fn checks_are_exact_cluster_wide_and_tenant_scoped() {
-    let c = Cluster::start(3, NodeOptions::default());
+    let mut c = Cluster::start(3, NodeOptions::default());
     let acme = tenant(&c, "acme");
     let beta = tenant(&c, "beta");
     // Tenants are replicated through Raft; every node must know both keys.
@@ -133,4 +133,58 @@ fn checks_are_exact_cluster_wide_and_tenant_scoped() {
         .map(|round| under(&check(c.node(round % 3), &beta, &five)))
         .sum();
     assert_eq!(beta_admitted, 5, "beta has its own bucket");
+
+    // Latency of one single-item check over HTTP, at the owner and through a non-owner
+    // (one extra hop over the actor transport). Printed, not asserted: debug build.
+    let ids: Vec<u64> = (0..3).map(|i| c.node(i).id().parse().unwrap()).collect();
+    let owner_id =
+        colony_placement::owner(bucket_key("acme", "requests", "user-1").as_bytes(), &ids).unwrap();
+    let owner = ids.iter().position(|id| *id == owner_id).unwrap();
+    let other = (owner + 1) % 3;
+    let peek = json!([hit("requests", "user-1", 100, 0)]);
+    for (what, i) in [("owner", owner), ("non-owner", other)] {
+        let mut lat: Vec<Duration> = (0..50)
+            .map(|_| {
+                let t = Instant::now();
+                check(c.node(i), &acme, &peek);
+                t.elapsed()
+            })
+            .collect();
+        lat.sort();
+        eprintln!("check via {what}: p50 {:?} p90 {:?}", lat[25], lat[45]);
+    }
+
+    // kill -9 of a node that does not own a bucket: once gossip declares it down, the
+    // survivors still route to the owner, which kept the count. A day-long window, so
+    // nothing refills during the test.
+    let daily =
+        json!([json!({"name": "daily", "key": "k", "limit": 10, "duration_ms": 86_400_000})]);
+    let spent: usize = (0..15)
+        .map(|round| under(&check(c.node(round % 3), &acme, &daily)))
+        .sum();
+    assert_eq!(spent, 10);
+    let daily_owner =
+        colony_placement::owner(bucket_key("acme", "daily", "k").as_bytes(), &ids).unwrap();
+    let victim = (0..3).find(|i| ids[*i] != daily_owner).unwrap();
+    c.kill9(victim);
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
+    for &i in &survivors {
+        eventually(Duration::from_secs(10), "dead node leaves the view", || {
+            let v = c.node(i).admin_get("/v1/cluster");
+            let active = v.json["members"]
+                .as_array()?
+                .iter()
+                .filter(|m| m["state"] == "active")
+                .count();
+            (active == 2).then_some(())
+        });
+    }
+    for &i in &survivors {
+        assert_eq!(under(&check(c.node(i), &acme, &daily)), 0, "count kept");
+    }
+}
+
+/// The API's tenant-scoped bucket key (crates/api/src/routes/ratelimit.rs).
+fn bucket_key(tenant: &str, name: &str, key: &str) -> String {
+    format!("{}:{tenant}/{}:{name}/{key}", tenant.len(), name.len())
 }
