@@ -100,6 +100,11 @@ impl FromRequestParts<AppState> for TenantCaller {
         parts: &mut Parts,
         app: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // The tier-limit layer authenticated the request already: reuse its answer
+        // instead of hashing the key again.
+        if let Some(caller) = parts.extensions.get::<TenantCaller>() {
+            return Ok(caller.clone());
+        }
         let token = bearer(parts)?;
         let caller = app
             .raft

@@ -7,6 +7,7 @@
 //! - [`auth`]: admin token and tenant API key authentication
 //! - [`metrics`]: the Prometheus registry served at `/metrics`
 //! - [`routes`]: handlers, one file per resource
+//! - [`tier_limits`]: tenant tier rate limits and the IETF RateLimit fields
 
 pub mod auth;
 pub mod extract;
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod problem;
 pub mod routes;
+pub mod tier_limits;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -80,7 +82,7 @@ pub struct AppState {
 /// The whole API as one router.
 pub fn router(app: AppState) -> Router {
     let max_body = app.settings.max_body_bytes;
-    routes::routes()
+    routes::routes(&app)
         .fallback(routes::fallback)
         // Inner layer: runs inside the request span, after the request id is assigned.
         .layer(axum::middleware::from_fn_with_state(

@@ -35,6 +35,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// The body is not `application/json`.
     UnsupportedMediaType,
+    /// A rate or concurrency limit of the caller's tier is exhausted; retry later.
+    TooManyRequests,
     /// The node cannot serve this now (no Raft leader, shutting down, ...).
     Unavailable,
     /// The request took longer than allowed.
@@ -56,6 +58,7 @@ impl ErrorCode {
             Self::AlreadyExists | Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -76,6 +79,7 @@ impl ErrorCode {
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::TooManyRequests => "too-many-requests",
             Self::Unavailable => "unavailable",
             Self::Timeout => "timeout",
             Self::Internal => "internal",
@@ -96,6 +100,7 @@ impl ErrorCode {
             Self::Conflict => "Conflict",
             Self::PayloadTooLarge => "Payload too large",
             Self::UnsupportedMediaType => "Unsupported media type",
+            Self::TooManyRequests => "Too many requests",
             Self::Unavailable => "Service unavailable",
             Self::Timeout => "Timeout",
             Self::Internal => "Internal error",
@@ -114,6 +119,7 @@ impl ErrorCode {
             413 => Self::PayloadTooLarge,
             415 => Self::UnsupportedMediaType,
             422 => Self::InvalidField,
+            429 => Self::TooManyRequests,
             503 => Self::Unavailable,
             504 | 408 => Self::Timeout,
             _ => Self::Internal,
@@ -139,6 +145,10 @@ pub struct ProblemBody {
     /// The offending query or path parameter, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parameter: Option<String>,
+    /// The tier policy a 429 was answered for (e.g. `free-60s`), as named in the
+    /// `RateLimit-Policy` header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
     /// Seconds after which retrying may succeed (also sent as `Retry-After`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_secs: Option<u64>,
@@ -174,6 +184,7 @@ impl Problem {
             detail: detail.into(),
             pointer: None,
             parameter: None,
+            policy: None,
             retry_after_secs: None,
             code: Some(code),
         }))

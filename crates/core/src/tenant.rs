@@ -31,6 +31,12 @@ pub struct TierOverrides {
     /// Replaces the tier's monthly budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monthly_budget_usd: Option<f64>,
+    /// Trusted internal caller: the tier's rate and concurrency limits are not applied
+    /// (the caller is still authenticated). Set by an admin through `tenant.update`, so
+    /// it is audited like any other change. Defaults to false, so Raft log entries and
+    /// snapshots written before the field existed read as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bypass_limits: bool,
 }
 
 impl TierOverrides {

@@ -11,14 +11,28 @@ mod whoami;
 
 use crate::middleware::RequestId;
 use crate::problem::{ApiResult, ErrorCode, Problem};
+use crate::tier_limits::{self, route};
 use crate::{now_ms, AppState};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use colony_cluster::WriteError;
 use colony_core::command::{ApplyError, Command, CommandOutput, Proposal, ProposalMeta};
 
+/// A tenant route: the tier-limit layer authenticates and charges every request to it
+/// (as `name` for `endpoint_weights`) before the handler runs.
+fn tenant_route(
+    app: &AppState,
+    name: &'static str,
+    m: MethodRouter<AppState>,
+) -> MethodRouter<AppState> {
+    m.route_layer(axum::middleware::from_fn_with_state(
+        (app.clone(), name),
+        tier_limits::enforce,
+    ))
+}
+
 /// Every route of the API.
-pub fn routes() -> Router<AppState> {
+pub fn routes(app: &AppState) -> Router<AppState> {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -46,8 +60,14 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/tenants/{id}/keys/{key_id}/rotate", post(keys::rotate))
         .route("/v1/audit", get(audit::list))
         .route("/v1/audit/verify", get(audit::verify))
-        .route("/v1/whoami", get(whoami::whoami))
-        .route("/v1/ratelimit/check", post(ratelimit::check))
+        .route(
+            "/v1/whoami",
+            tenant_route(app, route::WHOAMI, get(whoami::whoami)),
+        )
+        .route(
+            "/v1/ratelimit/check",
+            tenant_route(app, route::RATELIMIT_CHECK, post(ratelimit::check)),
+        )
         .route("/v1/testing/panic", post(testing::inject_panic))
         .route(
             "/v1/testing/faults",

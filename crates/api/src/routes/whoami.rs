@@ -1,6 +1,7 @@
 //! `GET /v1/whoami`: which tenant an API key belongs to, and its effective limits.
 
 use crate::auth::TenantCaller;
+use crate::tier_limits::Effective;
 use crate::AppState;
 use axum::extract::State;
 use axum::Json;
@@ -10,31 +11,16 @@ use serde_json::{json, Value};
 pub async fn whoami(caller: TenantCaller, State(app): State<AppState>) -> Json<Value> {
     let t = &caller.tenant;
     let tier = app.raft.read_state(|s| s.tiers.get(&t.tier).cloned());
-    let o = &t.overrides;
-    let limits = o
-        .limits
-        .clone()
-        .or_else(|| tier.as_ref().map(|t| t.limits.clone()))
-        .unwrap_or_default();
-    let weights = o
-        .endpoint_weights
-        .clone()
-        .or_else(|| tier.as_ref().map(|t| t.endpoint_weights.clone()))
-        .unwrap_or_default();
-    let concurrency = o
-        .concurrency
-        .or_else(|| tier.as_ref().and_then(|t| t.concurrency));
-    let budget = o
-        .monthly_budget_usd
-        .or_else(|| tier.as_ref().and_then(|t| t.monthly_budget_usd));
+    let eff = Effective::of(t, tier.as_ref());
     Json(json!({
         "tenant": { "id": t.id, "name": t.name, "tier": t.tier, "status": t.status },
         "key_id": caller.key_id,
         "effective": {
-            "limits": limits,
-            "endpoint_weights": weights,
-            "concurrency": concurrency,
-            "monthly_budget_usd": budget,
+            "limits": eff.limits,
+            "endpoint_weights": eff.endpoint_weights,
+            "concurrency": eff.concurrency,
+            "monthly_budget_usd": eff.monthly_budget_usd,
+            "bypass_limits": eff.bypass_limits,
         },
     }))
 }

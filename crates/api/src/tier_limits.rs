@@ -1,0 +1,461 @@
+//! Tenant tier limits: every tenant-authenticated request is charged to its tenant's tier
+//! buckets before the handler runs, and every tenant response carries the IETF
+//! `RateLimit-Policy` and `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers).
+//!
+//! # Semantics
+//! - One bucket per limit of the tenant's effective limits (the tier's, or the tenant's
+//!   `overrides.limits`), algorithm `sliding_window`: never more than `limit` request
+//!   units admitted in any `window_secs`-long interval (see `colony_ratelimit`'s
+//!   sliding window for the exact bound on when a hit is forgotten).
+//! - A request costs the weight of its route (`endpoint_weights`, by the stable route
+//!   name given to [`enforce`]); unlisted routes cost 1.
+//! - Buckets live on their owner node (`Limiter` routes each check there), so counts are
+//!   exact cluster-wide whichever node the client calls, while membership is stable.
+//! - A bucket's key is `tier/<tenant>/<window>s` (plus `/<n>` for a repeated window):
+//!   it does not name the tier, so moving a tenant to another tier, or changing a limit,
+//!   keeps what was already spent in that window instead of handing out a fresh quota.
+//! - A request rejected by one limit consumes none of the others. With one limit the
+//!   single check is enough (a rejection consumes nothing). With several, the buckets
+//!   are first peeked (`hits: 0`, one batch); the ones that cannot take the cost are
+//!   checked (charged) first, so a rejection there consumes nothing, and only when they
+//!   all admit are the others charged. The remaining race: two concurrent requests of
+//!   one tenant may both pass the peek and then one is rejected by a later bucket after
+//!   an earlier one was charged — that over-consumes (never over-admits) by at most the
+//!   cost of the concurrently rejected requests.
+//! - Tenants with `overrides.bypass_limits` are not limited (still authenticated).
+
+use crate::auth::TenantCaller;
+use crate::middleware::RequestId;
+use crate::problem::{ErrorCode, Problem};
+use crate::AppState;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use colony_actors::{BucketError, CheckContext, CheckItem};
+use colony_core::tenant::Tenant;
+use colony_core::tier::{Tier, WindowLimit};
+use colony_ratelimit::headers::{
+    decision_status_item, join_items, policy_item, retry_after_secs, window_secs,
+};
+use colony_ratelimit::{Algorithm, Decision, Limit, Status};
+use std::collections::BTreeMap;
+
+/// `RateLimit-Policy`: every policy of the tenant.
+pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+/// `RateLimit`: the status of the most constrained policy.
+pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// Route names for `endpoint_weights`: stable, independent of the URL layout.
+pub mod route {
+    /// `GET /v1/whoami`.
+    pub const WHOAMI: &str = "whoami";
+    /// `POST /v1/ratelimit/check`.
+    pub const RATELIMIT_CHECK: &str = "ratelimit.check";
+}
+
+/// The limits in force for a tenant: tier values with the tenant's overrides applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Effective {
+    /// Where the limits come from: the tier name, or `custom` for overridden limits
+    /// (used in policy names).
+    pub source: String,
+    /// Window limits.
+    pub limits: Vec<WindowLimit>,
+    /// Route weights.
+    pub endpoint_weights: BTreeMap<String, u32>,
+    /// Most in-flight requests.
+    pub concurrency: Option<u32>,
+    /// Monthly budget in USD.
+    pub monthly_budget_usd: Option<f64>,
+    /// Trusted caller: no rate or concurrency limits.
+    pub bypass_limits: bool,
+}
+
+impl Effective {
+    /// The effective limits of `tenant` whose tier is `tier` (`None` if it was deleted:
+    /// then only the overrides apply).
+    pub fn of(tenant: &Tenant, tier: Option<&Tier>) -> Self {
+        let o = &tenant.overrides;
+        let source = if o.limits.is_some() {
+            "custom".to_string()
+        } else {
+            tenant.tier.clone()
+        };
+        Self {
+            source,
+            limits: o
+                .limits
+                .clone()
+                .or_else(|| tier.map(|t| t.limits.clone()))
+                .unwrap_or_default(),
+            endpoint_weights: o
+                .endpoint_weights
+                .clone()
+                .or_else(|| tier.map(|t| t.endpoint_weights.clone()))
+                .unwrap_or_default(),
+            concurrency: o.concurrency.or_else(|| tier.and_then(|t| t.concurrency)),
+            monthly_budget_usd: o
+                .monthly_budget_usd
+                .or_else(|| tier.and_then(|t| t.monthly_budget_usd)),
+            bypass_limits: o.bypass_limits,
+        }
+    }
+
+    /// Cost of one request to `route`: its weight, 1 if unlisted.
+    pub fn cost(&self, route: &str) -> u64 {
+        self.endpoint_weights
+            .get(route)
+            .map_or(1, |w| u64::from(*w).max(1))
+    }
+
+    /// One policy per limit, named `<source>-<window>s` (with `-<n>` for a repeated window).
+    pub fn policies(&self, tenant_id: &str) -> Vec<Policy> {
+        let mut seen: BTreeMap<u64, u32> = BTreeMap::new();
+        self.limits
+            .iter()
+            .map(|l| {
+                let n = seen.entry(l.window_secs).or_default();
+                let (name, key) = if *n == 0 {
+                    (
+                        format!("{}-{}s", self.source, l.window_secs),
+                        format!("tier/{}:{tenant_id}/{}s", tenant_id.len(), l.window_secs),
+                    )
+                } else {
+                    (
+                        format!("{}-{}s-{n}", self.source, l.window_secs),
+                        format!(
+                            "tier/{}:{tenant_id}/{}s/{n}",
+                            tenant_id.len(),
+                            l.window_secs
+                        ),
+                    )
+                };
+                *n += 1;
+                Policy {
+                    name,
+                    key,
+                    limit: l.limit,
+                    window_secs: l.window_secs,
+                }
+            })
+            .collect()
+    }
+}
+
+/// One limit of a tenant, as a bucket and as an IETF policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Name in `RateLimit-Policy`, `RateLimit` and the 429 body.
+    pub name: String,
+    /// Bucket key (prefixed `tier/`, which never collides with the tenant-scoped keys of
+    /// `POST /v1/ratelimit/check`: those start with a length).
+    pub key: String,
+    /// Units per window.
+    pub limit: u64,
+    /// Window in seconds.
+    pub window_secs: u64,
+}
+
+impl Policy {
+    fn item(&self, hits: u64) -> CheckItem {
+        CheckItem {
+            key: self.key.clone(),
+            algorithm: Algorithm::SlidingWindow,
+            limit: Limit {
+                limit: self.limit,
+                duration_ms: self.window_secs.saturating_mul(1000),
+                burst: None,
+            },
+            hits,
+        }
+    }
+}
+
+/// The `RateLimit-Policy` value for `policies`.
+pub fn policy_header(policies: &[Policy]) -> String {
+    join_items(
+        policies
+            .iter()
+            .map(|p| policy_item(&p.name, p.limit, window_secs(p.window_secs * 1000))),
+    )
+}
+
+/// Index of the most constrained decision: lowest `remaining / limit`.
+pub fn most_constrained(decisions: &[Decision]) -> Option<usize> {
+    (0..decisions.len()).min_by(|&a, &b| {
+        let (x, y) = (&decisions[a], &decisions[b]);
+        // remaining_x / limit_x vs remaining_y / limit_y without floats.
+        (u128::from(x.remaining) * u128::from(y.limit.max(1)))
+            .cmp(&(u128::from(y.remaining) * u128::from(x.limit.max(1))))
+    })
+}
+
+/// Checks `idx` of `policies` with `hits` each in one routed batch; stores the decisions.
+/// Returns the index of the violated policy (the one with the longest wait) if any.
+async fn charge(
+    app: &AppState,
+    ctx: &CheckContext,
+    policies: &[Policy],
+    idx: &[usize],
+    hits: u64,
+    decisions: &mut [Option<Decision>],
+) -> Result<Option<usize>, Problem> {
+    if idx.is_empty() {
+        return Ok(None);
+    }
+    let items = idx.iter().map(|&i| policies[i].item(hits)).collect();
+    let results = app.limiter.check(ctx, items).await;
+    let mut violated: Option<usize> = None;
+    for (&i, r) in idx.iter().zip(results) {
+        match r {
+            Ok(d) => {
+                if d.status == Status::OverLimit
+                    && violated
+                        .and_then(|v| decisions[v].as_ref())
+                        .is_none_or(|v| v.reset_after_ms < d.reset_after_ms)
+                {
+                    violated = Some(i);
+                }
+                decisions[i] = Some(d);
+            }
+            Err(BucketError::Limit(e)) => {
+                // Tier values are validated on write, so this is a bug; refuse loudly.
+                tracing::error!(policy = %policies[i].name, error = %e, "tier limit rejected by the limiter");
+                return Err(Problem::new(
+                    ErrorCode::Internal,
+                    "a tier limit could not be applied; see the node's log",
+                ));
+            }
+            Err(BucketError::Overloaded | BucketError::Unavailable) => {
+                // Fail closed: an unlimited tenant is worse than a short retry.
+                return Err(Problem::new(
+                    ErrorCode::Unavailable,
+                    "the rate limiter is overloaded or restarting; retry shortly",
+                )
+                .with_retry_after(1));
+            }
+        }
+    }
+    Ok(violated)
+}
+
+/// Outcome of charging a request to its tenant's policies.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Admitted; the decisions of every policy, in policy order.
+    Admitted(Vec<Decision>),
+    /// Rejected by `policies[violated]`; `decisions` as far as known.
+    Rejected {
+        /// Index of the violated policy.
+        violated: usize,
+        /// Decision of the violated policy.
+        decision: Decision,
+    },
+}
+
+/// Charges `cost` to every policy, or to none when one of them refuses (see the module
+/// docs for the one race that over-consumes).
+pub async fn admit(
+    app: &AppState,
+    ctx: &CheckContext,
+    policies: &[Policy],
+    cost: u64,
+) -> Result<Verdict, Problem> {
+    let n = policies.len();
+    let mut decisions: Vec<Option<Decision>> = vec![None; n];
+    let all: Vec<usize> = (0..n).collect();
+    let phases: Vec<Vec<usize>> = if n <= 1 {
+        vec![all]
+    } else {
+        charge(app, ctx, policies, &all, 0, &mut decisions).await?;
+        // Buckets that cannot take the cost go first: their rejection consumes nothing.
+        let (short, fine): (Vec<usize>, Vec<usize>) = all.into_iter().partition(|&i| {
+            decisions[i]
+                .as_ref()
+                .is_none_or(|d| d.remaining < cost || d.status == Status::OverLimit)
+        });
+        vec![short, fine]
+    };
+    for phase in phases {
+        if let Some(v) = charge(app, ctx, policies, &phase, cost, &mut decisions).await? {
+            let decision = decisions[v].unwrap_or(Decision {
+                status: Status::OverLimit,
+                limit: policies[v].limit,
+                remaining: 0,
+                reset_after_ms: 1000,
+            });
+            return Ok(Verdict::Rejected {
+                violated: v,
+                decision,
+            });
+        }
+    }
+    let decisions: Option<Vec<Decision>> = decisions.into_iter().collect();
+    decisions.map(Verdict::Admitted).ok_or_else(|| {
+        Problem::new(
+            ErrorCode::Internal,
+            "a tier limit gave no decision; see the node's log",
+        )
+    })
+}
+
+fn set_header(resp: &mut Response, name: &HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut().insert(name.clone(), v);
+    }
+}
+
+/// The 429 for a request rejected by `policy`.
+pub fn rejection(policies: &[Policy], violated: usize, decision: &Decision, cost: u64) -> Response {
+    let p = &policies[violated];
+    let retry = retry_after_secs(decision).unwrap_or(1);
+    let mut problem = Problem::new(
+        ErrorCode::TooManyRequests,
+        format!(
+            "tier limit {:?} ({} units per {} s) is exhausted: this request costs {cost}, {} left; retry in {retry} s",
+            p.name, p.limit, p.window_secs, decision.remaining
+        ),
+    )
+    .with_retry_after(retry);
+    problem.policy = Some(p.name.clone());
+    let mut resp = problem.into_response();
+    set_header(&mut resp, &RATELIMIT_POLICY, &policy_header(policies));
+    set_header(
+        &mut resp,
+        &RATELIMIT,
+        &decision_status_item(&p.name, decision),
+    );
+    resp
+}
+
+/// Middleware on each tenant route (`route` is its stable name): authenticates the
+/// tenant, charges the request to its tier buckets, answers 429 when a limit is
+/// exhausted, and sets the RateLimit fields on the response.
+pub async fn enforce(
+    State((app, route)): State<(AppState, &'static str)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let caller = match TenantCaller::from_request_parts(&mut parts, &app).await {
+        Ok(c) => c,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let tenant = caller.tenant.clone();
+    let request_id = parts
+        .extensions
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    parts.extensions.insert(caller);
+    let req = Request::from_parts(parts, body);
+
+    let tier = app.raft.read_state(|s| s.tiers.get(&tenant.tier).cloned());
+    let eff = Effective::of(&tenant, tier.as_ref());
+    if eff.bypass_limits {
+        return next.run(req).await;
+    }
+    let policies = eff.policies(&tenant.id);
+    if policies.is_empty() {
+        return next.run(req).await;
+    }
+    let cost = eff.cost(route);
+    let ctx = CheckContext {
+        request_id,
+        tenant_id: tenant.id.clone(),
+    };
+    let decisions = match admit(&app, &ctx, &policies, cost).await {
+        Err(problem) => return problem.into_response(),
+        Ok(Verdict::Rejected { violated, decision }) => {
+            tracing::info!(tenant = %tenant.id, policy = %policies[violated].name, route, "tier limit exhausted");
+            return rejection(&policies, violated, &decision, cost);
+        }
+        Ok(Verdict::Admitted(d)) => d,
+    };
+    let mut resp = next.run(req).await;
+    set_header(&mut resp, &RATELIMIT_POLICY, &policy_header(&policies));
+    if let Some(i) = most_constrained(&decisions) {
+        set_header(
+            &mut resp,
+            &RATELIMIT,
+            &decision_status_item(&policies[i].name, &decisions[i]),
+        );
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use colony_core::tenant::TierOverrides;
+
+    fn tenant(tier: &str, overrides: TierOverrides) -> Tenant {
+        Tenant {
+            id: "acme".into(),
+            name: "Acme".into(),
+            tier: tier.into(),
+            overrides,
+            status: Default::default(),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn policies_are_named_after_the_tier_and_window() {
+        let tiers = colony_core::tier::default_tiers(0);
+        let eff = Effective::of(&tenant("free", TierOverrides::default()), Some(&tiers[0]));
+        let ps = eff.policies("acme");
+        let names: Vec<_> = ps.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["free-60s", "free-86400s"]);
+        assert_eq!(ps[0].key, "tier/4:acme/60s");
+        assert_eq!(
+            policy_header(&ps),
+            r#""free-60s";q=100;w=60, "free-86400s";q=5000;w=86400"#
+        );
+        assert_eq!(eff.cost("whoami"), 1);
+    }
+
+    #[test]
+    fn overrides_replace_tier_values_and_repeated_windows_get_distinct_keys() {
+        let tiers = colony_core::tier::default_tiers(0);
+        let o = TierOverrides {
+            limits: Some(vec![
+                WindowLimit {
+                    limit: 5,
+                    window_secs: 60,
+                },
+                WindowLimit {
+                    limit: 9,
+                    window_secs: 60,
+                },
+            ]),
+            endpoint_weights: Some(BTreeMap::from([("whoami".to_string(), 3)])),
+            bypass_limits: true,
+            ..Default::default()
+        };
+        let eff = Effective::of(&tenant("free", o), Some(&tiers[0]));
+        assert!(eff.bypass_limits);
+        assert_eq!(eff.cost("whoami"), 3);
+        assert_eq!(eff.concurrency, Some(4));
+        let ps = eff.policies("acme");
+        assert_eq!(ps[0].name, "custom-60s");
+        assert_eq!(ps[1].name, "custom-60s-1");
+        assert_ne!(ps[0].key, ps[1].key);
+    }
+
+    #[test]
+    fn most_constrained_is_lowest_remaining_fraction() {
+        let d = |limit, remaining| Decision {
+            status: Status::UnderLimit,
+            limit,
+            remaining,
+            reset_after_ms: 0,
+        };
+        assert_eq!(most_constrained(&[d(100, 50), d(5000, 100)]), Some(1));
+        assert_eq!(most_constrained(&[d(100, 1), d(5000, 100)]), Some(0));
+        assert_eq!(most_constrained(&[]), None);
+    }
+}
