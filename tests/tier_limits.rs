@@ -159,15 +159,10 @@ fn a_bypass_tenant_is_never_limited() {
     assert_eq!(statuses, [200, 200, 429]);
 }
 
-#[test]
-fn a_tier_limit_is_exact_across_a_3_node_cluster() {
-    let c = Cluster::start(3, NodeOptions::default());
-    let n0 = c.node(0);
-    tier(n0, "t20", per_min(20), json!({}));
-    let key = tenant(n0, "spread", "t20", json!({}));
-    // A helper tenant with a big tier proves every node knows the keys and can reach
-    // every owner, without spending the limited tenant's quota.
-    let probe = tenant(n0, "probe", "enterprise", json!({}));
+/// Waits until every node sees three active members, knows tenant `id` and the `probe`
+/// key, and reaches every owner (a batch of peeks over many keys answers without errors).
+/// `probe` is a tenant with a big tier, so waiting spends nothing of the tested tenant.
+fn wait_cluster(c: &Cluster, id: &str, probe: &str) {
     for i in 0..3 {
         eventually(Duration::from_secs(30), "all members active", || {
             let v = c.node(i).admin_get("/v1/cluster");
@@ -179,8 +174,8 @@ fn a_tier_limit_is_exact_across_a_3_node_cluster() {
             (active == 3).then_some(())
         });
         eventually(Duration::from_secs(30), "tenants replicated", || {
-            (c.node(i).admin_get("/v1/tenants/spread").status == 200
-                && c.node(i).get("/v1/whoami", Some(&probe)).status == 200)
+            (c.node(i).admin_get(&format!("/v1/tenants/{id}")).status == 200
+                && c.node(i).get("/v1/whoami", Some(probe)).status == 200)
                 .then_some(())
         });
     }
@@ -192,7 +187,7 @@ fn a_tier_limit_is_exact_across_a_3_node_cluster() {
             let r = c.node(i).call(
                 "POST",
                 "/v1/ratelimit/check",
-                Some(&probe),
+                Some(probe),
                 Some(&json!({ "requests": peeks })),
             );
             (r.status == 200
@@ -203,10 +198,87 @@ fn a_tier_limit_is_exact_across_a_3_node_cluster() {
             .then_some(())
         });
     }
+}
+
+#[test]
+fn a_tier_limit_is_exact_across_a_3_node_cluster() {
+    let c = Cluster::start(3, NodeOptions::default());
+    let n0 = c.node(0);
+    tier(n0, "t20", per_min(20), json!({}));
+    let key = tenant(n0, "spread", "t20", json!({}));
+    let probe = tenant(n0, "probe", "enterprise", json!({}));
+    wait_cluster(&c, "spread", &probe);
     let statuses: Vec<u16> = (0..30)
         .map(|i| c.node(i % 3).get("/v1/whoami", Some(&key)).status)
         .collect();
     let ok = statuses.iter().filter(|s| **s == 200).count();
     let limited = statuses.iter().filter(|s| **s == 429).count();
     assert_eq!((ok, limited), (20, 10), "{statuses:?}");
+}
+
+#[test]
+fn concurrency_is_limited_cluster_wide_and_slots_come_back() {
+    let c = Cluster::start(
+        3,
+        NodeOptions {
+            sets: vec!["cluster.fault_injection=true".into()],
+            ..NodeOptions::default()
+        },
+    );
+    let n0 = c.node(0);
+    let r = n0.admin(
+        "POST",
+        "/v1/tiers",
+        &json!({"name": "c2", "limits": per_min(1000), "concurrency": 2}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let key = tenant(n0, "busy", "c2", json!({}));
+    let probe = tenant(n0, "probe", "enterprise", json!({}));
+    wait_cluster(&c, "busy", &probe);
+
+    // Two slow requests through nodes 0 and 1 take both slots; a third request through
+    // node 2 is refused: the leases live on the tenant's owner, whichever node is asked.
+    let (u0, u1) = (c.node(0).url.clone(), c.node(1).url.clone());
+    let slow: Vec<_> = [u0, u1]
+        .into_iter()
+        .map(|url| {
+            let key = key.clone();
+            std::thread::spawn(move || {
+                ureq::post(&format!("{url}/v1/testing/sleep"))
+                    .set("authorization", &format!("Bearer {key}"))
+                    .timeout(Duration::from_secs(15))
+                    .send_json(json!({"ms": 2000}))
+                    .map(|r| r.status())
+                    .unwrap_or_else(|e| match e {
+                        ureq::Error::Status(s, _) => s,
+                        other => panic!("{other}"),
+                    })
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    let r = c.node(2).get("/v1/whoami", Some(&key));
+    let p = r.problem(429);
+    assert_eq!(p["policy"], "c2-concurrency");
+    assert!(p["detail"].as_str().unwrap().contains("2 of 2"), "{p}");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    for t in slow {
+        assert_eq!(t.join().unwrap(), 200);
+    }
+    // Released when the handlers returned.
+    eventually(Duration::from_secs(5), "slots released", || {
+        (c.node(2).get("/v1/whoami", Some(&key)).status == 200).then_some(())
+    });
+    // A handler that fails releases its slot too: more failures than slots, no 429.
+    for i in 0..5 {
+        let r = c.node(i % 3).call(
+            "POST",
+            "/v1/testing/sleep",
+            Some(&key),
+            Some(&json!({"ms": 999_999})),
+        );
+        r.problem(422);
+        // The release is sent as the response goes out; give it a moment to land.
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

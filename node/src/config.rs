@@ -111,6 +111,14 @@ pub struct RaftConfig {
     pub logs_kept_after_snapshot: u64,
 }
 
+/// Rate limiting.
+#[derive(Debug, Clone)]
+pub struct RateLimitConfig {
+    /// Lifetime of a tenant concurrency lease that is never released (its ingress node
+    /// crashed or lost the owner): the longest a lost release holds a slot.
+    pub lease_ttl: Duration,
+}
+
 /// Logging.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
@@ -133,6 +141,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Raft settings.
     pub raft: RaftConfig,
+    /// Rate-limit settings.
+    pub ratelimit: RateLimitConfig,
     /// Log settings.
     pub log: LogConfig,
 }
@@ -164,6 +174,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("raft.election_timeout_max_ms", "600"),
     ("raft.snapshot_after_logs", "5000"),
     ("raft.logs_kept_after_snapshot", "1000"),
+    ("ratelimit.lease_ttl_ms", "60000"),
     ("log.format", "pretty"),
     ("log.level", "info,openraft=warn"),
 ];
@@ -254,6 +265,9 @@ impl Default for Config {
                 snapshot_after_logs: 0,
                 logs_kept_after_snapshot: 0,
             },
+            ratelimit: RateLimitConfig {
+                lease_ttl: Duration::ZERO,
+            },
             log: LogConfig {
                 format: LogFormat::Pretty,
                 level: String::new(),
@@ -314,6 +328,7 @@ impl Config {
             "cluster.voter_down_grace_ms" => self.cluster.voter_down_grace = parse_ms(key, v)?,
             "cluster.max_ready_lag" => self.cluster.max_ready_lag = parse_u64(key, v)?,
             "cluster.fault_injection" => self.cluster.fault_injection = parse_bool(key, v)?,
+            "ratelimit.lease_ttl_ms" => self.ratelimit.lease_ttl = parse_ms(key, v)?,
             "cluster.listen" => self.cluster.listen = parse_addr(key, v)?,
             "cluster.advertise" => self.cluster.advertise = parse_optional_addr(key, v)?,
             "raft.listen" => self.raft.listen = parse_addr(key, v)?,

@@ -253,6 +253,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             max_body_bytes: config.http.max_body_bytes,
             write_timeout: config.http.write_timeout,
             max_ready_lag: config.cluster.max_ready_lag,
+            lease_ttl: config.ratelimit.lease_ttl,
         }),
     };
     let api = colony_api::router(app);

@@ -6,6 +6,7 @@
 //! [`BucketError::Overloaded`], never an unbounded queue) and times every call out.
 
 use crate::bucket_shard::{BucketShard, ShardArgs, ShardItem, ShardMsg};
+use crate::leases::Leases;
 use colony_ratelimit::{Algorithm, Decision, Limit, LimitError};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
@@ -197,6 +198,7 @@ pub struct Buckets {
     restarts: Arc<AtomicU64>,
     supervisor: ActorRef<SupervisorMsg>,
     config: BucketsConfig,
+    leases: Leases,
 }
 
 impl std::fmt::Debug for Buckets {
@@ -235,7 +237,15 @@ impl Buckets {
             restarts,
             supervisor,
             config,
+            leases: Leases::default(),
         })
+    }
+
+    /// The concurrency lease table of this node (leases of the tenants it owns). It lives
+    /// with the buckets because both are "limiter state this node owns", reached locally
+    /// and through the Router alike.
+    pub fn leases(&self) -> &Leases {
+        &self.leases
     }
 
     /// The shard of a key: a stable hash, so the same key always lands on the same shard.

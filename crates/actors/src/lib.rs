@@ -7,15 +7,19 @@
 //! - [`buckets`]: the bucket supervisor (restarts a failed shard with backoff and counts it)
 //!   and [`buckets::Buckets`], the handle that splits a batch by shard, bounds in-flight work
 //!   and times every call out
+//! - [`leases`]: [`leases::LeaseTable`], the per-tenant concurrency leases (with a TTL) a
+//!   tenant's owner node holds
 //! - [`router`]: [`router::Router`], the one actor per node that peers reach over the actor
 //!   transport, and its frozen wire protocol
 //! - [`routing`]: [`routing::Limiter`], which sends each check to its bucket's owner node
 
 pub mod bucket_shard;
 pub mod buckets;
+pub mod leases;
 pub mod router;
 pub mod routing;
 
 pub use buckets::{BucketError, Buckets, BucketsConfig, CheckItem};
-pub use router::{Router, RouterArgs, RouterMsg, ROUTER_GROUP, ROUTER_SCOPE};
-pub use routing::{CheckContext, ClusterView, Limiter, LimiterConfig};
+pub use leases::{LeaseOutcome, LeaseTable, Leases};
+pub use router::{LeaseOp, Router, RouterArgs, RouterMsg, ROUTER_GROUP, ROUTER_SCOPE};
+pub use routing::{CheckContext, ClusterView, LeaseGrant, Limiter, LimiterConfig};

@@ -6,8 +6,14 @@
 //! and a peer that does not know a name drops the message (the caller then times out).
 //! Payloads change by adding `#[serde(default)]` fields inside [`Wire`], never by changing
 //! a variant's shape.
+//!
+//! The frozen set: `CheckBuckets` (bucket checks) and `Lease` (concurrency leases, added
+//! before the first release). A node that does not know `Lease` drops it, and the caller's
+//! timeout answers the request 503: mixed-version clusters must not enable tier
+//! concurrency limits until every node knows it.
 
 use crate::buckets::{BucketError, Buckets, CheckItem};
+use crate::leases::LeaseOutcome;
 use colony_ratelimit::{Algorithm, Decision, Limit, LimitError};
 use ractor::{Actor, ActorProcessingErr, ActorRef, BytesConvertable, RpcReplyPort};
 use ractor_cluster_derive::RactorClusterMessage;
@@ -157,6 +163,45 @@ pub struct CheckReply {
     pub results: Vec<WireOutcome>,
 }
 
+/// What to do with a concurrency lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseOp {
+    /// Take a slot when fewer than `limit` are held; it expires after `ttl_ms`.
+    Acquire {
+        /// Most live leases of the key.
+        limit: u32,
+        /// Lifetime of the lease if never released.
+        ttl_ms: u64,
+    },
+    /// Give the slot back.
+    Release,
+}
+
+/// A lease operation for a key the receiving node owns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeaseRequest {
+    /// Request id of the HTTP request (for the owner's logs).
+    pub request_id: String,
+    /// Tenant of the lease (for the owner's logs; the key is already scoped).
+    pub tenant_id: String,
+    /// Colony node id of the sender.
+    pub from_node: u64,
+    /// Lease key (one per tenant).
+    pub key: String,
+    /// Id of the lease, unique per request.
+    pub lease_id: String,
+    /// Acquire or release.
+    pub op: LeaseOp,
+}
+
+/// The owner's answer to a [`LeaseRequest`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeaseReply {
+    /// What happened.
+    pub outcome: LeaseOutcome,
+}
+
 /// Messages of the Router: the node-to-node protocol. Frozen variant set (see the module
 /// docs).
 #[derive(RactorClusterMessage)]
@@ -164,14 +209,27 @@ pub enum RouterMsg {
     /// Check buckets this node owns.
     #[rpc]
     CheckBuckets(Wire<CheckBatch>, RpcReplyPort<Wire<CheckReply>>),
+    /// Acquire or release a concurrency lease this node owns.
+    #[rpc]
+    Lease(Wire<LeaseRequest>, RpcReplyPort<Wire<LeaseReply>>),
 }
 
 impl std::fmt::Debug for RouterMsg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RouterMsg::CheckBuckets(..) => f.write_str("CheckBuckets"),
+            RouterMsg::Lease(..) => f.write_str("Lease"),
         }
     }
+}
+
+/// Applies a lease operation to this node's table, at this node's clock.
+pub fn apply_lease(buckets: &Buckets, key: &str, lease_id: &str, op: LeaseOp) -> LeaseOutcome {
+    let now = crate::leases::now_ms();
+    buckets.leases().with(|t| match op {
+        LeaseOp::Acquire { limit, ttl_ms } => t.acquire(key, lease_id, limit, ttl_ms, now),
+        LeaseOp::Release => t.release(key, lease_id, now),
+    })
 }
 
 /// Most routed batches a Router works on at once; beyond it, batches are answered
@@ -237,6 +295,27 @@ impl Actor for Router {
         st: &mut RouterState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
+            RouterMsg::Lease(Wire(req), reply) => {
+                let answer = match req {
+                    Ok(r) => {
+                        let outcome = apply_lease(&st.buckets, &r.key, &r.lease_id, r.op);
+                        tracing::debug!(
+                            request_id = %r.request_id,
+                            tenant = %r.tenant_id,
+                            from = r.from_node,
+                            ?outcome,
+                            "routed lease answered"
+                        );
+                        Ok(LeaseReply { outcome })
+                    }
+                    Err(reason) => {
+                        tracing::warn!(%reason, "routed lease could not be decoded");
+                        Err(reason)
+                    }
+                };
+                // A mutex step: answered inline, no need to spawn.
+                let _ = reply.send(Wire(answer));
+            }
             RouterMsg::CheckBuckets(Wire(batch), reply) => {
                 let batch = match batch {
                     Ok(b) => b,

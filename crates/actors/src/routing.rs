@@ -8,7 +8,8 @@
 //! checked locally.
 
 use crate::buckets::{BucketError, Buckets, CheckItem};
-use crate::router::{CheckBatch, RouterMsg, Wire, WireItem};
+use crate::leases::LeaseOutcome;
+use crate::router::{apply_lease, CheckBatch, LeaseOp, LeaseRequest, RouterMsg, Wire, WireItem};
 use colony_ratelimit::Decision;
 use ractor::rpc::CallResult;
 use ractor::{ActorCell, ActorRef};
@@ -83,6 +84,17 @@ enum RemoteError {
 }
 
 type Outcome = Result<Decision, BucketError>;
+
+/// A concurrency lease granted by `owner`: released there, whoever owns the key by then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseGrant {
+    /// Lease key (one per tenant).
+    pub key: String,
+    /// Id of the lease.
+    pub lease_id: String,
+    /// Node that granted it.
+    pub owner: u64,
+}
 
 impl Limiter {
     /// A limiter for node `node_id`.
@@ -188,6 +200,101 @@ impl Limiter {
             }
         }
         results
+    }
+
+    /// Acquires concurrency lease `lease_id` under `key` at the key's owner: `Ok(Some)`
+    /// when granted, `Ok(None)` with the owner's answer when `limit` leases are live.
+    ///
+    /// A failed call is retried once after recomputing the owner. When the first call was
+    /// applied but its answer lost, a retry at the same owner renews the same lease id
+    /// (no second slot); at another owner the first lease expires after `ttl`.
+    pub async fn acquire_lease(
+        &self,
+        ctx: &CheckContext,
+        key: &str,
+        lease_id: &str,
+        limit: u32,
+        ttl: Duration,
+    ) -> Result<Result<LeaseGrant, LeaseOutcome>, BucketError> {
+        let op = LeaseOp::Acquire {
+            limit,
+            ttl_ms: ttl.as_millis() as u64,
+        };
+        for attempt in 0..2 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let owner = self.owner_of(key, &self.view.active_members());
+            match self.lease_at(owner, ctx, key, lease_id, op).await {
+                Ok(LeaseOutcome::Granted { .. }) => {
+                    return Ok(Ok(LeaseGrant {
+                        key: key.to_string(),
+                        lease_id: lease_id.to_string(),
+                        owner,
+                    }))
+                }
+                Ok(other) => return Ok(Err(other)),
+                Err(e) => tracing::info!(owner, error = %e, attempt, "lease acquire failed"),
+            }
+        }
+        Err(BucketError::Unavailable)
+    }
+
+    /// Releases a lease at the node that granted it. Best effort: when that node cannot
+    /// be reached the lease expires after its TTL.
+    pub async fn release_lease(&self, ctx: &CheckContext, grant: &LeaseGrant) {
+        if let Err(e) = self
+            .lease_at(
+                grant.owner,
+                ctx,
+                &grant.key,
+                &grant.lease_id,
+                LeaseOp::Release,
+            )
+            .await
+        {
+            tracing::info!(owner = grant.owner, error = %e, "lease release failed; it expires after its TTL");
+        }
+    }
+
+    /// One lease operation at `owner` (this node: directly), with a timeout.
+    async fn lease_at(
+        &self,
+        owner: u64,
+        ctx: &CheckContext,
+        key: &str,
+        lease_id: &str,
+        op: LeaseOp,
+    ) -> Result<LeaseOutcome, RemoteError> {
+        if owner == self.node_id {
+            return Ok(apply_lease(&self.buckets, key, lease_id, op));
+        }
+        let cell = self
+            .view
+            .router_of(owner)
+            .ok_or(RemoteError::NoRoute(owner))?;
+        let router: ActorRef<RouterMsg> = cell.into();
+        let req = LeaseRequest {
+            request_id: ctx.request_id.clone(),
+            tenant_id: ctx.tenant_id.clone(),
+            from_node: self.node_id,
+            key: key.to_string(),
+            lease_id: lease_id.to_string(),
+            op,
+        };
+        let answer = router
+            .call(
+                |port| RouterMsg::Lease(Wire(Ok(req)), port),
+                Some(self.config.remote_timeout),
+            )
+            .await;
+        match answer {
+            Ok(CallResult::Success(Wire(Ok(reply)))) => Ok(reply.outcome),
+            Ok(CallResult::Success(Wire(Err(reason)))) => Err(RemoteError::Peer(owner, reason)),
+            Ok(CallResult::Timeout) | Ok(CallResult::SenderError) | Err(_) => {
+                Err(RemoteError::Timeout(owner))
+            }
+        }
     }
 
     /// One batch to one remote owner, with a timeout.

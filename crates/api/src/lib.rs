@@ -38,6 +38,8 @@ pub struct ApiSettings {
     pub write_timeout: Duration,
     /// `/readyz` fails while applied lags committed by more than this.
     pub max_ready_lag: u64,
+    /// Lifetime of a tenant concurrency lease that is never released.
+    pub lease_ttl: Duration,
 }
 
 /// Whether the node is shutting down (then `/readyz` answers 503).

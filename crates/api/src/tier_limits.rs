@@ -22,6 +22,12 @@
 //!   one tenant may both pass the peek and then one is rejected by a later bucket after
 //!   an earlier one was charged — that over-consumes (never over-admits) by at most the
 //!   cost of the concurrently rejected requests.
+//! - Concurrency: at most `concurrency` requests of a tenant in flight. Each request takes
+//!   a lease (`Limiter::acquire_lease`) at the tenant's owner node before its rate
+//!   limits are charged, and gives it back when the handler returns (also when it fails
+//!   or panics: a guard releases in `Drop`). A lease that is never released (the ingress
+//!   node crashed, the owner was unreachable) expires after `ratelimit.lease_ttl_ms`.
+//!   The lease covers the handler, not the streaming of the response body.
 //! - Tenants with `overrides.bypass_limits` are not limited (still authenticated).
 
 use crate::auth::TenantCaller;
@@ -32,7 +38,7 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use colony_actors::{BucketError, CheckContext, CheckItem};
+use colony_actors::{BucketError, CheckContext, CheckItem, LeaseGrant, LeaseOutcome, Limiter};
 use colony_core::tenant::Tenant;
 use colony_core::tier::{Tier, WindowLimit};
 use colony_ratelimit::headers::{
@@ -53,6 +59,8 @@ pub mod route {
     pub const WHOAMI: &str = "whoami";
     /// `POST /v1/ratelimit/check`.
     pub const RATELIMIT_CHECK: &str = "ratelimit.check";
+    /// `POST /v1/testing/sleep` (test-only).
+    pub const TESTING_SLEEP: &str = "testing.sleep";
 }
 
 /// The limits in force for a tenant: tier values with the tenant's overrides applied.
@@ -71,6 +79,9 @@ pub struct Effective {
     pub monthly_budget_usd: Option<f64>,
     /// Trusted caller: no rate or concurrency limits.
     pub bypass_limits: bool,
+    /// Name of the concurrency policy: `<tier>-concurrency`, or `custom-concurrency`
+    /// when the tenant overrides it.
+    pub concurrency_policy: String,
 }
 
 impl Effective {
@@ -100,6 +111,11 @@ impl Effective {
                 .monthly_budget_usd
                 .or_else(|| tier.and_then(|t| t.monthly_budget_usd)),
             bypass_limits: o.bypass_limits,
+            concurrency_policy: if o.concurrency.is_some() {
+                "custom-concurrency".to_string()
+            } else {
+                format!("{}-concurrency", tenant.tier)
+            },
         }
     }
 
@@ -357,15 +373,25 @@ pub async fn enforce(
     if eff.bypass_limits {
         return next.run(req).await;
     }
+    let ctx = CheckContext {
+        request_id,
+        tenant_id: tenant.id.clone(),
+    };
+    // Held until this function returns: the handler has finished (or panicked) by then.
+    let _lease = match eff.concurrency {
+        None => None,
+        Some(limit) => match lease(&app, &ctx, &tenant.id, limit).await {
+            Ok(guard) => Some(guard),
+            Err(outcome) => {
+                return concurrency_rejection(&eff.concurrency_policy, limit, outcome);
+            }
+        },
+    };
     let policies = eff.policies(&tenant.id);
     if policies.is_empty() {
         return next.run(req).await;
     }
     let cost = eff.cost(route);
-    let ctx = CheckContext {
-        request_id,
-        tenant_id: tenant.id.clone(),
-    };
     let decisions = match admit(&app, &ctx, &policies, cost).await {
         Err(problem) => return problem.into_response(),
         Ok(Verdict::Rejected { violated, decision }) => {
@@ -384,6 +410,89 @@ pub async fn enforce(
         );
     }
     resp
+}
+
+/// Gives a concurrency lease back when dropped: after the handler returned, failed or
+/// panicked. The release is a remote call, so it runs in a spawned task.
+#[derive(Debug)]
+struct LeaseGuard {
+    limiter: Limiter,
+    ctx: CheckContext,
+    grant: Option<LeaseGrant>,
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        let Some(grant) = self.grant.take() else {
+            return;
+        };
+        let (limiter, ctx) = (self.limiter.clone(), self.ctx.clone());
+        // Outside a runtime (never expected) the lease simply expires after its TTL.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { limiter.release_lease(&ctx, &grant).await });
+        }
+    }
+}
+
+/// Why no lease was granted.
+enum LeaseRefusal {
+    /// `limit` requests are in flight.
+    Full(LeaseOutcome),
+    /// The owner could not be asked.
+    Unavailable,
+}
+
+/// Takes one of the tenant's `limit` concurrency slots at its owner node.
+async fn lease(
+    app: &AppState,
+    ctx: &CheckContext,
+    tenant_id: &str,
+    limit: u32,
+) -> Result<LeaseGuard, LeaseRefusal> {
+    let key = format!("lease/{}:{tenant_id}", tenant_id.len());
+    // Random, not the request id: a client picks its request ids, and a shared lease id
+    // would renew one slot instead of taking a second.
+    let lease_id = colony_core::ids::random_request_id();
+    match app
+        .limiter
+        .acquire_lease(ctx, &key, &lease_id, limit, app.settings.lease_ttl)
+        .await
+    {
+        Ok(Ok(grant)) => Ok(LeaseGuard {
+            limiter: app.limiter.clone(),
+            ctx: ctx.clone(),
+            grant: Some(grant),
+        }),
+        Ok(Err(outcome)) => Err(LeaseRefusal::Full(outcome)),
+        Err(_) => Err(LeaseRefusal::Unavailable),
+    }
+}
+
+/// The 429 (or 503) for a request refused a concurrency slot.
+fn concurrency_rejection(policy: &str, limit: u32, refusal: LeaseRefusal) -> Response {
+    let in_flight = match refusal {
+        LeaseRefusal::Unavailable => {
+            // Fail closed, as for rate limits.
+            return Problem::new(
+                ErrorCode::Unavailable,
+                "the concurrency limiter cannot be reached; retry shortly",
+            )
+            .with_retry_after(1)
+            .into_response();
+        }
+        LeaseRefusal::Full(LeaseOutcome::Full { in_flight, .. }) => in_flight,
+        LeaseRefusal::Full(_) => limit,
+    };
+    let mut problem = Problem::new(
+        ErrorCode::TooManyRequests,
+        format!(
+            "concurrency limit {policy:?} reached: {in_flight} of {limit} requests of this tenant are in flight; retry when one finishes"
+        ),
+    )
+    // Slots free up when requests finish, usually well within a second.
+    .with_retry_after(1);
+    problem.policy = Some(policy.to_string());
+    problem.into_response()
 }
 
 #[cfg(test)]

@@ -70,6 +70,10 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         )
         .route("/v1/testing/panic", post(testing::inject_panic))
         .route(
+            "/v1/testing/sleep",
+            tenant_route(app, route::TESTING_SLEEP, post(testing::sleep)),
+        )
+        .route(
             "/v1/testing/faults",
             get(testing::get_faults).put(testing::put_faults),
         )

@@ -1,11 +1,12 @@
 //! `GET, PUT /v1/testing/faults` (admin): test-only partitions without root, and
-//! `POST /v1/testing/panic` (admin): makes actors panic to show supervision restarts them.
+//! `POST /v1/testing/panic` (admin): makes actors panic to show supervision restarts them,
+//! and `POST /v1/testing/sleep` (tenant): a slow tenant request, to test concurrency limits.
 //!
 //! Exists only when the node runs with `cluster.fault_injection = true` (off by default);
 //! otherwise it answers 404. Blocking a peer drops this node's Raft and forwarding traffic
 //! to (`block_out`) or from (`block_in`) it, and all gossip with it.
 
-use crate::auth::Admin;
+use crate::auth::{Admin, TenantCaller};
 use crate::extract::ApiJson;
 use crate::problem::{ApiResult, ErrorCode, Problem};
 use crate::AppState;
@@ -117,4 +118,34 @@ pub async fn inject_panic(
     Ok(Json(
         serde_json::json!({ "injected": body.target, "restarts_so_far": app.buckets.restarts() }),
     ))
+}
+
+/// Longest sleep `POST /v1/testing/sleep` accepts.
+pub const MAX_SLEEP_MS: u64 = 10_000;
+
+/// Body of `POST /v1/testing/sleep`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SleepBody {
+    ms: u64,
+}
+
+/// A tenant request that takes `ms` milliseconds (at most [`MAX_SLEEP_MS`]): holds one
+/// of the tenant's concurrency slots that long.
+pub async fn sleep(
+    _: TenantCaller,
+    State(app): State<AppState>,
+    ApiJson(body): ApiJson<SleepBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    if !app.faults.enabled() {
+        return Err(disabled());
+    }
+    if body.ms > MAX_SLEEP_MS {
+        return Err(Problem::invalid_field(
+            "/ms",
+            format!("must be at most {MAX_SLEEP_MS}"),
+        ));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(body.ms)).await;
+    Ok(Json(serde_json::json!({ "slept_ms": body.ms })))
 }
