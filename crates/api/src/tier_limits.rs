@@ -27,7 +27,9 @@
 //!   limits are charged, and gives it back when the handler returns (also when it fails
 //!   or panics: a guard releases in `Drop`). A lease that is never released (the ingress
 //!   node crashed, the owner was unreachable) expires after `ratelimit.lease_ttl_ms`.
-//!   The lease covers the handler, not the streaming of the response body.
+//!   The lease covers the handler, not the streaming of the response body. Leases are
+//!   not handed over when the owner changes (join, drain, crash): for one request
+//!   duration after such a change a tenant may have up to twice its limit in flight.
 //! - Tenants with `overrides.bypass_limits` are not limited (still authenticated).
 
 use crate::auth::TenantCaller;
@@ -41,9 +43,7 @@ use axum::response::{IntoResponse, Response};
 use colony_actors::{BucketError, CheckContext, CheckItem, LeaseGrant, LeaseOutcome, Limiter};
 use colony_core::tenant::Tenant;
 use colony_core::tier::{Tier, WindowLimit};
-use colony_ratelimit::headers::{
-    decision_status_item, join_items, policy_item, retry_after_secs, window_secs,
-};
+use colony_ratelimit::headers::{decision_status_item, join_items, policy_item, retry_after_secs};
 use colony_ratelimit::{Algorithm, Decision, Limit, Status};
 use std::collections::BTreeMap;
 
@@ -194,7 +194,7 @@ pub fn policy_header(policies: &[Policy]) -> String {
     join_items(
         policies
             .iter()
-            .map(|p| policy_item(&p.name, p.limit, window_secs(p.window_secs * 1000))),
+            .map(|p| policy_item(&p.name, p.limit, p.window_secs.max(1))),
     )
 }
 
