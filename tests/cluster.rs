@@ -334,7 +334,9 @@ fn colony_dev_starts_a_cluster_and_stops_it_on_sigterm() {
     let dir = harness::temp_dir();
     // Pick a base port whose 3 x 3 ports are free right now.
     let base = (0..50)
-        .map(|k| 20000 + (std::process::id() as u16 % 500) * 60 + k * 7)
+        // Below Linux's ephemeral range (32768+), so no other test's port-0 bind can take
+        // one of these ports between the check and colony dev binding it.
+        .map(|k| 20000 + (std::process::id() as u16 % 190) * 60 + k * 7)
         .find(|b| {
             (1..=3).all(|i| {
                 std::net::TcpListener::bind(("127.0.0.1", b + i)).is_ok()

@@ -238,10 +238,16 @@ fn generated_admin_token_is_private_and_a_different_env_token_is_reported() {
         ..Default::default()
     };
     let node = Node::start_with(dir.path(), opts);
-    assert!(
-        node.log_text().contains("COLONY_ADMIN_TOKEN differs"),
-        "{}",
-        node.log_text()
+    // The line is logged before the node turns ready, but the harness reads the log on
+    // another thread: poll rather than race it.
+    harness::eventually(
+        Duration::from_secs(10),
+        "the mismatch is reported in the log",
+        || {
+            node.log_text()
+                .contains("COLONY_ADMIN_TOKEN differs")
+                .then_some(())
+        },
     );
     assert_eq!(node.get("/v1/tenants", Some(&token)).status, 200);
     node.get("/v1/tenants", Some("a-different-token-123456"))
