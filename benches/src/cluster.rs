@@ -59,6 +59,8 @@ pub struct Addrs {
     pub gossip: String,
     /// Internal Raft listener.
     pub raft: String,
+    /// Actor transport (ractor_cluster) listener.
+    pub cluster: String,
 }
 
 /// A running node process. Dropping it kills the process.
@@ -84,15 +86,21 @@ impl Node {
         addrs: Option<&Addrs>,
         seeds: &[String],
     ) -> Result<Node> {
-        let (http, gossip, raft) = match addrs {
-            Some(a) => (a.http.as_str(), a.gossip.as_str(), a.raft.as_str()),
-            None => ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"),
+        let (http, gossip, raft, cluster) = match addrs {
+            Some(a) => (
+                a.http.as_str(),
+                a.gossip.as_str(),
+                a.raft.as_str(),
+                a.cluster.as_str(),
+            ),
+            None => ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"),
         };
         let mut cmd = Command::new(&spec.bin);
         cmd.arg("node")
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--http", http, "--gossip", gossip, "--raft", raft])
+            .args(["--cluster", cluster])
             .args(["--log-format", "json", "--log-level", "info,openraft=warn"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -119,6 +127,7 @@ impl Node {
                 http: String::new(),
                 gossip: String::new(),
                 raft: String::new(),
+                cluster: String::new(),
             },
             url: String::new(),
             id: String::new(),
@@ -184,6 +193,11 @@ impl Node {
         }
     }
 
+    /// The OS process id, while the process runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The exit status, if the process has exited.
     pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
         self.child
@@ -239,6 +253,7 @@ fn parse_listening(line: &str) -> Option<(Addrs, String)> {
             http: text("http")?.trim_start_matches("http://").to_string(),
             gossip: text("gossip")?,
             raft: text("raft")?,
+            cluster: text("cluster").unwrap_or_default(),
         },
         id,
     ))
@@ -322,6 +337,14 @@ impl Cluster {
     /// The bound on every wait.
     pub fn wait_bound(&self) -> Duration {
         self.spec.wait
+    }
+
+    /// The OS process id of node `i`, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes
+            .get(i)
+            .and_then(Option::as_ref)
+            .and_then(Node::pid)
     }
 
     /// The HTTP base URL of node `i`.

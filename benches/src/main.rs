@@ -8,11 +8,19 @@
 //! - [`config`]: the cluster config values that drive the numbers, for the report
 //! - [`stats`]: medians, percentiles and table formatting
 //! - [`failover`]: `colony-bench failover`, failure detection and failover times
+//! - [`hist`]: a log-linear latency histogram
+//! - [`load`]: the HTTP load generator (closed and open loop)
+//! - [`ratelimit`]: `colony-bench ratelimit` and `ratelimit-memory`
+//! - [`baselines`]: the Redis + Lua limiter and the bare axum handler, as subcommands
 
+mod baselines;
 mod cluster;
 mod config;
 mod failover;
+mod hist;
 mod http;
+mod load;
+mod ratelimit;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -32,12 +40,25 @@ enum Command {
     /// and the first successful write, against the defaults of Akka, Orleans, memberlist
     /// and etcd.
     Failover(failover::Args),
+    /// Rate-limit checks: Colony on 1 and 3 nodes against a Redis + Lua limiter and a bare
+    /// axum handler, side by side, as ratios.
+    Ratelimit(ratelimit::Args),
+    /// RSS of one Colony node before and after touching many distinct buckets.
+    RatelimitMemory(ratelimit::MemArgs),
+    /// (Baseline process) the axum + Redis Lua token-bucket limiter.
+    ServeRedisLimiter(baselines::redis_limiter::Args),
+    /// (Baseline process) the bare axum handler with a constant answer.
+    ServeBare(baselines::bare::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Failover(args) => failover::run(&args),
+        Command::Ratelimit(args) => ratelimit::run(&args),
+        Command::RatelimitMemory(args) => ratelimit::run_memory(&args),
+        Command::ServeRedisLimiter(args) => baselines::redis_limiter::run(&args),
+        Command::ServeBare(args) => baselines::bare::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
