@@ -8,7 +8,7 @@ use colony_actors::{
     Buckets, BucketsConfig, ClusterView, Limiter, LimiterConfig, Router, RouterArgs, ROUTER_GROUP,
     ROUTER_SCOPE,
 };
-use colony_api::{ApiSettings, AppState, Lifecycle, Metrics};
+use colony_api::{ApiSettings, AppParts, AppState, Lifecycle, Metrics};
 use colony_cluster::actor_link::{ActorLink, ActorLinkConfig};
 use colony_cluster::membership::{
     MemberEvent, MemberStatus, Membership, MembershipConfig, NodeMeta, NodeState,
@@ -241,7 +241,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     );
 
     let lifecycle = Lifecycle::default();
-    let app = AppState {
+    let app = AppState::new(AppParts {
         raft: raft.clone(),
         membership: membership.clone(),
         faults: faults.clone(),
@@ -255,7 +255,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             max_ready_lag: config.cluster.max_ready_lag,
             lease_ttl: config.ratelimit.lease_ttl,
         }),
-    };
+    });
     let api = colony_api::router(app);
     let mut server_stop = stop_rx.clone();
     let server = tokio::spawn(async move {
