@@ -282,15 +282,26 @@ impl Buckets {
                 hits: it.hits,
             });
         }
-        let mut tasks = tokio::task::JoinSet::new();
-        for (shard, (positions, batch)) in groups {
-            let this = self.clone();
-            tasks.spawn(async move { (positions, this.check_shard(shard, batch).await) });
+        let mut outcomes = Vec::with_capacity(groups.len());
+        if groups.len() == 1 {
+            // One shard (every single-item check): no task to spawn, which measurably
+            // matters on the hot path.
+            for (shard, (positions, batch)) in groups {
+                outcomes.push((positions, self.check_shard(shard, batch).await));
+            }
+        } else {
+            let mut tasks = tokio::task::JoinSet::new();
+            for (shard, (positions, batch)) in groups {
+                let this = self.clone();
+                tasks.spawn(async move { (positions, this.check_shard(shard, batch).await) });
+            }
+            while let Some(done) = tasks.join_next().await {
+                if let Ok(o) = done {
+                    outcomes.push(o);
+                }
+            }
         }
-        while let Some(done) = tasks.join_next().await {
-            let Ok((positions, outcome)) = done else {
-                continue;
-            };
+        for (positions, outcome) in outcomes {
             match outcome {
                 Ok(decisions) => {
                     for (pos, d) in positions.into_iter().zip(decisions) {

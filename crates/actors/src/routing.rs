@@ -70,6 +70,14 @@ impl std::fmt::Debug for Limiter {
     }
 }
 
+/// One owner's group after its check: owner, positions, items (for a retry), outcome.
+type GroupOutcome = (
+    u64,
+    Vec<usize>,
+    Vec<CheckItem>,
+    Result<Vec<Result<Decision, BucketError>>, RemoteError>,
+);
+
 /// Why a remote group failed as a whole (the items are retried or marked unavailable).
 #[derive(Debug, thiserror::Error)]
 enum RemoteError {
@@ -164,25 +172,26 @@ impl Limiter {
                     .or_default()
                     .push((pos, it));
             }
-            let mut tasks = tokio::task::JoinSet::new();
-            for (owner, group) in groups {
-                let this = self.clone();
-                let ctx = ctx.clone();
-                tasks.spawn(async move {
-                    let (positions, items): (Vec<usize>, Vec<CheckItem>) =
-                        group.into_iter().unzip();
-                    let outcome = if owner == this.node_id {
-                        Ok(this.buckets.check(items.clone()).await)
-                    } else {
-                        this.remote(owner, &ctx, items.clone()).await
-                    };
-                    (owner, positions, items, outcome)
-                });
+            let mut outcomes = Vec::with_capacity(groups.len());
+            if groups.len() == 1 {
+                // One owner (every single-item check): run inline, no task to spawn.
+                for (owner, group) in groups {
+                    outcomes.push(self.check_group(owner, ctx, group).await);
+                }
+            } else {
+                let mut tasks = tokio::task::JoinSet::new();
+                for (owner, group) in groups {
+                    let this = self.clone();
+                    let ctx = ctx.clone();
+                    tasks.spawn(async move { this.check_group(owner, &ctx, group).await });
+                }
+                while let Some(done) = tasks.join_next().await {
+                    if let Ok(o) = done {
+                        outcomes.push(o);
+                    }
+                }
             }
-            while let Some(done) = tasks.join_next().await {
-                let Ok((owner, positions, items, outcome)) = done else {
-                    continue;
-                };
+            for (owner, positions, items, outcome) in outcomes {
                 match outcome {
                     Ok(outs) => {
                         for (pos, o) in positions.into_iter().zip(outs) {
@@ -200,6 +209,23 @@ impl Limiter {
             }
         }
         results
+    }
+
+    /// Checks one owner's share of a batch, locally or at the owner; hands the items back
+    /// so a failed group can be retried.
+    async fn check_group(
+        &self,
+        owner: u64,
+        ctx: &CheckContext,
+        group: Vec<(usize, CheckItem)>,
+    ) -> GroupOutcome {
+        let (positions, items): (Vec<usize>, Vec<CheckItem>) = group.into_iter().unzip();
+        let outcome = if owner == self.node_id {
+            Ok(self.buckets.check(items.clone()).await)
+        } else {
+            self.remote(owner, ctx, items.clone()).await
+        };
+        (owner, positions, items, outcome)
     }
 
     /// Acquires concurrency lease `lease_id` under `key` at the key's owner: `Ok(Some)`
