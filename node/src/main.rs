@@ -16,6 +16,11 @@ mod run;
 use clap::Parser;
 use std::process::ExitCode;
 
+// glibc malloc/free took ~22% of CPU on the rate-limit hot path (benches/README.md);
+// mimalloc's thread-local free lists avoid most of that.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let args = match cli.command {
