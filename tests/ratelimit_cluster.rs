@@ -49,42 +49,6 @@ fn under(responses: &Value) -> usize {
         .count()
 }
 
-/// Waits until every node sees all three as active and can reach every owner: a batch of
-/// peeks (hits 0, nothing charged) over many keys answers without errors on each node.
-fn wait_routable(c: &Cluster, key: &str) {
-    for i in 0..3 {
-        eventually(Duration::from_secs(30), "all members active", || {
-            let v = c.node(i).admin_get("/v1/cluster");
-            let active = v.json["members"]
-                .as_array()?
-                .iter()
-                .filter(|m| m["state"] == "active")
-                .count();
-            (active == 3).then_some(())
-        });
-    }
-    let peeks: Vec<Value> = (0..30)
-        .map(|k| hit("warmup", &format!("k{k}"), 10, 0))
-        .collect();
-    let peeks = json!(peeks);
-    for i in 0..3 {
-        eventually(Duration::from_secs(30), "every owner reachable", || {
-            let r = c.node(i).call(
-                "POST",
-                "/v1/ratelimit/check",
-                Some(key),
-                Some(&json!({ "requests": peeks })),
-            );
-            (r.status == 200
-                && r.json["responses"]
-                    .as_array()?
-                    .iter()
-                    .all(|x| x.get("error").is_none()))
-            .then_some(())
-        });
-    }
-}
-
 #[test]
 fn checks_are_exact_cluster_wide_and_tenant_scoped() {
     let mut c = Cluster::start(3, NodeOptions::default());
@@ -98,7 +62,8 @@ fn checks_are_exact_cluster_wide_and_tenant_scoped() {
             });
         }
     }
-    wait_routable(&c, &acme);
+    c.wait_active(3);
+    c.wait_routable(&acme);
 
     // One 100/min bucket, 150 hits in batches of 10, round-robin over the three nodes.
     let batch = json!((0..10)
@@ -172,17 +137,7 @@ fn checks_are_exact_cluster_wide_and_tenant_scoped() {
     let victim = (0..3).find(|i| ids[*i] != daily_owner).unwrap();
     c.kill9(victim);
     let survivors: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
-    for &i in &survivors {
-        eventually(Duration::from_secs(10), "dead node leaves the view", || {
-            let v = c.node(i).admin_get("/v1/cluster");
-            let active = v.json["members"]
-                .as_array()?
-                .iter()
-                .filter(|m| m["state"] == "active")
-                .count();
-            (active == 2).then_some(())
-        });
-    }
+    c.wait_active(2);
     for &i in &survivors {
         assert_eq!(under(&check(c.node(i), &acme, &daily)), 0, "count kept");
     }

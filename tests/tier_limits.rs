@@ -163,41 +163,15 @@ fn a_bypass_tenant_is_never_limited() {
 /// key, and reaches every owner (a batch of peeks over many keys answers without errors).
 /// `probe` is a tenant with a big tier, so waiting spends nothing of the tested tenant.
 fn wait_cluster(c: &Cluster, id: &str, probe: &str) {
+    c.wait_active(3);
     for i in 0..3 {
-        eventually(Duration::from_secs(30), "all members active", || {
-            let v = c.node(i).admin_get("/v1/cluster");
-            let active = v.json["members"]
-                .as_array()?
-                .iter()
-                .filter(|m| m["state"] == "active")
-                .count();
-            (active == 3).then_some(())
-        });
         eventually(Duration::from_secs(30), "tenants replicated", || {
             (c.node(i).admin_get(&format!("/v1/tenants/{id}")).status == 200
                 && c.node(i).get("/v1/whoami", Some(probe)).status == 200)
                 .then_some(())
         });
     }
-    let peeks: Vec<Value> = (0..30)
-        .map(|k| json!({"name": "w", "key": format!("k{k}"), "hits": 0, "limit": 1, "duration_ms": 1000}))
-        .collect();
-    for i in 0..3 {
-        eventually(Duration::from_secs(30), "every owner reachable", || {
-            let r = c.node(i).call(
-                "POST",
-                "/v1/ratelimit/check",
-                Some(probe),
-                Some(&json!({ "requests": peeks })),
-            );
-            (r.status == 200
-                && r.json["responses"]
-                    .as_array()?
-                    .iter()
-                    .all(|x| x.get("error").is_none()))
-            .then_some(())
-        });
-    }
+    c.wait_routable(probe);
 }
 
 #[test]

@@ -598,6 +598,44 @@ impl Cluster {
         )
     }
 
+    /// Waits until every running node sees exactly `n` active members.
+    pub fn wait_active(&self, n: usize) {
+        for i in self.running() {
+            eventually(Duration::from_secs(30), "members active", || {
+                let v = self.node(i).admin_get("/v1/cluster");
+                let active = v.json["members"]
+                    .as_array()?
+                    .iter()
+                    .filter(|m| m["state"] == "active")
+                    .count();
+                (active == n).then_some(())
+            });
+        }
+    }
+
+    /// Waits until every running node can reach every bucket owner: a batch of peeks
+    /// (hits 0, nothing charged) over many keys, sent with tenant key `api_key`, answers
+    /// without errors on each node.
+    pub fn wait_routable(&self, api_key: &str) {
+        let peeks: Vec<Value> = (0..30)
+            .map(|k| serde_json::json!({"name": "warmup", "key": format!("k{k}"), "hits": 0, "limit": 10, "duration_ms": 60_000}))
+            .collect();
+        let body = serde_json::json!({ "requests": peeks });
+        for i in self.running() {
+            eventually(Duration::from_secs(30), "every owner reachable", || {
+                let r =
+                    self.node(i)
+                        .call("POST", "/v1/ratelimit/check", Some(api_key), Some(&body));
+                (r.status == 200
+                    && r.json["responses"]
+                        .as_array()?
+                        .iter()
+                        .all(|x| x.get("error").is_none()))
+                .then_some(())
+            });
+        }
+    }
+
     /// Waits until every running node has the same audit head and tenant list.
     pub fn wait_converged(&self, within: Duration) -> (String, u64) {
         eventually(
