@@ -15,6 +15,7 @@
 //!   state, query and verify the audit log, and watch Raft metrics
 
 pub mod actor_link;
+pub mod features;
 pub mod membership;
 pub mod node;
 pub mod raft;

@@ -8,7 +8,7 @@ use crate::raft::log_store::LogStore;
 use crate::raft::network::HttpNetwork;
 use crate::raft::state_machine::{StateMachineStore, StoreError};
 use crate::raft::{NodeId, NodeInfo, Raft};
-use crate::transport::client::PeerClient;
+use crate::transport::client::{PeerClient, TransportError};
 use crate::transport::faults::Faults;
 use crate::transport::server::{self, InternalState};
 use crate::transport::wire::{self, paths, LeaderHint, ReadIndexReply, WriteReply};
@@ -20,13 +20,24 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a follower waits to apply a write it forwarded before answering anyway.
 const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(2);
 
 /// Timeout of a write or read-index call forwarded to the leader.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a write waits for a new leader while leadership changes.
+pub const LEADER_CHANGE_WAIT: Duration = Duration::from_secs(3);
+
+/// How one try of a write ended.
+enum Attempt {
+    /// Applied, rejected, or failed in a way that must not be retried.
+    Done(Box<Result<CommandOutput, WriteError>>),
+    /// Certainly not applied: retry once a leader other than `leader` is known.
+    NotApplied { leader: Option<NodeId>, why: String },
+}
 
 pub use crate::raft::state_machine::{AuditPage, AuditQuery};
 
@@ -139,6 +150,7 @@ pub struct RaftNode {
     peers: PeerClient,
     secret: String,
     counters: Arc<NodeCounters>,
+    stepping_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Counters of this node's Raft handle, for metrics.
@@ -171,6 +183,12 @@ impl std::fmt::Debug for RaftNode {
         f.debug_struct("RaftNode")
             .field("id", &self.id)
             .finish_non_exhaustive()
+    }
+}
+
+impl Attempt {
+    fn done(r: Result<CommandOutput, WriteError>) -> Self {
+        Attempt::Done(Box::new(r))
     }
 }
 
@@ -221,6 +239,7 @@ impl RaftNode {
             peers,
             secret: cfg.secret,
             counters,
+            stepping_down: Arc::default(),
         })
     }
 
@@ -271,9 +290,59 @@ impl RaftNode {
 
     /// Proposes a command and waits until it is committed and applied. On a follower the
     /// proposal is forwarded to the leader, so any node accepts writes.
+    ///
+    /// While leadership changes (a leader drains or dies), a write that certainly was not
+    /// applied (no leader known, the old leader refused it or could not be reached) waits
+    /// for the next leader and is sent again, for up to [`LEADER_CHANGE_WAIT`]. A write
+    /// that may have been applied (the leader timed out) is not sent twice.
     pub async fn write(&self, proposal: Proposal) -> Result<CommandOutput, WriteError> {
+        let deadline = Instant::now() + LEADER_CHANGE_WAIT;
+        loop {
+            match self.write_once(&proposal).await {
+                Attempt::Done(result) => return *result,
+                Attempt::NotApplied { leader, why } => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(WriteError::Unavailable(why));
+                    }
+                    // Wait for another leader than the one that failed (or any leader when
+                    // none was known), briefly: the same leader may just have been slow.
+                    let wait = (deadline - now).min(Duration::from_millis(500));
+                    let _ = self
+                        .raft
+                        .wait(Some(wait))
+                        .metrics(
+                            |m| m.current_leader.is_some() && m.current_leader != leader,
+                            "a new leader",
+                        )
+                        .await;
+                }
+            }
+        }
+    }
+
+    /// Drain: stop acting as leader. Heartbeats and elections stop on this node and it
+    /// refuses writes and read-index requests (as "not leader"), so its followers hear
+    /// nothing more, elect a leader among themselves after their election timeout, and
+    /// writes waiting for a leader go there. openraft 0.9 has no leadership transfer, and
+    /// a leader removed from the voters keeps leading as a non-voter, so this is how a
+    /// draining leader hands over.
+    pub fn stop_leading(&self) {
+        self.stepping_down.store(true, Ordering::SeqCst);
+        self.raft.runtime_config().heartbeat(false);
+        self.raft.runtime_config().elect(false);
+    }
+
+    /// One try of [`Self::write`].
+    async fn write_once(&self, proposal: &Proposal) -> Attempt {
+        if self.stepping_down.load(Ordering::SeqCst) {
+            return Attempt::NotApplied {
+                leader: Some(self.id),
+                why: "this node is handing over Raft leadership".into(),
+            };
+        }
         let mut hint = match self.raft.client_write(proposal.clone()).await {
-            Ok(resp) => return resp.data.map_err(WriteError::Rejected),
+            Ok(resp) => return Attempt::done(resp.data.map_err(WriteError::Rejected)),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 f.leader_id.map(|id| LeaderHint {
                     id,
@@ -281,33 +350,49 @@ impl RaftNode {
                 })
             }
             Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                return Err(WriteError::Unavailable(e.to_string()))
+                return Attempt::done(Err(WriteError::Unavailable(e.to_string())))
             }
-            Err(RaftError::Fatal(f)) => return Err(WriteError::Fatal(f.to_string())),
+            Err(RaftError::Fatal(f)) => {
+                return Attempt::done(Err(WriteError::Fatal(f.to_string())))
+            }
         };
         // The leader may have changed between our view and its; follow one fresh hint.
+        let mut last = None;
         for _ in 0..2 {
             let Some(leader) = self.leader_addr(hint.as_ref()) else {
-                return Err(WriteError::Unavailable(
-                    "no Raft leader is known; retry shortly".into(),
-                ));
+                return Attempt::NotApplied {
+                    leader: last,
+                    why: "no Raft leader is known; retry shortly".into(),
+                };
             };
+            last = Some(leader.0);
             self.counters
                 .forwarded_writes
                 .fetch_add(1, Ordering::Relaxed);
-            let reply: WriteReply = self
+            let reply: WriteReply = match self
                 .peers
-                .call(
-                    leader.0,
-                    &leader.1,
-                    paths::WRITE,
-                    &proposal,
-                    FORWARD_TIMEOUT,
-                )
+                .call(leader.0, &leader.1, paths::WRITE, proposal, FORWARD_TIMEOUT)
                 .await
-                .map_err(|e| {
-                    WriteError::Unavailable(format!("forwarding to the leader failed: {e}"))
-                })?;
+            {
+                Ok(r) => r,
+                // Nothing reached the leader (no connection, or refused before the write
+                // was handled): safe to send again. A connection lost after sending may
+                // have been applied: not retried.
+                Err(
+                    e @ (TransportError::Unreachable { sent: false, .. }
+                    | TransportError::Blocked(_)),
+                ) => {
+                    return Attempt::NotApplied {
+                        leader: last,
+                        why: format!("forwarding to the leader failed: {e}"),
+                    }
+                }
+                Err(e) => {
+                    return Attempt::done(Err(WriteError::Unavailable(format!(
+                        "forwarding to the leader failed: {e}"
+                    ))))
+                }
+            };
             match reply {
                 WriteReply::Applied { result, index } => {
                     if let Some(index) = index {
@@ -319,15 +404,18 @@ impl RaftNode {
                             .applied_index_at_least(Some(index), "forwarded write applied locally")
                             .await;
                     }
-                    return result.map_err(WriteError::Rejected);
+                    return Attempt::done(result.map_err(WriteError::Rejected));
                 }
-                WriteReply::Unavailable(why) => return Err(WriteError::Unavailable(why)),
+                WriteReply::Unavailable(why) => {
+                    return Attempt::done(Err(WriteError::Unavailable(why)))
+                }
                 WriteReply::NotLeader(h) => hint = h,
             }
         }
-        Err(WriteError::Unavailable(
-            "the Raft leader keeps changing; retry shortly".into(),
-        ))
+        Attempt::NotApplied {
+            leader: last,
+            why: "the Raft leader keeps changing; retry shortly".into(),
+        }
     }
 
     /// The leader's id and internal address, from a hint or this node's view.
@@ -407,6 +495,7 @@ impl RaftNode {
             self_id: self.id,
             auth: wire::auth_token(&self.secret),
             faults,
+            stepping_down: self.stepping_down.clone(),
         })
     }
 
@@ -437,6 +526,17 @@ impl RaftNode {
     pub async fn audit_page(&self, query: AuditQuery) -> Result<AuditPage, NodeError> {
         let sm = self.sm.clone();
         Ok(tokio::task::spawn_blocking(move || sm.audit_page(&query)).await??)
+    }
+
+    /// Up to `limit` case results of evaluation `id` from item index `from` on.
+    pub async fn eval_results(
+        &self,
+        id: String,
+        from: u32,
+        limit: usize,
+    ) -> Result<Vec<(u32, serde_json::Value)>, NodeError> {
+        let sm = self.sm.clone();
+        Ok(tokio::task::spawn_blocking(move || sm.eval_results(&id, from, limit)).await??)
     }
 
     /// Recomputes the audit chain from storage.

@@ -43,6 +43,8 @@ pub struct PlanInput {
     pub grace: Duration,
     /// A learner this far behind or closer may be promoted.
     pub max_promote_lag: u64,
+    /// Addresses of the Raft members as the membership config has them.
+    pub known: BTreeMap<NodeId, NodeInfo>,
 }
 
 /// One membership change.
@@ -54,6 +56,9 @@ pub enum Action {
     SetVoters(BTreeSet<NodeId>),
     /// Remove these learners from the cluster.
     RemoveLearners(BTreeSet<NodeId>),
+    /// Update the addresses of members that came back elsewhere (a restarted container or
+    /// pod gets a new IP): the leader would keep replicating to the old address.
+    UpdateAddresses(BTreeMap<NodeId, NodeInfo>),
 }
 
 /// Voters wanted: 5 when at least 5 members are healthy, else 3.
@@ -76,6 +81,18 @@ pub fn plan(input: &PlanInput) -> Option<Action> {
         .chain(std::iter::once(input.leader))
         .collect();
 
+    // 0. Members gossip shows at another address than the membership config has.
+    let moved: BTreeMap<NodeId, NodeInfo> = input
+        .alive
+        .iter()
+        .filter(|p| !p.info.raft_addr.is_empty() && p.node_id != input.leader)
+        .filter(|p| input.known.get(&p.node_id).is_some_and(|k| *k != p.info))
+        .map(|p| (p.node_id, p.info.clone()))
+        .collect();
+    if !moved.is_empty() {
+        return Some(Action::UpdateAddresses(moved));
+    }
+
     // 1. Newcomers become learners first (they catch up before they can vote).
     if let Some(p) = input
         .alive
@@ -86,11 +103,14 @@ pub fn plan(input: &PlanInput) -> Option<Action> {
     }
 
     let down_past_grace = |id: &NodeId| input.down_for.get(id).is_some_and(|d| *d >= input.grace);
+    // The leader has no lag entry of its own; it is caught up by definition (a leader
+    // that gave up its seat and came back still leading must get it back).
     let caught_up = |id: &NodeId| {
-        input
-            .lag
-            .get(id)
-            .is_some_and(|l| *l <= input.max_promote_lag)
+        *id == input.leader
+            || input
+                .lag
+                .get(id)
+                .is_some_and(|l| *l <= input.max_promote_lag)
     };
 
     // 2. The voter set we want: keep voters that are healthy or only briefly down, then fill
@@ -190,6 +210,15 @@ pub async fn run(
             continue;
         }
         let views = membership.members();
+        // A draining leader changes nothing (it is about to give up its seat itself).
+        if views.iter().any(|v| {
+            v.is_self
+                && v.meta
+                    .as_ref()
+                    .is_some_and(|m| m.state == NodeState::Draining)
+        }) {
+            continue;
+        }
         let now = Instant::now();
         let alive: Vec<PeerHealth> = views
             .iter()
@@ -225,6 +254,11 @@ pub async fn run(
             lag: status.replication_lag.clone(),
             grace: settings.grace,
             max_promote_lag: settings.max_promote_lag,
+            known: status
+                .members
+                .iter()
+                .map(|(id, n)| (*id, n.clone()))
+                .collect(),
         };
         let Some(action) = plan(&input) else { continue };
         tracing::info!(?action, voters = ?input.voters, learners = ?input.learners, "changing raft membership");
@@ -236,6 +270,10 @@ pub async fn run(
                 .change_membership(ChangeMembers::RemoveNodes(gone), false)
                 .await
                 .map(|_| ()),
+            Action::UpdateAddresses(nodes) => r
+                .change_membership(ChangeMembers::SetNodes(nodes), false)
+                .await
+                .map(|_| ()),
         };
         if let Err(e) = result {
             tracing::warn!(error = %e, "raft membership change failed; will retry");
@@ -243,9 +281,87 @@ pub async fn run(
     }
 }
 
+/// Drain of the leader: it gives up its voter seat and goes quiet so a follower takes
+/// over (openraft 0.9 has no leadership transfer; see [`RaftNode::stop_leading`]). A healthy, caught-up learner takes the seat when there is one;
+/// otherwise the cluster runs on one voter fewer until the node comes back, when the
+/// leader promotes it again. Followers keep their seat: a node restarted in a rolling
+/// upgrade comes back as the same voter. Waits up to `within` for another leader and
+/// returns whether leadership moved.
+pub async fn step_down(raft: &RaftNode, membership: &Membership, within: Duration) -> bool {
+    let status = raft.status();
+    if status.leader != Some(status.node_id) {
+        return false;
+    }
+    let mut voters: BTreeSet<NodeId> = status
+        .voters
+        .iter()
+        .copied()
+        .filter(|v| *v != status.node_id)
+        .collect();
+    if voters.is_empty() {
+        return false; // alone: nobody to hand over to
+    }
+    let healthy: BTreeSet<NodeId> = membership
+        .members()
+        .iter()
+        .filter(|v| {
+            v.status == MemberStatus::Alive
+                && v.meta
+                    .as_ref()
+                    .is_some_and(|m| m.state == NodeState::Active)
+        })
+        .map(|v| v.node_id)
+        .collect();
+    if let Some(l) = status
+        .learners
+        .iter()
+        .filter(|l| healthy.contains(l))
+        .min_by_key(|l| status.replication_lag.get(l).copied().unwrap_or(u64::MAX))
+    {
+        voters.insert(*l);
+    }
+    tracing::info!(?voters, "drain: giving up the leader's voter seat");
+    if let Err(e) = raft.raft().change_membership(voters, true).await {
+        tracing::warn!(error = %e, "drain: could not give up the voter seat");
+    }
+    // A leader removed from the voters keeps leading in openraft 0.9: go quiet so the
+    // voters elect one of their own.
+    raft.stop_leading();
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let leader = raft.status().leader;
+        if leader.is_some() && leader != Some(status.node_id) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leader_that_gave_up_its_seat_takes_it_back() {
+        // Node 1 leads as a learner (it drained and came back before anyone took over).
+        let i = input(&[2, 3], &[1], &[1, 2, 3]);
+        assert_eq!(plan(&i), Some(Action::SetVoters(set(&[1, 2, 3]))));
+    }
+
+    #[test]
+    fn a_member_back_at_another_address_is_updated_first() {
+        let mut i = input(&[1, 2, 3], &[], &[1, 2, 3]);
+        i.known = [1, 2, 3].iter().map(|id| (*id, peer(*id).info)).collect();
+        assert_eq!(plan(&i), None, "addresses agree: nothing to do");
+        let mut moved = peer(2);
+        moved.info.raft_addr = "elsewhere:7948".into();
+        i.alive[1] = moved.clone();
+        assert_eq!(
+            plan(&i),
+            Some(Action::UpdateAddresses([(2, moved.info)].into()))
+        );
+    }
 
     fn peer(id: NodeId) -> PeerHealth {
         PeerHealth {
@@ -268,6 +384,7 @@ mod tests {
             lag: voters.iter().chain(learners).map(|id| (*id, 0)).collect(),
             grace: Duration::from_secs(10),
             max_promote_lag: 100,
+            known: BTreeMap::new(),
         }
     }
 

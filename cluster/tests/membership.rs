@@ -36,6 +36,7 @@ fn meta(node_id: u64) -> NodeMeta {
         version: "0.1.0".to_owned(),
         state: NodeState::Active,
         cluster_addr: format!("127.0.0.1:{}", 7000 + node_id),
+        features: Vec::new(),
     }
 }
 

@@ -42,6 +42,10 @@ pub struct NodeMeta {
     /// rate-limit checks. Empty from binaries that predate it (they cannot be routed to).
     #[serde(default)]
     pub cluster_addr: String,
+    /// Cross-node features this binary speaks (see [`crate::features`]); a feature is used
+    /// cluster-wide only when every live member lists it. Empty from older binaries.
+    #[serde(default)]
+    pub features: Vec<String>,
 }
 
 /// First byte of every metadata broadcast. Bump only for an incompatible change; adding an
@@ -229,6 +233,7 @@ mod tests {
             version: "0.1.0".into(),
             state,
             cluster_addr: "127.0.0.1:7947".into(),
+            features: Vec::new(),
         }
     }
 

@@ -367,6 +367,7 @@ mod tests {
                 version: "1".into(),
                 state,
                 cluster_addr: String::new(),
+                features: Vec::new(),
             },
             received_at: Instant::now(),
         }

@@ -2,8 +2,11 @@
 //! snapshots, and queries over the audit log.
 //!
 //! Tree `sm` (values rmp-serde with named fields):
-//! - `r/admin`: the admin token hash; `r/tier/<name>`, `r/tenant/<id>`, `r/key/<key id>`:
-//!   the records of [`State`];
+//! - `r/admin`: the admin token hash; `r/tier/<name>`, `r/tenant/<id>`, `r/key/<key id>`,
+//!   `r/price/<model>`, `r/eval/<id>`, `r/evspec/<id>`, `r/usage/<tenant>/<day>/<model>` (value: key and
+//!   totals): the records of [`State`];
+//! - `r/evres/<evaluation id>/<item index as 4-byte big-endian>`: case results (JSON
+//!   values), persisted and snapshotted but not held in [`State`];
 //! - `a/<seq as 8-byte big-endian>`: [`AuditEntry`], so key order is chain order;
 //! - `m/applied` (`Option<LogId>`), `m/membership` ([`StoredMembership`]), `m/audit_head`
 //!   ([`AuditHead`](colony_state::AuditHead)).
@@ -43,6 +46,11 @@ const KEY_ADMIN: &[u8] = b"r/admin";
 const PREFIX_TIER: &[u8] = b"r/tier/";
 const PREFIX_TENANT: &[u8] = b"r/tenant/";
 const PREFIX_KEY: &[u8] = b"r/key/";
+const PREFIX_PRICE: &[u8] = b"r/price/";
+const PREFIX_EVAL: &[u8] = b"r/eval/";
+const PREFIX_EVAL_RESULT: &[u8] = b"r/evres/";
+const PREFIX_EVAL_SPEC: &[u8] = b"r/evspec/";
+const PREFIX_USAGE: &[u8] = b"r/usage/";
 const PREFIX_RECORD: &[u8] = b"r/";
 const PREFIX_AUDIT: &[u8] = b"a/";
 const KEY_APPLIED: &[u8] = b"m/applied";
@@ -329,7 +337,40 @@ fn change_kv(change: &Change) -> Result<(Vec<u8>, Option<Vec<u8>>), StoreError> 
             key(PREFIX_KEY, id),
             k.as_ref().map(|k| encode("api key", k)).transpose()?,
         ),
+        Change::Price(model, p) => (
+            key(PREFIX_PRICE, model),
+            p.as_ref().map(|p| encode("price", p)).transpose()?,
+        ),
+        Change::Evaluation(id, e) => (
+            key(PREFIX_EVAL, id),
+            e.as_ref().map(|e| encode("evaluation", e)).transpose()?,
+        ),
+        Change::EvalSpec(id, v) => (
+            key(PREFIX_EVAL_SPEC, id),
+            v.as_ref()
+                .map(|v| encode("evaluation spec", v))
+                .transpose()?,
+        ),
+        Change::EvalResult(id, index, r) => (
+            eval_result_key(id, *index),
+            r.as_ref().map(|r| encode("case result", r)).transpose()?,
+        ),
+        Change::Usage(k, u) => (
+            key(PREFIX_USAGE, &format!("{}/{}/{}", k.tenant, k.day, k.model)),
+            u.as_ref().map(|u| encode("usage", &(k, u))).transpose()?,
+        ),
     })
+}
+
+/// `r/evres/<id>/` then the index big-endian, so an evaluation's results are in order.
+fn eval_result_key(id: &str, index: u32) -> Vec<u8> {
+    let mut k = eval_result_prefix(id);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn eval_result_prefix(id: &str) -> Vec<u8> {
+    [PREFIX_EVAL_RESULT, id.as_bytes(), b"/"].concat()
 }
 
 /// Reads a stored `r/…` record back as the change that creates it. Unknown record kinds
@@ -351,6 +392,18 @@ fn record_change(key: &[u8], value: &[u8]) -> Result<Option<Change>, StoreError>
         Change::Tenant(id(PREFIX_TENANT)?, Some(decode(key, value)?))
     } else if key.starts_with(PREFIX_KEY) {
         Change::Key(id(PREFIX_KEY)?, Some(decode(key, value)?))
+    } else if key.starts_with(PREFIX_PRICE) {
+        Change::Price(id(PREFIX_PRICE)?, Some(decode(key, value)?))
+    } else if key.starts_with(PREFIX_EVAL) {
+        Change::Evaluation(id(PREFIX_EVAL)?, Some(decode(key, value)?))
+    } else if key.starts_with(PREFIX_EVAL_SPEC) {
+        Change::EvalSpec(id(PREFIX_EVAL_SPEC)?, Some(decode(key, value)?))
+    } else if key.starts_with(PREFIX_USAGE) {
+        let (k, u) = decode(key, value)?;
+        Change::Usage(k, Some(u))
+    } else if key.starts_with(PREFIX_EVAL_RESULT) {
+        // Served from storage, not held in memory.
+        return Ok(None);
     } else {
         tracing::warn!(key = %show_key(key), "unknown state machine record kind; keeping it but not loading it");
         return Ok(None);
@@ -463,6 +516,36 @@ impl StateMachineStore {
             }
         }
         Ok(page)
+    }
+
+    /// Up to `limit` case results of evaluation `id` with item index at or after `from`,
+    /// in index order. Blocking (reads sled): call it from `spawn_blocking`.
+    pub fn eval_results(
+        &self,
+        id: &str,
+        from: u32,
+        limit: usize,
+    ) -> Result<Vec<(u32, serde_json::Value)>, StoreError> {
+        let prefix = eval_result_prefix(id);
+        let mut out = Vec::new();
+        let start = eval_result_key(id, from);
+        let mut end = prefix.clone();
+        end.extend_from_slice(&[0xff; 5]);
+        for item in self.inner.sm.range(start..end) {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, value) = item?;
+            let Some(idx) = key
+                .get(prefix.len()..)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_be_bytes)
+            else {
+                continue;
+            };
+            out.push((idx, decode(&key, &value)?));
+        }
+        Ok(out)
     }
 
     /// Recomputes the whole audit hash chain and checks that it ends at the state

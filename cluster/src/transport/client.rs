@@ -22,6 +22,8 @@ pub enum TransportError {
         addr: String,
         /// Cause.
         reason: String,
+        /// Whether the request may have reached the peer (not a connect failure).
+        sent: bool,
     },
     /// No answer within the timeout.
     #[error("node {peer} did not answer within {timeout:?}")]
@@ -149,6 +151,7 @@ impl PeerClient {
                 peer,
                 addr: addr.to_string(),
                 reason: e.to_string(),
+                sent: !e.is_connect(),
             }
         }
     }

@@ -14,6 +14,8 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 
@@ -37,6 +39,9 @@ pub struct InternalState {
     pub auth: String,
     /// Fault switches.
     pub faults: Faults,
+    /// Set while this node gives up leadership (drain): writes and read-index requests
+    /// are refused as "not leader" so the followers stop hearing from it and elect.
+    pub stepping_down: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for InternalState {
@@ -130,6 +135,9 @@ async fn write(State(s): State<InternalState>, headers: HeaderMap, body: Bytes) 
         Err(r) => return r.into_response(),
     };
     tracing::debug!(from, request_id = %proposal.meta.request_id, "forwarded write");
+    if s.stepping_down.load(Ordering::SeqCst) {
+        return s.reply(&WriteReply::NotLeader(None));
+    }
     let reply = match tokio::time::timeout(WRITE_TIMEOUT, s.raft.client_write(proposal)).await {
         Err(_) => WriteReply::Unavailable("the leader did not commit the write in time".into()),
         Ok(Ok(resp)) => WriteReply::Applied {
@@ -147,6 +155,9 @@ async fn write(State(s): State<InternalState>, headers: HeaderMap, body: Bytes) 
 async fn read_index(State(s): State<InternalState>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(r) = s.open::<()>(&headers, &body) {
         return r.into_response();
+    }
+    if s.stepping_down.load(Ordering::SeqCst) {
+        return s.reply(&ReadIndexReply::NotLeader(None));
     }
     let reply = match tokio::time::timeout(WRITE_TIMEOUT, s.raft.ensure_linearizable()).await {
         Err(_) => ReadIndexReply::Unavailable(
