@@ -7,6 +7,8 @@
 //! - the encoding is rmp-serde with named fields ([`Proposal::encode`]).
 
 use crate::apikey::ApiKey;
+use crate::evaluation::{CheckpointItem, EvaluationRecord};
+use crate::pricing::Price;
 use crate::tenant::{Tenant, TenantStatus, TierOverrides};
 use crate::tier::Tier;
 use serde::{Deserialize, Serialize};
@@ -159,6 +161,61 @@ pub enum Command {
         /// Key id.
         key_id: String,
     },
+    /// Set or replace a model's price.
+    SetPrice {
+        /// The price (keyed by its model).
+        price: Price,
+    },
+    /// Remove a model's price.
+    DeletePrice {
+        /// Model name.
+        model: String,
+    },
+    /// Accept an evaluation, assigned to `record.owner` at `record.epoch`.
+    SubmitEvaluation {
+        /// The new record (status queued, nothing done).
+        record: EvaluationRecord,
+        /// The validated spec, as submitted; stored once, apart from the record that
+        /// every checkpoint rewrites.
+        spec: serde_json::Value,
+    },
+    /// Record case results of an evaluation. Rejected unless `epoch` is the current
+    /// assignment's; results of items already recorded are ignored (exactly once). An
+    /// empty checkpoint still re-checks the tenant's budget.
+    CheckpointEvaluation {
+        /// Evaluation id.
+        id: String,
+        /// The assignment epoch the results were produced under.
+        epoch: u64,
+        /// The results.
+        items: Vec<CheckpointItem>,
+    },
+    /// Assign an evaluation to another node: its epoch becomes `epoch + 1`. Rejected
+    /// unless `epoch` is current (two reassignments cannot both win).
+    ReassignEvaluation {
+        /// Evaluation id.
+        id: String,
+        /// The epoch being replaced.
+        epoch: u64,
+        /// The new owner.
+        owner: u64,
+    },
+    /// Cancel an evaluation (no-op once it has ended).
+    CancelEvaluation {
+        /// Owning tenant (a tenant can only cancel its own).
+        tenant: String,
+        /// Evaluation id.
+        id: String,
+    },
+    /// End an evaluation with an error, by its owner at its epoch.
+    FailEvaluation {
+        /// Evaluation id.
+        id: String,
+        /// The owner's epoch.
+        epoch: u64,
+        /// What went wrong.
+        error: String,
+    },
 }
 
 /// What a successfully applied command returns.
@@ -182,6 +239,10 @@ pub enum CommandOutput {
     },
     /// Something was deleted.
     Deleted,
+    /// A price after the change.
+    Price(Price),
+    /// An evaluation after the change.
+    Evaluation(Box<EvaluationRecord>),
 }
 
 /// Why a command was rejected at apply time. Rejected commands change nothing.

@@ -7,10 +7,14 @@
 //! - [`apikey`]: API key secrets, their hashes and constant-time checks
 //! - [`audit`]: audit entries and the canonical bytes the hash chain is computed over
 //! - [`command`]: the versioned Raft commands and what applying them returns
+//! - [`evaluation`]: evaluation records, checkpoint items, usage totals, money as nanos
+//! - [`pricing`]: model prices per 1000 tokens
 
 pub mod apikey;
 pub mod audit;
 pub mod command;
+pub mod evaluation;
 pub mod ids;
+pub mod pricing;
 pub mod tenant;
 pub mod tier;

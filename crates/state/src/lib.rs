@@ -5,9 +5,13 @@
 //! - [`machine`]: [`State`] and the deterministic `apply` of one proposal, returning the
 //!   record changes and the audit entry for the storage layer to persist
 //! - [`chain`]: verification of a stored audit hash chain
+//! - `evaluations` (private): the evaluation commands' apply: submission, epoch-checked
+//!   checkpoints (each result recorded once), reassignment, cancel, budgets and usage
 
 pub mod chain;
+mod evaluations;
 pub mod machine;
 
 pub use chain::{verify_chain, AuditHead, ChainReport};
-pub use machine::{Applied, Change, State};
+pub use evaluations::SOFT_BUDGET_RATIO;
+pub use machine::{Applied, Change, State, UsageKey};

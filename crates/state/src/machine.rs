@@ -6,6 +6,8 @@ use colony_core::audit::AuditEntry;
 use colony_core::command::{
     ApplyError, Command, CommandOutput, CommandResult, Proposal, ProposalMeta, COMMAND_FORMAT,
 };
+use colony_core::evaluation::{EvaluationRecord, UsageTotals};
+use colony_core::pricing::Price;
 use colony_core::tenant::{Tenant, TenantStatus};
 use colony_core::tier::Tier;
 use serde::{Deserialize, Serialize};
@@ -24,6 +26,28 @@ pub enum Change {
     Tenant(String, Option<Tenant>),
     /// An API key by key id.
     Key(String, Option<ApiKey>),
+    /// A model's price by model name.
+    Price(String, Option<Price>),
+    /// An evaluation by id.
+    Evaluation(String, Option<EvaluationRecord>),
+    /// One case result of an evaluation: (evaluation id, item index). Persisted but not
+    /// held in [`State`]: results are read from storage.
+    EvalResult(String, u32, Option<Value>),
+    /// A tenant's usage of one model on one day.
+    Usage(UsageKey, Option<UsageTotals>),
+    /// An evaluation's spec, by evaluation id (written once, at submission).
+    EvalSpec(String, Option<Value>),
+}
+
+/// Whose usage, which day (`YYYY-MM-DD`, UTC), which model.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct UsageKey {
+    /// Tenant id.
+    pub tenant: String,
+    /// Day, `YYYY-MM-DD`.
+    pub day: String,
+    /// Model name.
+    pub model: String,
 }
 
 /// The result of applying one proposal.
@@ -49,6 +73,14 @@ pub struct State {
     pub tenants: BTreeMap<String, Tenant>,
     /// API keys by key id.
     pub keys: BTreeMap<String, ApiKey>,
+    /// Model prices by model name.
+    pub prices: BTreeMap<String, Price>,
+    /// Evaluations by id (their case results live in storage only).
+    pub evaluations: BTreeMap<String, EvaluationRecord>,
+    /// Evaluation specs by evaluation id.
+    pub eval_specs: BTreeMap<String, Value>,
+    /// Usage by tenant, day and model.
+    pub usage: BTreeMap<UsageKey, UsageTotals>,
     /// The audit chain's last entry.
     pub audit_head: AuditHead,
 }
@@ -67,27 +99,27 @@ pub enum AuthFailure {
 }
 
 /// What a command would do, before it is committed to the state.
-struct Plan {
-    output: CommandOutput,
-    changes: Vec<Change>,
-    audit: Option<AuditDraft>,
+pub(crate) struct Plan {
+    pub(crate) output: CommandOutput,
+    pub(crate) changes: Vec<Change>,
+    pub(crate) audit: Option<AuditDraft>,
 }
 
-struct AuditDraft {
-    action: &'static str,
-    resource: String,
-    tenant: Option<String>,
-    details: Value,
+pub(crate) struct AuditDraft {
+    pub(crate) action: &'static str,
+    pub(crate) resource: String,
+    pub(crate) tenant: Option<String>,
+    pub(crate) details: Value,
 }
 
-fn not_found(kind: &str, id: &str) -> ApplyError {
+pub(crate) fn not_found(kind: &str, id: &str) -> ApplyError {
     ApplyError::NotFound {
         kind: kind.into(),
         id: id.into(),
     }
 }
 
-fn exists(kind: &str, id: &str) -> ApplyError {
+pub(crate) fn exists(kind: &str, id: &str) -> ApplyError {
     ApplyError::AlreadyExists {
         kind: kind.into(),
         id: id.into(),
@@ -152,6 +184,32 @@ impl State {
             }
             Change::Key(id, None) => {
                 self.keys.remove(&id);
+            }
+            Change::Price(model, Some(p)) => {
+                self.prices.insert(model, p);
+            }
+            Change::Price(model, None) => {
+                self.prices.remove(&model);
+            }
+            Change::Evaluation(id, Some(e)) => {
+                self.evaluations.insert(id, e);
+            }
+            Change::Evaluation(id, None) => {
+                self.evaluations.remove(&id);
+            }
+            // Results are only persisted; the storage layer serves them.
+            Change::EvalResult(..) => {}
+            Change::Usage(k, Some(u)) => {
+                self.usage.insert(k, u);
+            }
+            Change::Usage(k, None) => {
+                self.usage.remove(&k);
+            }
+            Change::EvalSpec(id, Some(v)) => {
+                self.eval_specs.insert(id, v);
+            }
+            Change::EvalSpec(id, None) => {
+                self.eval_specs.remove(&id);
             }
         }
     }
@@ -467,6 +525,44 @@ impl State {
                         json!({ "key_id": key_id }),
                     ),
                 }
+            }
+            Command::SetPrice { price } => {
+                let mut p = price.clone();
+                p.updated_at_ms = at;
+                Plan {
+                    output: CommandOutput::Price(p.clone()),
+                    changes: vec![Change::Price(p.model.clone(), Some(p.clone()))],
+                    audit: audit(
+                        "price.set",
+                        format!("pricing/{}", p.model),
+                        None,
+                        json!({
+                            "input_per_1k_usd": p.input_per_1k_usd,
+                            "output_per_1k_usd": p.output_per_1k_usd,
+                        }),
+                    ),
+                }
+            }
+            Command::DeletePrice { model } => {
+                if !self.prices.contains_key(model) {
+                    return Err(not_found("price", model));
+                }
+                Plan {
+                    output: CommandOutput::Deleted,
+                    changes: vec![Change::Price(model.clone(), None)],
+                    audit: audit("price.delete", format!("pricing/{model}"), None, json!({})),
+                }
+            }
+            Command::SubmitEvaluation { record, spec } => self.plan_submit(at, record, spec)?,
+            Command::CheckpointEvaluation { id, epoch, items } => {
+                self.plan_checkpoint(at, id, *epoch, items)?
+            }
+            Command::ReassignEvaluation { id, epoch, owner } => {
+                self.plan_reassign(at, id, *epoch, *owner)?
+            }
+            Command::CancelEvaluation { tenant, id } => self.plan_cancel(at, tenant, id)?,
+            Command::FailEvaluation { id, epoch, error } => {
+                self.plan_fail(at, id, *epoch, error)?
             }
         })
     }

@@ -347,3 +347,254 @@ proptest! {
         prop_assert_eq!(report.entries_checked, audit.len() as u64);
     }
 }
+
+mod evaluations {
+    use super::*;
+    use colony_core::evaluation::{CheckpointItem, EvaluationRecord, EvaluationStatus};
+
+    fn record(id: &str, tenant: &str, total: u32) -> EvaluationRecord {
+        EvaluationRecord {
+            id: id.into(),
+            tenant: tenant.into(),
+            total,
+            status: EvaluationStatus::Queued,
+            owner: 7,
+            epoch: 1,
+            done: Default::default(),
+            failed: 0,
+            cached: 0,
+            usage: Default::default(),
+            error: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            finished_at_ms: None,
+        }
+    }
+
+    fn item(index: u32, cost_nanos: u64) -> CheckpointItem {
+        CheckpointItem {
+            index,
+            model: "m".into(),
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            cost_nanos,
+            error: false,
+            cached: false,
+            result: json!({"index": index}),
+        }
+    }
+
+    fn with_tenant(budget: Option<f64>) -> State {
+        let (mut s, _) = init();
+        let mut t = tenant("acme", "free");
+        t.overrides.monthly_budget_usd = budget;
+        let a = s.apply(&p(
+            2,
+            Command::CreateTenant {
+                tenant: t,
+                key: key("k1", "acme"),
+            },
+        ));
+        assert!(a.result.is_ok());
+        s
+    }
+
+    fn output(a: &Applied) -> EvaluationRecord {
+        match &a.result {
+            Ok(CommandOutput::Evaluation(r)) => (**r).clone(),
+            other => panic!("expected an evaluation, got {other:?}"),
+        }
+    }
+
+    fn checkpoint(id: &str, epoch: u64, items: Vec<CheckpointItem>) -> Command {
+        Command::CheckpointEvaluation {
+            id: id.into(),
+            epoch,
+            items,
+        }
+    }
+
+    #[test]
+    fn results_are_recorded_once_and_only_at_the_current_epoch() {
+        let mut s = with_tenant(None);
+        let a = s.apply(&p(
+            3,
+            Command::SubmitEvaluation {
+                spec: json!({}),
+                record: record("e1", "acme", 3),
+            },
+        ));
+        assert_eq!(output(&a).status, EvaluationStatus::Queued);
+        assert!(a.audit.is_some(), "submission is audited");
+
+        let a = s.apply(&p(4, checkpoint("e1", 1, vec![item(0, 100), item(1, 200)])));
+        let r = output(&a);
+        assert_eq!(
+            (r.status, r.done.len(), r.usage.cost_nanos),
+            (EvaluationStatus::Running, 2, 300)
+        );
+        assert_eq!(
+            a.changes
+                .iter()
+                .filter(|c| matches!(c, Change::EvalResult(..)))
+                .count(),
+            2
+        );
+
+        // Repeated checkpoint (a lost answer): nothing changes, nothing is billed twice.
+        let a = s.apply(&p(5, checkpoint("e1", 1, vec![item(1, 200)])));
+        assert!(a.changes.is_empty());
+        assert_eq!(s.evaluations["e1"].usage.cost_nanos, 300);
+
+        // Reassigned: the old owner's epoch is now stale.
+        let a = s.apply(&p(
+            6,
+            Command::ReassignEvaluation {
+                id: "e1".into(),
+                epoch: 1,
+                owner: 9,
+            },
+        ));
+        assert_eq!((output(&a).owner, output(&a).epoch), (9, 2));
+        let stale = s.apply(&p(7, checkpoint("e1", 1, vec![item(2, 1)])));
+        assert!(matches!(stale.result, Err(ApplyError::Conflict(_))));
+        let twice = s.apply(&p(
+            7,
+            Command::ReassignEvaluation {
+                id: "e1".into(),
+                epoch: 1,
+                owner: 3,
+            },
+        ));
+        assert!(twice.result.is_err(), "two reassignments cannot both win");
+
+        let a = s.apply(&p(8, checkpoint("e1", 2, vec![item(1, 200), item(2, 50)])));
+        let r = output(&a);
+        assert_eq!(
+            (r.status, r.done.len(), r.usage.cost_nanos),
+            (EvaluationStatus::Completed, 3, 350)
+        );
+        assert_eq!(
+            a.audit.as_ref().map(|e| e.action.as_str()),
+            Some("evaluation.complete")
+        );
+        let usage: u64 = s.usage.values().map(|u| u.cost_nanos).sum();
+        assert_eq!(
+            usage, 350,
+            "usage by day and model adds up to the evaluation's cost"
+        );
+        // Ended: no more checkpoints; cancel is a no-op.
+        assert!(s.apply(&p(9, checkpoint("e1", 2, vec![]))).result.is_err());
+        let c = s.apply(&p(
+            9,
+            Command::CancelEvaluation {
+                tenant: "acme".into(),
+                id: "e1".into(),
+            },
+        ));
+        assert_eq!(output(&c).status, EvaluationStatus::Completed);
+        assert!(c.changes.is_empty());
+    }
+
+    #[test]
+    fn checkpoint_batching_does_not_change_the_totals() {
+        let items: Vec<CheckpointItem> =
+            (0..20).map(|i| item(i, 1_000 + u64::from(i) * 7)).collect();
+        let mut one = with_tenant(None);
+        one.apply(&p(
+            3,
+            Command::SubmitEvaluation {
+                spec: json!({}),
+                record: record("e", "acme", 20),
+            },
+        ));
+        one.apply(&p(4, checkpoint("e", 1, items.clone())));
+        let mut many = with_tenant(None);
+        many.apply(&p(
+            3,
+            Command::SubmitEvaluation {
+                spec: json!({}),
+                record: record("e", "acme", 20),
+            },
+        ));
+        for chunk in items.chunks(3).rev() {
+            many.apply(&p(4, checkpoint("e", 1, chunk.to_vec())));
+        }
+        assert_eq!(one.evaluations["e"].usage, many.evaluations["e"].usage);
+        assert_eq!(one.usage, many.usage);
+    }
+
+    #[test]
+    fn a_spent_budget_stops_the_evaluation_and_the_soft_threshold_is_audited() {
+        // $1 a month: 0.8 USD crosses the soft threshold, 1 USD stops it.
+        let mut s = with_tenant(Some(1.0));
+        s.apply(&p(
+            3,
+            Command::SubmitEvaluation {
+                spec: json!({}),
+                record: record("e", "acme", 10),
+            },
+        ));
+        let a = s.apply(&p(4, checkpoint("e", 1, vec![item(0, 850_000_000)])));
+        assert_eq!(output(&a).status, EvaluationStatus::Running);
+        assert_eq!(
+            a.audit.as_ref().map(|e| e.action.as_str()),
+            Some("tenant.budget_soft_threshold")
+        );
+        let a = s.apply(&p(5, checkpoint("e", 1, vec![item(1, 200_000_000)])));
+        assert_eq!(output(&a).status, EvaluationStatus::BudgetExceeded);
+        assert_eq!(
+            a.audit.as_ref().map(|e| e.action.as_str()),
+            Some("evaluation.budget_exceeded")
+        );
+        // A new evaluation this month is accepted but never runs.
+        let b = s.apply(&p(
+            6,
+            Command::SubmitEvaluation {
+                spec: json!({}),
+                record: record("e2", "acme", 1),
+            },
+        ));
+        assert_eq!(output(&b).status, EvaluationStatus::BudgetExceeded);
+    }
+
+    #[test]
+    fn tenants_cannot_cancel_each_others_evaluations_and_bad_items_change_nothing() {
+        let mut s = with_tenant(None);
+        s.apply(&p(
+            3,
+            Command::SubmitEvaluation {
+                spec: json!({}),
+                record: record("e", "acme", 2),
+            },
+        ));
+        let c = s.apply(&p(
+            4,
+            Command::CancelEvaluation {
+                tenant: "beta".into(),
+                id: "e".into(),
+            },
+        ));
+        assert!(matches!(c.result, Err(ApplyError::NotFound { .. })));
+        let bad = s.apply(&p(5, checkpoint("e", 1, vec![item(0, 1), item(5, 1)])));
+        assert!(bad.result.is_err() && bad.changes.is_empty());
+        assert!(s.evaluations["e"].done.is_empty());
+        let c = s.apply(&p(
+            6,
+            Command::CancelEvaluation {
+                tenant: "acme".into(),
+                id: "e".into(),
+            },
+        ));
+        assert_eq!(output(&c).status, EvaluationStatus::Cancelled);
+        let f = s.apply(&p(
+            7,
+            Command::FailEvaluation {
+                id: "e".into(),
+                epoch: 1,
+                error: "x".into(),
+            },
+        ));
+        assert!(f.result.is_err(), "an ended evaluation cannot fail");
+    }
+}
