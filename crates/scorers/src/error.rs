@@ -1,0 +1,33 @@
+//! Why a scorer configuration cannot be used.
+
+/// A scorer spec that cannot be turned into a [`crate::Scorer`].
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The `regex` scorer's pattern does not compile.
+    #[error("invalid regex {pattern:?}: {source}")]
+    Regex {
+        /// The pattern as given.
+        pattern: String,
+        /// What the regex compiler said.
+        #[source]
+        source: regex::Error,
+    },
+    /// The `json_schema` scorer's schema is malformed or uses unsupported keywords.
+    #[error("invalid json schema at {path}: {message}")]
+    Schema {
+        /// JSON pointer (with `#`) to the offending keyword.
+        path: String,
+        /// What is wrong there.
+        message: String,
+    },
+    /// A numeric setting is out of range (negative, NaN, ...).
+    #[error("invalid {field}: {value} ({reason})")]
+    Number {
+        /// The setting's name.
+        field: &'static str,
+        /// The value given.
+        value: f64,
+        /// The allowed range.
+        reason: &'static str,
+    },
+}
