@@ -1,9 +1,20 @@
 //! One bucket shard: the rate-limit buckets whose keys hash to it, checked one batch at a
 //! time, so every bucket sees its hits in order without locks.
+//!
+//! Besides its live buckets a shard keeps, for its keys: replicas sent by other owners
+//! (continued from when this node becomes the owner after a crash), tombstones of buckets
+//! it released to a new owner (answering "moved"), and the keys changed since the last
+//! replication round. A check of a key this node has just become the owner of waits while
+//! the previous owner is asked for the state (see [`crate::handoff`]); checks of other keys
+//! go on meanwhile.
 
-use colony_ratelimit::{Algorithm, BucketState, Decision, Limit, LimitError};
+use crate::buckets::BucketError;
+use crate::handoff::{Handoff, PullAnswer};
+use crate::ownership::Locate;
+use colony_ratelimit::{Algorithm, BucketState, Decision, Limit};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -20,19 +31,38 @@ pub struct ShardItem {
     pub hits: u64,
 }
 
+/// Outcome of one item.
+pub type ItemResult = Result<Decision, BucketError>;
+
+/// Buckets with their keys, as they move between nodes.
+pub type KeyedStates = Vec<(String, BucketState)>;
+
 /// Messages of a shard (local only: never serialized, so never advertised to peers).
-#[allow(missing_debug_implementations)] // carries a reply port and a permit
+#[allow(missing_debug_implementations)] // carries reply ports and a permit
 pub enum ShardMsg {
-    /// Check a batch; the permit bounds in-flight batches per shard and is released when the
-    /// message is dropped (handled or discarded).
+    /// Check a batch; the permit bounds in-flight batches per shard and is released when
+    /// the batch is answered or dropped.
     Check(
         Vec<ShardItem>,
         OwnedSemaphorePermit,
-        RpcReplyPort<Vec<Result<Decision, LimitError>>>,
+        RpcReplyPort<Vec<ItemResult>>,
     ),
-    /// Forget buckets at rest (dropping them changes no decision): keeps memory bounded.
+    /// The answer of a pull started by this shard: the state, or `None` (nobody had it).
+    Pulled(String, Option<BucketState>),
+    /// A new owner (`to`) asks for a key's state.
+    Release(String, u64, RpcReplyPort<PullAnswer>),
+    /// States handed over by an old owner; answers how many were installed.
+    Install(KeyedStates, RpcReplyPort<usize>),
+    /// Release every live bucket this node no longer owns; answers them with their new
+    /// owners, for pushing.
+    Evict(RpcReplyPort<Vec<(u64, String, BucketState)>>),
+    /// The buckets changed since the last call (every live bucket when `true`).
+    TakeDirty(bool, RpcReplyPort<KeyedStates>),
+    /// Replicas sent by their owners.
+    StoreReplicas(KeyedStates),
+    /// Forget buckets, replicas and tombstones at rest: keeps memory bounded.
     Sweep,
-    /// How many buckets the shard holds.
+    /// How many live buckets the shard holds.
     Len(RpcReplyPort<usize>),
     /// Test-only fault injection: panic in the handler (the supervisor restarts the shard).
     InjectPanic,
@@ -49,13 +79,48 @@ pub struct ShardArgs {
     pub index: usize,
     /// How often to sweep buckets at rest.
     pub sweep_every: Duration,
+    /// Ownership and bucket movement; `None` on a node on its own (tests, single node).
+    pub handoff: Option<Handoff>,
+}
+
+/// A released bucket: checks that still arrive here are sent on to `to`.
+#[derive(Debug)]
+struct Tombstone {
+    to: u64,
+    /// What was handed over (given again if `to` asks again, e.g. after a lost answer).
+    state: Option<BucketState>,
+    until_ms: u64,
+}
+
+/// A check waiting for its key's state to arrive from a previous owner.
+#[derive(Debug)]
+struct Parked {
+    batch: u64,
+    pos: usize,
+    item: ShardItem,
+}
+
+/// A batch with parked items.
+#[allow(missing_debug_implementations)]
+struct PendingBatch {
+    results: Vec<Option<ItemResult>>,
+    missing: usize,
+    reply: RpcReplyPort<Vec<ItemResult>>,
+    _permit: OwnedSemaphorePermit,
 }
 
 /// A shard's buckets.
-#[derive(Debug, Default)]
+#[allow(missing_debug_implementations)]
 pub struct ShardState {
     index: usize,
+    handoff: Option<Handoff>,
     buckets: HashMap<String, BucketState>,
+    replicas: HashMap<String, BucketState>,
+    moved: HashMap<String, Tombstone>,
+    dirty: HashSet<String>,
+    waiting: HashMap<String, Vec<Parked>>,
+    pending: HashMap<u64, PendingBatch>,
+    next_batch: u64,
 }
 
 /// The shard actor.
@@ -68,6 +133,315 @@ fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Hits a bucket would still admit at `now_ms` under its own limit.
+fn remaining(state: &BucketState, now_ms: u64) -> u64 {
+    state
+        .peek(state.algorithm(), state.limit(), now_ms)
+        .map_or(u64::MAX, |d| d.remaining)
+}
+
+/// What to do with one item.
+enum Step {
+    Done(ItemResult),
+    Park(ShardItem),
+}
+
+impl ShardState {
+    /// Checks `it` on the live bucket, creating it from `base` (or afresh) when missing.
+    fn apply(&mut self, it: ShardItem, base: Option<BucketState>, now: u64) -> ItemResult {
+        let replicating = self.handoff.as_ref().is_some_and(Handoff::replicating);
+        if replicating && it.hits > 0 && !self.dirty.contains(&it.key) {
+            self.dirty.insert(it.key.clone());
+        }
+        match self.buckets.get_mut(&it.key) {
+            Some(b) => b
+                .check(it.algorithm, &it.limit, it.hits, now)
+                .map_err(BucketError::Limit),
+            None => {
+                let mut slot = base;
+                let d = colony_ratelimit::check(&mut slot, it.algorithm, &it.limit, it.hits, now)
+                    .map_err(BucketError::Limit)?;
+                if let Some(b) = slot {
+                    self.buckets.insert(it.key, b);
+                }
+                Ok(d)
+            }
+        }
+    }
+
+    /// Decides an item: check it here, send it on, or wait for its state.
+    fn step(&mut self, it: ShardItem, now: u64, myself: &ActorRef<ShardMsg>) -> Step {
+        if self.buckets.contains_key(&it.key) {
+            return Step::Done(self.apply(it, None, now));
+        }
+        let Some(h) = self.handoff.clone() else {
+            return Step::Done(self.apply(it, None, now));
+        };
+        if self.waiting.contains_key(&it.key) {
+            return Step::Park(it);
+        }
+        if let Some(t) = self.moved.get(&it.key) {
+            if t.until_ms > now && h.is_reachable(t.to) {
+                h.counters().moved.fetch_add(1, Ordering::Relaxed);
+                return Step::Done(Err(BucketError::Moved(t.to)));
+            }
+            // The new owner is gone (or the tombstone is old): what was handed over is
+            // the best known state, unless a replica (sent by the new owner) is newer.
+            if let Some(s) = self.moved.remove(&it.key).and_then(|t| t.state) {
+                self.replicas.entry(it.key.clone()).or_insert(s);
+            }
+        }
+        match h.locate(&it.key) {
+            Locate::Elsewhere(owner) => {
+                if h.is_reachable(owner) {
+                    h.counters().moved.fetch_add(1, Ordering::Relaxed);
+                    Step::Done(Err(BucketError::Moved(owner)))
+                } else {
+                    // Our view is behind the sender's; it retries once views agree.
+                    Step::Done(Err(BucketError::Unavailable))
+                }
+            }
+            Locate::Mine { prior } => {
+                let prior: Vec<u64> = if h.enabled() {
+                    prior.into_iter().filter(|n| h.is_alive(*n)).collect()
+                } else {
+                    Vec::new()
+                };
+                if !prior.is_empty() {
+                    self.waiting.insert(it.key.clone(), Vec::new());
+                    let key = it.key.clone();
+                    let me = myself.clone();
+                    tokio::spawn(async move {
+                        let state = h.pull(prior, key.clone()).await;
+                        // Fails only if the shard stopped: its waiters went with it.
+                        let _ = me.cast(ShardMsg::Pulled(key, state));
+                    });
+                    return Step::Park(it);
+                }
+                let base = self.replicas.remove(&it.key);
+                if base.is_some() {
+                    h.counters().promoted.fetch_add(1, Ordering::Relaxed);
+                }
+                Step::Done(self.apply(it, base, now))
+            }
+        }
+    }
+
+    fn check(
+        &mut self,
+        items: Vec<ShardItem>,
+        permit: OwnedSemaphorePermit,
+        reply: RpcReplyPort<Vec<ItemResult>>,
+        myself: &ActorRef<ShardMsg>,
+    ) {
+        let now = now_ms();
+        let mut results = Vec::with_capacity(items.len());
+        let mut parked = Vec::new();
+        for (pos, it) in items.into_iter().enumerate() {
+            match self.step(it, now, myself) {
+                Step::Done(r) => results.push(Some(r)),
+                Step::Park(it) => {
+                    results.push(None);
+                    parked.push((pos, it));
+                }
+            }
+        }
+        if parked.is_empty() {
+            // The caller may have timed out and gone; nothing to do then.
+            let _ = reply.send(results.into_iter().flatten().collect());
+            return;
+        }
+        let batch = self.next_batch;
+        self.next_batch += 1;
+        let missing = parked.len();
+        for (pos, item) in parked {
+            self.waiting
+                .entry(item.key.clone())
+                .or_default()
+                .push(Parked { batch, pos, item });
+        }
+        self.pending.insert(
+            batch,
+            PendingBatch {
+                results,
+                missing,
+                reply,
+                _permit: permit,
+            },
+        );
+    }
+
+    fn pulled(&mut self, key: String, state: Option<BucketState>) {
+        let waiters = self.waiting.remove(&key).unwrap_or_default();
+        let mut base = None;
+        if !self.buckets.contains_key(&key) {
+            self.moved.remove(&key);
+            let replica = self.replicas.remove(&key);
+            base = match (state, replica) {
+                (Some(s), _) => Some(s),
+                (None, Some(r)) => {
+                    if let Some(h) = &self.handoff {
+                        h.counters().promoted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(r)
+                }
+                (None, None) => None,
+            };
+        }
+        let now = now_ms();
+        for w in waiters {
+            let r = self.apply(w.item, base.take(), now);
+            let done = match self.pending.get_mut(&w.batch) {
+                Some(p) => {
+                    if let Some(slot) = p.results.get_mut(w.pos) {
+                        *slot = Some(r);
+                    }
+                    p.missing = p.missing.saturating_sub(1);
+                    p.missing == 0
+                }
+                None => false,
+            };
+            if done {
+                if let Some(p) = self.pending.remove(&w.batch) {
+                    let _ = p.reply.send(p.results.into_iter().flatten().collect());
+                }
+            }
+        }
+        // No waiter created it (all peeks): keep what arrived.
+        if let Some(b) = base {
+            self.buckets.insert(key, b);
+        }
+    }
+
+    fn tombstone(&self, to: u64, state: Option<BucketState>, now: u64) -> Tombstone {
+        let ttl = self
+            .handoff
+            .as_ref()
+            .map_or(0, |h| h.config().tombstone_ttl.as_millis() as u64);
+        Tombstone {
+            to,
+            state,
+            until_ms: now.saturating_add(ttl),
+        }
+    }
+
+    fn release(&mut self, key: String, to: u64) -> PullAnswer {
+        let now = now_ms();
+        if self.waiting.contains_key(&key) {
+            return PullAnswer::Busy;
+        }
+        if let Some(s) = self.buckets.remove(&key) {
+            self.dirty.remove(&key);
+            let t = self.tombstone(to, Some(s.clone()), now);
+            self.moved.insert(key, t);
+            return PullAnswer::State(s);
+        }
+        let reachable = |n: u64| self.handoff.as_ref().is_some_and(|h| h.is_reachable(n));
+        if let Some(t) = self.moved.get(&key) {
+            if t.to == to {
+                return t
+                    .state
+                    .clone()
+                    .map_or(PullAnswer::Unknown, PullAnswer::State);
+            }
+            if t.until_ms > now && reachable(t.to) {
+                return PullAnswer::Moved(t.to);
+            }
+        }
+        // Nothing live here: remember who owns it now, so checks that still arrive here
+        // (from nodes whose view is behind) are sent on instead of starting a second copy.
+        let state = self.moved.remove(&key).and_then(|t| t.state);
+        let t = self.tombstone(to, state.clone(), now);
+        self.moved.insert(key, t);
+        state.map_or(PullAnswer::Unknown, PullAnswer::State)
+    }
+
+    fn install(&mut self, entries: KeyedStates) -> usize {
+        let mut n = 0;
+        let replicating = self.handoff.as_ref().is_some_and(Handoff::replicating);
+        let now = now_ms();
+        for (key, state) in entries {
+            if let Some(live) = self.buckets.get_mut(&key) {
+                // Already live here. After a pull the copies are the same state; but a
+                // node that was paused (declared down, its keys served elsewhere) comes
+                // back with its old copy: keep whichever has admitted more, so the hits
+                // the other owner admitted meanwhile are not forgotten.
+                if remaining(&state, now) < remaining(live, now) {
+                    *live = state;
+                }
+                continue;
+            }
+            self.moved.remove(&key);
+            self.replicas.remove(&key);
+            if replicating {
+                self.dirty.insert(key.clone());
+            }
+            self.buckets.insert(key, state);
+            n += 1;
+        }
+        n
+    }
+
+    fn evict(&mut self) -> Vec<(u64, String, BucketState)> {
+        let Some(h) = self.handoff.clone() else {
+            return Vec::new();
+        };
+        let me = h.node_id();
+        let leaving: Vec<(String, u64)> = self
+            .buckets
+            .keys()
+            .filter_map(|k| {
+                let o = h.owner(k);
+                (o != me).then(|| (k.clone(), o))
+            })
+            .collect();
+        let now = now_ms();
+        let mut out = Vec::with_capacity(leaving.len());
+        for (key, to) in leaving {
+            if let Some(s) = self.buckets.remove(&key) {
+                self.dirty.remove(&key);
+                let t = self.tombstone(to, Some(s.clone()), now);
+                self.moved.insert(key.clone(), t);
+                out.push((to, key, s));
+            }
+        }
+        out
+    }
+
+    fn take_dirty(&mut self, all: bool) -> KeyedStates {
+        if all {
+            self.dirty.clear();
+            return self
+                .buckets
+                .iter()
+                .map(|(k, s)| (k.clone(), s.clone()))
+                .collect();
+        }
+        let keys = std::mem::take(&mut self.dirty);
+        keys.into_iter()
+            .filter_map(|k| self.buckets.get(&k).cloned().map(|s| (k, s)))
+            .collect()
+    }
+
+    fn sweep(&mut self) {
+        let now = now_ms();
+        let before = self.buckets.len();
+        self.buckets.retain(|_, b| !b.is_at_rest(now));
+        self.replicas.retain(|_, b| !b.is_at_rest(now));
+        self.moved.retain(|_, t| t.until_ms > now);
+        let swept = before - self.buckets.len();
+        if swept > 0 {
+            tracing::debug!(
+                shard = self.index,
+                swept,
+                left = self.buckets.len(),
+                replicas = self.replicas.len(),
+                "swept buckets at rest"
+            );
+        }
+    }
 }
 
 impl Actor for BucketShard {
@@ -84,40 +458,46 @@ impl Actor for BucketShard {
         myself.send_interval(args.sweep_every, || ShardMsg::Sweep);
         Ok(ShardState {
             index: args.index,
+            handoff: args.handoff,
             buckets: HashMap::new(),
+            replicas: HashMap::new(),
+            moved: HashMap::new(),
+            dirty: HashSet::new(),
+            waiting: HashMap::new(),
+            pending: HashMap::new(),
+            next_batch: 0,
         })
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<ShardMsg>,
+        myself: ActorRef<ShardMsg>,
         msg: ShardMsg,
         state: &mut ShardState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ShardMsg::Check(items, _permit, reply) => {
-                let now = now_ms();
-                let out = items
-                    .into_iter()
-                    .map(|it| check_one(&mut state.buckets, it, now))
-                    .collect();
-                // The caller may have timed out and gone; nothing to do then.
-                let _ = reply.send(out);
+            ShardMsg::Check(items, permit, reply) => state.check(items, permit, reply, &myself),
+            ShardMsg::Pulled(key, s) => state.pulled(key, s),
+            ShardMsg::Release(key, to, reply) => {
+                let _ = reply.send(state.release(key, to));
             }
-            ShardMsg::Sweep => {
-                let now = now_ms();
-                let before = state.buckets.len();
-                state.buckets.retain(|_, b| !b.is_at_rest(now));
-                let swept = before - state.buckets.len();
-                if swept > 0 {
-                    tracing::debug!(
-                        shard = state.index,
-                        swept,
-                        left = state.buckets.len(),
-                        "swept buckets at rest"
-                    );
+            ShardMsg::Install(entries, reply) => {
+                let _ = reply.send(state.install(entries));
+            }
+            ShardMsg::Evict(reply) => {
+                let _ = reply.send(state.evict());
+            }
+            ShardMsg::TakeDirty(all, reply) => {
+                let _ = reply.send(state.take_dirty(all));
+            }
+            ShardMsg::StoreReplicas(entries) => {
+                for (key, s) in entries {
+                    if !state.buckets.contains_key(&key) {
+                        state.replicas.insert(key, s);
+                    }
                 }
             }
+            ShardMsg::Sweep => state.sweep(),
             ShardMsg::Len(reply) => {
                 let _ = reply.send(state.buckets.len());
             }
@@ -127,23 +507,5 @@ impl Actor for BucketShard {
             ),
         }
         Ok(())
-    }
-}
-
-fn check_one(
-    buckets: &mut HashMap<String, BucketState>,
-    it: ShardItem,
-    now: u64,
-) -> Result<Decision, LimitError> {
-    match buckets.get_mut(&it.key) {
-        Some(b) => b.check(it.algorithm, &it.limit, it.hits, now),
-        None => {
-            let mut slot = None;
-            let d = colony_ratelimit::check(&mut slot, it.algorithm, &it.limit, it.hits, now)?;
-            if let Some(b) = slot {
-                buckets.insert(it.key, b);
-            }
-            Ok(d)
-        }
     }
 }

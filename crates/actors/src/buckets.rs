@@ -5,9 +5,10 @@
 //! counts restarts; the handle bounds in-flight batches per shard (overload answers
 //! [`BucketError::Overloaded`], never an unbounded queue) and times every call out.
 
-use crate::bucket_shard::{BucketShard, ShardArgs, ShardItem, ShardMsg};
+use crate::bucket_shard::{BucketShard, ItemResult, KeyedStates, ShardArgs, ShardItem, ShardMsg};
+use crate::handoff::{Handoff, PullAnswer};
 use crate::leases::Leases;
-use colony_ratelimit::{Algorithm, Decision, Limit, LimitError};
+use colony_ratelimit::{Algorithm, BucketState, Decision, Limit, LimitError};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use std::collections::HashMap;
@@ -27,6 +28,8 @@ pub struct BucketsConfig {
     pub call_timeout: Duration,
     /// How often shards forget buckets at rest.
     pub sweep_every: Duration,
+    /// Ownership and bucket movement between nodes; `None` for a node on its own.
+    pub handoff: Option<Handoff>,
 }
 
 impl Default for BucketsConfig {
@@ -36,6 +39,7 @@ impl Default for BucketsConfig {
             max_in_flight_per_shard: 1024,
             call_timeout: Duration::from_secs(2),
             sweep_every: Duration::from_secs(10),
+            handoff: None,
         }
     }
 }
@@ -65,6 +69,9 @@ pub enum BucketError {
     /// The shard did not answer in time (or was restarting).
     #[error("the rate limiter did not answer in time")]
     Unavailable,
+    /// The bucket is owned by another node now (the caller sends the item there).
+    #[error("the bucket moved to node {0}")]
+    Moved(u64),
 }
 
 /// The shards, shared between the supervisor (which replaces failed ones) and handles.
@@ -85,6 +92,7 @@ pub struct SupervisorArgs {
     table: ShardTable,
     restarts: Arc<AtomicU64>,
     sweep_every: Duration,
+    handoff: Option<Handoff>,
 }
 
 /// Supervisor state.
@@ -95,6 +103,7 @@ pub struct SupervisorState {
     failures: HashMap<usize, u32>,
     restarts: Arc<AtomicU64>,
     sweep_every: Duration,
+    handoff: Option<Handoff>,
 }
 
 /// The bucket supervisor actor.
@@ -110,6 +119,7 @@ impl BucketSupervisor {
         let args = ShardArgs {
             index: i,
             sweep_every: st.sweep_every,
+            handoff: st.handoff.clone(),
         };
         let (shard, _) = Actor::spawn_linked(None, BucketShard, args, myself.get_cell()).await?;
         st.index_of.insert(shard.get_id(), i);
@@ -136,6 +146,7 @@ impl Actor for BucketSupervisor {
             failures: HashMap::new(),
             restarts: args.restarts,
             sweep_every: args.sweep_every,
+            handoff: args.handoff,
         };
         for i in 0..n {
             Self::spawn_shard(&myself, &mut st, i).await?;
@@ -224,6 +235,7 @@ impl Buckets {
             table: table.clone(),
             restarts: restarts.clone(),
             sweep_every: config.sweep_every,
+            handoff: config.handoff.clone(),
         };
         let (supervisor, _) = Actor::spawn(None, BucketSupervisor, args)
             .await
@@ -305,7 +317,7 @@ impl Buckets {
             match outcome {
                 Ok(decisions) => {
                     for (pos, d) in positions.into_iter().zip(decisions) {
-                        results[pos] = d.map_err(BucketError::Limit);
+                        results[pos] = d;
                     }
                 }
                 Err(e) => {
@@ -323,7 +335,7 @@ impl Buckets {
         &self,
         i: usize,
         batch: Vec<ShardItem>,
-    ) -> Result<Vec<Result<Decision, LimitError>>, BucketError> {
+    ) -> Result<Vec<ItemResult>, BucketError> {
         for attempt in 0..2 {
             let permit = self.permits[i]
                 .clone()
@@ -350,6 +362,103 @@ impl Buckets {
             }
         }
         Err(BucketError::Unavailable)
+    }
+
+    /// Ownership and bucket movement, when this node is part of a cluster.
+    pub fn handoff(&self) -> Option<&Handoff> {
+        self.config.handoff.as_ref()
+    }
+
+    fn every_shard(&self) -> impl Iterator<Item = ActorRef<ShardMsg>> + '_ {
+        (0..self.permits.len()).filter_map(|i| self.shard(i))
+    }
+
+    fn by_shard(&self, entries: KeyedStates) -> HashMap<usize, KeyedStates> {
+        let mut groups: HashMap<usize, KeyedStates> = HashMap::new();
+        for (key, state) in entries {
+            groups
+                .entry(self.shard_of(&key))
+                .or_default()
+                .push((key, state));
+        }
+        groups
+    }
+
+    /// Gives `key`'s live state to its new owner `to` (a pull from `to`).
+    pub async fn release(&self, key: String, to: u64) -> Result<PullAnswer, BucketError> {
+        let shard = self
+            .shard(self.shard_of(&key))
+            .ok_or(BucketError::Unavailable)?;
+        match shard
+            .call(
+                |port| ShardMsg::Release(key, to, port),
+                Some(self.config.call_timeout),
+            )
+            .await
+        {
+            Ok(CallResult::Success(a)) => Ok(a),
+            _ => Err(BucketError::Unavailable),
+        }
+    }
+
+    /// Takes over buckets handed over by their old owner; returns how many were new here.
+    pub async fn install(&self, entries: KeyedStates) -> usize {
+        let mut n = 0;
+        for (i, list) in self.by_shard(entries) {
+            let Some(shard) = self.shard(i) else { continue };
+            if let Ok(CallResult::Success(k)) = shard
+                .call(
+                    |port| ShardMsg::Install(list, port),
+                    Some(self.config.call_timeout),
+                )
+                .await
+            {
+                n += k;
+            }
+        }
+        n
+    }
+
+    /// Keeps replicas sent by their owners.
+    pub fn store_replicas(&self, entries: KeyedStates) {
+        for (i, list) in self.by_shard(entries) {
+            if let Some(shard) = self.shard(i) {
+                let _ = shard.cast(ShardMsg::StoreReplicas(list));
+            }
+        }
+    }
+
+    /// Releases every live bucket this node no longer owns (by the handoff's newest view):
+    /// each with its new owner, for pushing.
+    pub async fn evict(&self) -> Vec<(u64, String, BucketState)> {
+        let mut out = Vec::new();
+        for shard in self.every_shard() {
+            // Scanning a shard is proportional to its buckets: a generous timeout.
+            if let Ok(CallResult::Success(list)) = shard
+                .call(ShardMsg::Evict, Some(self.config.call_timeout * 5))
+                .await
+            {
+                out.extend(list);
+            }
+        }
+        out
+    }
+
+    /// The live buckets changed since the last call (all of them when `all`).
+    pub async fn take_dirty(&self, all: bool) -> KeyedStates {
+        let mut out = Vec::new();
+        for shard in self.every_shard() {
+            if let Ok(CallResult::Success(list)) = shard
+                .call(
+                    |port| ShardMsg::TakeDirty(all, port),
+                    Some(self.config.call_timeout * 5),
+                )
+                .await
+            {
+                out.extend(list);
+            }
+        }
+        out
     }
 
     /// Shard restarts since start (a metric).

@@ -116,6 +116,38 @@ impl LeaseTable {
         });
     }
 
+    /// Removes and returns the live leases of every key `moves` says to (the key's new
+    /// owner after a membership change), as `(key, lease id, ms left)`; relative times,
+    /// because the receiving node's clock is not this one's.
+    pub fn take_where(
+        &mut self,
+        now_ms: u64,
+        mut moves: impl FnMut(&str) -> bool,
+    ) -> Vec<(String, String, u64)> {
+        let keys: Vec<String> = self.keys.keys().filter(|k| moves(k)).cloned().collect();
+        let mut out = Vec::new();
+        for key in keys {
+            if let Some(leases) = self.keys.remove(&key) {
+                for (id, exp) in leases {
+                    if exp > now_ms {
+                        out.push((key.clone(), id, exp - now_ms));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Takes over leases handed over by their old owner (`(key, lease id, ms left)`); a
+    /// lease already held keeps the later expiry.
+    pub fn merge(&mut self, now_ms: u64, leases: Vec<(String, String, u64)>) {
+        for (key, id, left) in leases {
+            let exp = now_ms.saturating_add(left);
+            let e = self.keys.entry(key).or_default().entry(id).or_insert(exp);
+            *e = (*e).max(exp);
+        }
+    }
+
     fn tick(&mut self, now_ms: u64) {
         self.ops += 1;
         if self.ops.is_multiple_of(FULL_SWEEP_EVERY) {
@@ -194,6 +226,29 @@ mod tests {
         t.sweep(1000);
         assert_eq!(t.keys(), 0);
         assert_eq!(t.in_flight("k", 1000), 0);
+    }
+
+    #[test]
+    fn leases_move_with_their_key_and_keep_their_remaining_time() {
+        let mut old = LeaseTable::default();
+        old.acquire("moving", "a", 2, 1000, 0);
+        old.acquire("staying", "b", 2, 1000, 0);
+        old.acquire("moving", "dead", 2, 10, 0);
+        let moved = old.take_where(100, |k| k == "moving");
+        assert_eq!(moved, vec![("moving".to_string(), "a".to_string(), 900)]);
+        assert_eq!(
+            (old.in_flight("moving", 100), old.in_flight("staying", 100)),
+            (0, 1)
+        );
+        // The new owner's clock may read anything: the lease keeps its 900 ms.
+        let mut new = LeaseTable::default();
+        new.merge(50_000, moved);
+        assert_eq!(new.in_flight("moving", 50_899), 1);
+        assert_eq!(new.in_flight("moving", 50_900), 0);
+        assert!(matches!(
+            new.acquire("moving", "x", 1, 10, 50_100),
+            LeaseOutcome::Full { .. }
+        ));
     }
 
     #[test]

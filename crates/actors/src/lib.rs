@@ -12,14 +12,21 @@
 //! - [`router`]: [`router::Router`], the one actor per node that peers reach over the actor
 //!   transport, and its frozen wire protocol
 //! - [`routing`]: [`routing::Limiter`], which sends each check to its bucket's owner node
+//! - [`ownership`]: [`ownership::ViewHistory`], who owns a bucket now and in the recent
+//!   past by this node's member views (pure)
+//! - [`handoff`]: [`handoff::Handoff`], moving bucket state between nodes: handoff on
+//!   ownership changes (exact) and replication to the successor (bounded loss on a crash)
 
 pub mod bucket_shard;
 pub mod buckets;
+pub mod handoff;
 pub mod leases;
+pub mod ownership;
 pub mod router;
 pub mod routing;
 
 pub use buckets::{BucketError, Buckets, BucketsConfig, CheckItem};
+pub use handoff::{Handoff, HandoffConfig, HandoffCounters};
 pub use leases::{LeaseOutcome, LeaseTable, Leases};
 pub use router::{LeaseOp, Router, RouterArgs, RouterMsg, ROUTER_GROUP, ROUTER_SCOPE};
 pub use routing::{CheckContext, ClusterView, LeaseGrant, Limiter, LimiterConfig};

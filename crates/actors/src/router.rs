@@ -7,14 +7,15 @@
 //! Payloads change by adding `#[serde(default)]` fields inside [`Wire`], never by changing
 //! a variant's shape.
 //!
-//! The frozen set: `CheckBuckets` (bucket checks) and `Lease` (concurrency leases, added
-//! before the first release). A node that does not know `Lease` drops it, and the caller's
-//! timeout answers the request 503: mixed-version clusters must not enable tier
-//! concurrency limits until every node knows it.
+//! The frozen set (all added before the first release): `CheckBuckets` (bucket checks),
+//! `Lease` (concurrency leases), and the bucket movement of [`crate::handoff`]: `Pull` (a
+//! new owner asks for a bucket), `Handoff` (an old owner pushes buckets) and `Replicate`
+//! (an owner sends changed buckets to their successor; no answer).
 
 use crate::buckets::{BucketError, Buckets, CheckItem};
+use crate::handoff::PullAnswer;
 use crate::leases::LeaseOutcome;
-use colony_ratelimit::{Algorithm, Decision, Limit, LimitError};
+use colony_ratelimit::{Algorithm, BucketState, Decision, Limit, LimitError};
 use ractor::{Actor, ActorProcessingErr, ActorRef, BytesConvertable, RpcReplyPort};
 use ractor_cluster_derive::RactorClusterMessage;
 use serde::de::DeserializeOwned;
@@ -132,6 +133,8 @@ pub enum WireOutcome {
     Overloaded,
     /// The owner's shard did not answer in time.
     Unavailable,
+    /// The bucket is owned by this other node now: send the item there.
+    Moved(u64),
 }
 
 impl From<Result<Decision, BucketError>> for WireOutcome {
@@ -141,6 +144,7 @@ impl From<Result<Decision, BucketError>> for WireOutcome {
             Err(BucketError::Limit(e)) => Self::Invalid(e),
             Err(BucketError::Overloaded) => Self::Overloaded,
             Err(BucketError::Unavailable) => Self::Unavailable,
+            Err(BucketError::Moved(n)) => Self::Moved(n),
         }
     }
 }
@@ -152,6 +156,7 @@ impl From<WireOutcome> for Result<Decision, BucketError> {
             WireOutcome::Invalid(e) => Err(BucketError::Limit(e)),
             WireOutcome::Overloaded => Err(BucketError::Overloaded),
             WireOutcome::Unavailable => Err(BucketError::Unavailable),
+            WireOutcome::Moved(n) => Err(BucketError::Moved(n)),
         }
     }
 }
@@ -202,6 +207,51 @@ pub struct LeaseReply {
     pub outcome: LeaseOutcome,
 }
 
+/// One bucket's state on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireBucket {
+    /// Full bucket key.
+    pub key: String,
+    /// Its state.
+    pub state: BucketState,
+}
+
+/// Buckets sent to another node: handed over (`Handoff`) or as replicas (`Replicate`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BucketBatch {
+    /// Colony node id of the sender.
+    pub from_node: u64,
+    /// The buckets.
+    pub buckets: Vec<WireBucket>,
+    /// Concurrency leases handed over with a handoff (never with replicas): key, lease id,
+    /// milliseconds left. Added after the first payloads: absent means none.
+    #[serde(default)]
+    pub leases: Vec<(String, String, u64)>,
+}
+
+/// The receiver's answer to a `Handoff`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HandoffAck {
+    /// Buckets installed (the others were live here already).
+    pub installed: u64,
+}
+
+/// A new owner asks for buckets' live state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PullRequest {
+    /// Colony node id of the new owner.
+    pub from_node: u64,
+    /// The bucket keys.
+    pub keys: Vec<String>,
+}
+
+/// The holder's answers to a [`PullRequest`], in the order of its keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PullReply {
+    /// One answer per key.
+    pub answers: Vec<PullAnswer>,
+}
+
 /// Messages of the Router: the node-to-node protocol. Frozen variant set (see the module
 /// docs).
 #[derive(RactorClusterMessage)]
@@ -212,6 +262,14 @@ pub enum RouterMsg {
     /// Acquire or release a concurrency lease this node owns.
     #[rpc]
     Lease(Wire<LeaseRequest>, RpcReplyPort<Wire<LeaseReply>>),
+    /// Release buckets to the asking new owner.
+    #[rpc]
+    Pull(Wire<PullRequest>, RpcReplyPort<Wire<PullReply>>),
+    /// Take over buckets from their old owner.
+    #[rpc]
+    Handoff(Wire<BucketBatch>, RpcReplyPort<Wire<HandoffAck>>),
+    /// Keep replicas of buckets whose successor this node is.
+    Replicate(Wire<BucketBatch>),
 }
 
 impl std::fmt::Debug for RouterMsg {
@@ -219,6 +277,9 @@ impl std::fmt::Debug for RouterMsg {
         match self {
             RouterMsg::CheckBuckets(..) => f.write_str("CheckBuckets"),
             RouterMsg::Lease(..) => f.write_str("Lease"),
+            RouterMsg::Pull(..) => f.write_str("Pull"),
+            RouterMsg::Handoff(..) => f.write_str("Handoff"),
+            RouterMsg::Replicate(..) => f.write_str("Replicate"),
         }
     }
 }
@@ -294,7 +355,73 @@ impl Actor for Router {
         msg: RouterMsg,
         st: &mut RouterState,
     ) -> Result<(), ActorProcessingErr> {
+        if let Some(h) = st.buckets.handoff() {
+            h.counters()
+                .routed_in
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         match msg {
+            RouterMsg::Replicate(Wire(batch)) => match batch {
+                Ok(b) => st
+                    .buckets
+                    .store_replicas(b.buckets.into_iter().map(|w| (w.key, w.state)).collect()),
+                Err(reason) => tracing::warn!(%reason, "replicas could not be decoded"),
+            },
+            RouterMsg::Handoff(Wire(batch), reply) => {
+                let buckets = st.buckets.clone();
+                tokio::spawn(async move {
+                    let answer = match batch {
+                        Ok(b) => {
+                            if !b.leases.is_empty() {
+                                let now = crate::leases::now_ms();
+                                buckets.leases().with(|t| t.merge(now, b.leases));
+                            }
+                            let n = b.buckets.len();
+                            let installed = buckets
+                                .install(b.buckets.into_iter().map(|w| (w.key, w.state)).collect())
+                                .await;
+                            if let Some(h) = buckets.handoff() {
+                                h.counters().installed.fetch_add(
+                                    installed as u64,
+                                    std::sync::atomic::Ordering::Relaxed,
+                                );
+                            }
+                            tracing::info!(
+                                from = b.from_node,
+                                buckets = n,
+                                installed,
+                                "buckets handed over to this node"
+                            );
+                            Ok(HandoffAck {
+                                installed: installed as u64,
+                            })
+                        }
+                        Err(reason) => Err(reason),
+                    };
+                    let _ = reply.send(Wire(answer));
+                });
+            }
+            RouterMsg::Pull(Wire(req), reply) => {
+                let buckets = st.buckets.clone();
+                tokio::spawn(async move {
+                    let answer = match req {
+                        Ok(r) => {
+                            let mut answers = Vec::with_capacity(r.keys.len());
+                            for key in r.keys {
+                                answers.push(
+                                    buckets
+                                        .release(key, r.from_node)
+                                        .await
+                                        .unwrap_or(PullAnswer::Busy),
+                                );
+                            }
+                            Ok(PullReply { answers })
+                        }
+                        Err(reason) => Err(reason),
+                    };
+                    let _ = reply.send(Wire(answer));
+                });
+            }
             RouterMsg::Lease(Wire(req), reply) => {
                 let answer = match req {
                     Ok(r) => {

@@ -1,11 +1,13 @@
 //! Routing of rate-limit checks to the node that owns each bucket.
 //!
 //! A bucket's owner is `colony_placement::owner(key, active members)`, computed locally by
-//! every node from its own membership view. While the views agree (membership stable), every
-//! hit of a bucket lands on one node's shard, so counts are exact cluster-wide. A remote call
-//! that fails (timeout, session gone, no Router known for the owner) is retried once after
-//! recomputing the owner from the current view; when the new owner is this node, the item is
-//! checked locally.
+//! every node from its own membership view (the [`crate::handoff::Handoff`]'s snapshot when
+//! the node is in a cluster). While the views agree (membership stable), every hit of a
+//! bucket lands on one node's shard, so counts are exact cluster-wide. An owner that has
+//! handed the bucket to another node answers "moved to N" and the item is sent there (a
+//! few hops at most). A remote call that fails (timeout, session gone, no Router known for
+//! the owner) is retried once after recomputing the owner from the current view; when the
+//! new owner is this node, the item is checked locally.
 
 use crate::buckets::{BucketError, Buckets, CheckItem};
 use crate::leases::LeaseOutcome;
@@ -25,6 +27,15 @@ pub trait ClusterView: Send + Sync + 'static {
     fn active_members(&self) -> Vec<u64>;
     /// The remote Router of `node`, if a session to it is up.
     fn router_of(&self, node: u64) -> Option<ActorCell>;
+    /// Whether every live member speaks bucket handoff (the feature gate
+    /// `bucket-handoff-v1`): old binaries drop its messages.
+    fn handoff_enabled(&self) -> bool {
+        true
+    }
+    /// Whether `node` is a live member (its session may not be up yet).
+    fn is_alive(&self, node: u64) -> bool {
+        self.router_of(node).is_some()
+    }
 }
 
 /// Request context that travels with routed items into the owner's tracing span.
@@ -93,6 +104,9 @@ enum RemoteError {
 
 type Outcome = Result<Decision, BucketError>;
 
+/// Rounds of a check: the first send, one retry after a failure, and "moved" hops.
+const MAX_ROUNDS: usize = 4;
+
 /// A concurrency lease granted by `owner`: released there, whoever owns the key by then.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseGrant {
@@ -144,33 +158,49 @@ impl Limiter {
         colony_placement::owner(key.as_bytes(), members).unwrap_or(self.node_id)
     }
 
+    /// The active members, by this node's newest view (who owns buckets and is
+    /// chosen to run new work).
+    pub fn owners_view(&self) -> Vec<u64> {
+        self.members().as_ref().clone()
+    }
+
+    /// The members that own buckets, by this node's newest view.
+    fn members(&self) -> Arc<Vec<u64>> {
+        match self.buckets.handoff() {
+            Some(h) => h.members(),
+            None => Arc::new(self.view.active_members()),
+        }
+    }
+
     /// Checks every item at its owner; results come back in the order of `items`.
     pub async fn check(&self, ctx: &CheckContext, items: Vec<CheckItem>) -> Vec<Outcome> {
         let mut results: Vec<Outcome> = vec![Err(BucketError::Unavailable); items.len()];
-        let mut pending: Vec<(usize, CheckItem)> = Vec::with_capacity(items.len());
+        // Each pending item with the node it was sent on to ("moved"), if any.
+        let mut pending: Vec<(usize, CheckItem, Option<u64>)> = Vec::with_capacity(items.len());
         for (pos, it) in items.into_iter().enumerate() {
             // Invalid limits are answered here: no point sending them anywhere.
             match it.limit.validate(it.algorithm) {
-                Ok(()) => pending.push((pos, it)),
+                Ok(()) => pending.push((pos, it, None)),
                 Err(e) => results[pos] = Err(BucketError::Limit(e)),
             }
         }
-        for attempt in 0..2 {
+        let mut retried = false;
+        let mut failed = false;
+        for round in 0..MAX_ROUNDS {
             if pending.is_empty() {
                 break;
             }
-            if attempt > 0 {
+            if failed {
                 // Gives a restarting session or a gossip update a moment to land.
                 tokio::time::sleep(Duration::from_millis(50)).await;
+                failed = false;
             }
-            // Recomputed on the retry: a failed owner may have left the view meanwhile.
-            let members = self.view.active_members();
+            // Recomputed every round: a failed owner may have left the view meanwhile.
+            let members = self.members();
             let mut groups: HashMap<u64, Vec<(usize, CheckItem)>> = HashMap::new();
-            for (pos, it) in pending.drain(..) {
-                groups
-                    .entry(self.owner_of(&it.key, &members))
-                    .or_default()
-                    .push((pos, it));
+            for (pos, it, to) in pending.drain(..) {
+                let owner = to.unwrap_or_else(|| self.owner_of(&it.key, &members));
+                groups.entry(owner).or_default().push((pos, it));
             }
             let mut outcomes = Vec::with_capacity(groups.len());
             if groups.len() == 1 {
@@ -191,22 +221,33 @@ impl Limiter {
                     }
                 }
             }
+            let last = round + 1 == MAX_ROUNDS;
             for (owner, positions, items, outcome) in outcomes {
                 match outcome {
                     Ok(outs) => {
-                        for (pos, o) in positions.into_iter().zip(outs) {
-                            results[pos] = o;
+                        for ((pos, it), o) in positions.into_iter().zip(items).zip(outs) {
+                            match o {
+                                Err(BucketError::Moved(to)) if !last && to != owner => {
+                                    pending.push((pos, it, Some(to)));
+                                }
+                                Err(BucketError::Moved(_)) => {
+                                    results[pos] = Err(BucketError::Unavailable);
+                                }
+                                o => results[pos] = o,
+                            }
                         }
                     }
-                    Err(e) if attempt == 0 => {
+                    Err(e) if !retried && !last => {
                         tracing::info!(owner, error = %e, items = items.len(), "routed check failed; retrying once");
-                        pending.extend(positions.into_iter().zip(items));
+                        failed = true;
+                        pending.extend(positions.into_iter().zip(items).map(|(p, i)| (p, i, None)));
                     }
                     Err(e) => {
                         tracing::warn!(owner, error = %e, items = items.len(), "routed check failed twice");
                     }
                 }
             }
+            retried |= failed;
         }
         results
     }
@@ -250,7 +291,7 @@ impl Limiter {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            let owner = self.owner_of(key, &self.view.active_members());
+            let owner = self.owner_of(key, &self.members());
             match self.lease_at(owner, ctx, key, lease_id, op).await {
                 Ok(LeaseOutcome::Granted { .. }) => {
                     return Ok(Ok(LeaseGrant {
@@ -266,9 +307,25 @@ impl Limiter {
         Err(BucketError::Unavailable)
     }
 
-    /// Releases a lease at the node that granted it. Best effort: when that node cannot
-    /// be reached the lease expires after its TTL.
+    /// Releases a lease at the node that granted it and, when the key has moved since
+    /// (the lease was handed over with it), at its owner now. Best effort: a node that
+    /// cannot be reached lets the lease expire after its TTL.
     pub async fn release_lease(&self, ctx: &CheckContext, grant: &LeaseGrant) {
+        let now_owner = self.owner_of(&grant.key, &self.members());
+        if now_owner != grant.owner {
+            if let Err(e) = self
+                .lease_at(
+                    now_owner,
+                    ctx,
+                    &grant.key,
+                    &grant.lease_id,
+                    LeaseOp::Release,
+                )
+                .await
+            {
+                tracing::info!(owner = now_owner, error = %e, "lease release at the new owner failed; it expires after its TTL");
+            }
+        }
         if let Err(e) = self
             .lease_at(
                 grant.owner,

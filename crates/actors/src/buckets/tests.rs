@@ -91,3 +91,136 @@ async fn overload_is_refused_not_queued() {
     assert!(b.check(vec![item("x", 1)]).await[0].is_ok());
     b.stop().await;
 }
+
+/// A two-node view (this node is 1) where node 2 is reachable through a stand-in actor.
+struct TwoNodes {
+    peer: ractor::ActorCell,
+}
+
+impl crate::routing::ClusterView for TwoNodes {
+    fn active_members(&self) -> Vec<u64> {
+        vec![1, 2]
+    }
+    fn router_of(&self, node: u64) -> Option<ractor::ActorCell> {
+        (node == 2).then(|| self.peer.clone())
+    }
+}
+
+struct Idle;
+impl Actor for Idle {
+    type Msg = ();
+    type State = ();
+    type Arguments = ();
+    async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+}
+
+fn key_owned_by(node: u64) -> String {
+    (0..1000)
+        .map(|i| format!("k{i}"))
+        .find(|k| colony_placement::owner(k.as_bytes(), &[1, 2]) == Some(node))
+        .unwrap()
+}
+
+fn remaining(r: &Result<Decision, BucketError>) -> u64 {
+    r.as_ref().map(|d| d.remaining).unwrap()
+}
+
+#[tokio::test]
+async fn released_buckets_answer_moved_and_installed_or_replicated_ones_continue() {
+    let (peer, _) = Actor::spawn(None, Idle, ()).await.unwrap();
+    let handoff = Handoff::new(
+        1,
+        Arc::new(TwoNodes {
+            peer: peer.get_cell(),
+        }),
+        crate::HandoffConfig::default(),
+    );
+    assert!(handoff.replicating());
+    let b = Buckets::start(BucketsConfig {
+        shards: 2,
+        handoff: Some(handoff),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mine = key_owned_by(1);
+    assert_eq!(admitted(&b, &mine, 3).await, 3);
+    // Changed buckets are reported once for replication, then not again.
+    let dirty = b.take_dirty(false).await;
+    assert_eq!(dirty.len(), 1);
+    assert!(b.take_dirty(false).await.is_empty());
+    assert_eq!(
+        b.take_dirty(true).await.len(),
+        1,
+        "a resync sends everything"
+    );
+
+    // Node 2 takes the bucket: it gets the state, and later checks here are sent on.
+    let state = match b.release(mine.clone(), 2).await.unwrap() {
+        PullAnswer::State(s) => s,
+        other => panic!("expected the state, got {other:?}"),
+    };
+    assert_eq!(
+        b.check(vec![item(&mine, 1)]).await[0],
+        Err(BucketError::Moved(2))
+    );
+    // Asked again by the same node (its answer was lost): the same state.
+    assert_eq!(
+        b.release(mine.clone(), 2).await.unwrap(),
+        PullAnswer::State(state.clone())
+    );
+
+    // Installed state continues exactly (97 left, one more hit: 96).
+    let other = key_owned_by(1) + "-installed";
+    assert_eq!(b.install(vec![(other.clone(), state.clone())]).await, 1);
+    assert_eq!(b.install(vec![(other.clone(), state.clone())]).await, 0);
+    assert_eq!(remaining(&b.check(vec![item(&other, 1)]).await[0]), 96);
+    // Two live copies (this node was paused while another served the key): the one that
+    // admitted more wins; the other's admissions are not forgotten.
+    let busier = match b.release(other.clone(), 2).await.unwrap() {
+        PullAnswer::State(s) => s,
+        other => panic!("expected the state, got {other:?}"),
+    };
+    assert_eq!(b.install(vec![(other.clone(), busier.clone())]).await, 1);
+    let stale = state.clone();
+    assert_eq!(b.install(vec![(other.clone(), stale)]).await, 0);
+    assert_eq!(
+        remaining(&b.check(vec![item(&other, 0)]).await[0]),
+        96,
+        "the busier copy stays"
+    );
+    let mut slot = None;
+    let limit = Limit::new(100, 60_000);
+    colony_ratelimit::check(
+        &mut slot,
+        Algorithm::TokenBucket,
+        &limit,
+        10,
+        crate::leases::now_ms(),
+    )
+    .unwrap();
+    assert_eq!(b.install(vec![(other.clone(), slot.unwrap())]).await, 0);
+    assert_eq!(
+        remaining(&b.check(vec![item(&other, 0)]).await[0]),
+        90,
+        "a busier copy replaces it"
+    );
+
+    // A replica is continued from when this node owns the key and nobody else has it.
+    let replicated = (0..1000)
+        .map(|i| format!("r{i}"))
+        .find(|k| colony_placement::owner(k.as_bytes(), &[1, 2]) == Some(1))
+        .unwrap();
+    b.store_replicas(vec![(replicated.clone(), state)]);
+    assert_eq!(remaining(&b.check(vec![item(&replicated, 1)]).await[0]), 96);
+
+    // A key owned by node 2 that this node never had is sent there.
+    let theirs = key_owned_by(2);
+    assert_eq!(
+        b.check(vec![item(&theirs, 1)]).await[0],
+        Err(BucketError::Moved(2))
+    );
+    b.stop().await;
+}

@@ -1,0 +1,244 @@
+//! Who owns a bucket, now and in the recent past, as this node has seen it.
+//!
+//! A bucket's owner is `colony_placement::owner(key, active members)`. When the member set
+//! changes, some buckets change owner; their live state must move exactly once. This module
+//! keeps the node's recent views (member sets with the time each was replaced) so a node
+//! that has just become a key's owner knows whom to ask for the state: the key's owners in
+//! the views it replaced less than a handoff window ago. Pure: no clock, no I/O; times are
+//! passed in.
+
+use std::time::{Duration, Instant};
+
+/// How many past views are kept (a burst of changes older than this is history anyway).
+const MAX_PAST_VIEWS: usize = 16;
+
+/// Where a key lives according to this node's newest view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Locate {
+    /// This node owns it; the live state may still be at these nodes (the key's owners
+    /// in views replaced within the handoff window, newest first, this node excluded).
+    Mine {
+        /// Nodes to ask for the state before starting afresh.
+        prior: Vec<u64>,
+    },
+    /// Another node owns it.
+    Elsewhere(u64),
+}
+
+/// This node's recent member views.
+#[derive(Debug, Clone)]
+pub struct ViewHistory {
+    node_id: u64,
+    current: Vec<u64>,
+    /// Replaced views with the moment each stopped being current, oldest first.
+    past: Vec<(Vec<u64>, Instant)>,
+    /// When this node last entered the view (started, restarted, or came back).
+    joined_at: Option<Instant>,
+}
+
+impl ViewHistory {
+    /// An empty history for node `node_id` (an empty view: this node owns everything).
+    pub fn new(node_id: u64) -> Self {
+        Self {
+            node_id,
+            current: Vec::new(),
+            past: Vec::new(),
+            joined_at: None,
+        }
+    }
+
+    /// The newest view, sorted.
+    pub fn current(&self) -> &[u64] {
+        &self.current
+    }
+
+    /// Records `members` as the newest view (at `now`); returns whether it changed.
+    pub fn record(&mut self, mut members: Vec<u64>, now: Instant) -> bool {
+        members.sort_unstable();
+        members.dedup();
+        if members == self.current {
+            return false;
+        }
+        let was_in = self.current.contains(&self.node_id);
+        let old = std::mem::replace(&mut self.current, members);
+        if !was_in && self.current.contains(&self.node_id) {
+            self.joined_at = Some(now);
+        }
+        self.past.push((old, now));
+        if self.past.len() > MAX_PAST_VIEWS {
+            self.past.remove(0);
+        }
+        true
+    }
+
+    /// Whether this node is one of the owners in its newest view (or the view is empty:
+    /// a node on its own owns everything).
+    pub fn owns_anything(&self) -> bool {
+        self.current.is_empty() || self.current.contains(&self.node_id)
+    }
+
+    /// The owner of `key` in the newest view (this node when the view is empty).
+    pub fn owner(&self, key: &str) -> u64 {
+        colony_placement::owner(key.as_bytes(), &self.current).unwrap_or(self.node_id)
+    }
+
+    /// The successor of `key` (who keeps its replica) in the newest view, if not this node.
+    pub fn successor(&self, key: &str) -> Option<u64> {
+        colony_placement::replica(key.as_bytes(), &self.current).filter(|n| *n != self.node_id)
+    }
+
+    /// Where `key` lives, and, when here, who may still hold its state: its owners in
+    /// the views replaced within `window` before `now`.
+    pub fn locate(&self, key: &str, now: Instant, window: Duration) -> Locate {
+        let owner = self.owner(key);
+        if owner != self.node_id {
+            return Locate::Elsewhere(owner);
+        }
+        let mut prior = Vec::new();
+        // A node that just entered the view (a restart has no earlier view to go by): the
+        // key's owner while it was away is the next in rendezvous order.
+        if self
+            .joined_at
+            .is_some_and(|t| now.saturating_duration_since(t) <= window)
+        {
+            let others: Vec<u64> = self
+                .current
+                .iter()
+                .copied()
+                .filter(|n| *n != self.node_id)
+                .collect();
+            if let Some(o) = colony_placement::owner(key.as_bytes(), &others) {
+                prior.push(o);
+            }
+        }
+        for (view, replaced_at) in self.past.iter().rev() {
+            if now.saturating_duration_since(*replaced_at) > window {
+                break;
+            }
+            if let Some(o) = colony_placement::owner(key.as_bytes(), view) {
+                if o != self.node_id && !prior.contains(&o) {
+                    prior.push(o);
+                }
+            }
+        }
+        Locate::Mine { prior }
+    }
+
+    /// Whether any view was replaced within `window` before `now` (while none was, every
+    /// key this node owns has no prior owner to ask).
+    pub fn changed_within(&self, now: Instant, window: Duration) -> bool {
+        self.past
+            .last()
+            .is_some_and(|(_, at)| now.saturating_duration_since(*at) <= window)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: Duration = Duration::from_secs(10);
+
+    fn key_owned_by(owner: u64, members: &[u64], not_owned_by: Option<(u64, &[u64])>) -> String {
+        (0..10_000)
+            .map(|i| format!("k{i}"))
+            .find(|k| {
+                colony_placement::owner(k.as_bytes(), members) == Some(owner)
+                    && not_owned_by.is_none_or(|(n, view)| {
+                        colony_placement::owner(k.as_bytes(), view) == Some(n)
+                    })
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_lone_node_owns_everything_with_nobody_to_ask() {
+        let h = ViewHistory::new(1);
+        assert!(h.owns_anything());
+        assert_eq!(h.owner("x"), 1);
+        assert_eq!(
+            h.locate("x", Instant::now(), W),
+            Locate::Mine { prior: vec![] }
+        );
+        assert_eq!(h.successor("x"), None);
+    }
+
+    #[test]
+    fn after_a_join_the_new_owner_asks_the_old_one_within_the_window() {
+        let t0 = Instant::now();
+        let mut h = ViewHistory::new(3);
+        assert!(h.record(vec![2, 1], t0));
+        assert!(
+            !h.record(vec![1, 2], t0),
+            "same set, other order: no change"
+        );
+        assert!(!h.owns_anything(), "node 3 is not active yet");
+        assert!(h.record(vec![1, 2, 3], t0 + Duration::from_secs(1)));
+        // A key that moved from 1 to 3.
+        let k = key_owned_by(3, &[1, 2, 3], Some((1, &[1, 2])));
+        assert!(!k.is_empty());
+        let soon = t0 + Duration::from_secs(2);
+        assert_eq!(h.locate(&k, soon, W), Locate::Mine { prior: vec![1] });
+        assert!(h.changed_within(soon, W));
+        // After the window nobody is asked.
+        let later = t0 + Duration::from_secs(30);
+        assert_eq!(h.locate(&k, later, W), Locate::Mine { prior: vec![] });
+        assert!(!h.changed_within(later, W));
+        // A key owned elsewhere.
+        let other = key_owned_by(2, &[1, 2, 3], None);
+        assert_eq!(h.locate(&other, soon, W), Locate::Elsewhere(2));
+    }
+
+    #[test]
+    fn a_draining_node_owns_nothing_and_points_at_the_new_owners() {
+        let t0 = Instant::now();
+        let mut h = ViewHistory::new(3);
+        h.record(vec![1, 2, 3], t0);
+        h.record(vec![1, 2], t0 + Duration::from_secs(1));
+        assert!(!h.owns_anything());
+        let k = key_owned_by(3, &[1, 2, 3], None);
+        let now_owner = colony_placement::owner(k.as_bytes(), &[1, 2]).unwrap_or(0);
+        assert_eq!(
+            h.locate(&k, t0 + Duration::from_secs(2), W),
+            Locate::Elsewhere(now_owner)
+        );
+    }
+
+    #[test]
+    fn a_restarted_node_asks_who_held_its_keys_while_it_was_away() {
+        // A fresh process sees the full view at once: no earlier view to go by.
+        let t0 = Instant::now();
+        let mut h = ViewHistory::new(3);
+        h.record(vec![1, 2, 3], t0);
+        let k = key_owned_by(3, &[1, 2, 3], None);
+        let interim = colony_placement::owner(k.as_bytes(), &[1, 2]).unwrap_or(0);
+        assert_eq!(
+            h.locate(&k, t0 + Duration::from_secs(1), W),
+            Locate::Mine {
+                prior: vec![interim]
+            }
+        );
+        assert_eq!(
+            h.locate(&k, t0 + Duration::from_secs(60), W),
+            Locate::Mine { prior: vec![] }
+        );
+    }
+
+    #[test]
+    fn prior_owners_are_newest_first_and_distinct() {
+        let t0 = Instant::now();
+        let mut h = ViewHistory::new(9);
+        h.record(vec![1], t0);
+        h.record(vec![2], t0 + Duration::from_millis(10));
+        h.record(vec![1], t0 + Duration::from_millis(20));
+        h.record(vec![9], t0 + Duration::from_millis(30));
+        assert_eq!(
+            h.locate("k", t0 + Duration::from_millis(40), W),
+            Locate::Mine { prior: vec![1, 2] }
+        );
+        for i in 0..40u64 {
+            h.record(vec![9, 100 + i], t0 + Duration::from_millis(40 + i));
+        }
+        assert!(h.past.len() <= MAX_PAST_VIEWS);
+    }
+}
