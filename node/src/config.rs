@@ -48,6 +48,9 @@ pub enum LogFormat {
 pub struct HttpConfig {
     /// Address of the public HTTP API.
     pub listen: SocketAddr,
+    /// Address other nodes should use for this node's HTTP API, when different from
+    /// `listen` (0.0.0.0, NAT); drains of a named node are passed there.
+    pub advertise: Option<SocketAddr>,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
     /// How long a write may wait for Raft.
@@ -117,6 +120,29 @@ pub struct RateLimitConfig {
     /// Lifetime of a tenant concurrency lease that is never released (its ingress node
     /// crashed or lost the owner): the longest a lost release holds a slot.
     pub lease_ttl: Duration,
+    /// How often each owner sends changed buckets to their successor: a crashed owner's
+    /// buckets continue from a copy at most this old (plus one send).
+    pub replication_interval: Duration,
+    /// How long after a membership change a new owner asks a bucket's previous owner for
+    /// its state before starting afresh.
+    pub handoff_window: Duration,
+    /// Timeout of asking a previous owner for one bucket.
+    pub pull_timeout: Duration,
+}
+
+/// Evaluations.
+#[derive(Debug, Clone)]
+pub struct EvaluationsConfig {
+    /// Most cases in one evaluation spec.
+    pub max_cases: usize,
+    /// Checkpoint once this many results wait...
+    pub checkpoint_every: usize,
+    /// ...or once the oldest has waited this long.
+    pub checkpoint_interval: Duration,
+    /// How long a cached provider response is reused.
+    pub cache_ttl: Duration,
+    /// Whether provider responses are cached at all.
+    pub cache: bool,
 }
 
 /// Logging.
@@ -143,6 +169,8 @@ pub struct Config {
     pub raft: RaftConfig,
     /// Rate-limit settings.
     pub ratelimit: RateLimitConfig,
+    /// Evaluation settings.
+    pub evaluations: EvaluationsConfig,
     /// Log settings.
     pub log: LogConfig,
 }
@@ -151,6 +179,7 @@ pub struct Config {
 pub const KEYS: &[(&str, &str)] = &[
     ("data_dir", "./colony-data"),
     ("http.listen", "127.0.0.1:8080"),
+    ("http.advertise", ""),
     ("http.max_body_bytes", "1048576"),
     ("http.write_timeout_ms", "5000"),
     ("http.shutdown_grace_ms", "10000"),
@@ -175,6 +204,14 @@ pub const KEYS: &[(&str, &str)] = &[
     ("raft.snapshot_after_logs", "5000"),
     ("raft.logs_kept_after_snapshot", "1000"),
     ("ratelimit.lease_ttl_ms", "60000"),
+    ("ratelimit.replication_interval_ms", "100"),
+    ("ratelimit.handoff_window_ms", "10000"),
+    ("ratelimit.pull_timeout_ms", "500"),
+    ("evaluations.max_cases", "10000"),
+    ("evaluations.checkpoint_every", "50"),
+    ("evaluations.checkpoint_interval_ms", "500"),
+    ("evaluations.cache", "true"),
+    ("evaluations.cache_ttl_ms", "86400000"),
     ("log.format", "pretty"),
     ("log.level", "info,openraft=warn"),
 ];
@@ -221,6 +258,14 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigError> {
     }
 }
 
+fn parse_positive(key: &str, v: &str) -> Result<u64, ConfigError> {
+    let n = parse_u64(key, v)?;
+    if n == 0 {
+        return Err(ConfigError::new(key, "must be at least 1"));
+    }
+    Ok(n)
+}
+
 fn parse_ms(key: &str, v: &str) -> Result<Duration, ConfigError> {
     let ms = parse_u64(key, v)?;
     if ms == 0 {
@@ -235,6 +280,7 @@ impl Default for Config {
             data_dir: PathBuf::new(),
             http: HttpConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                advertise: None,
                 max_body_bytes: 0,
                 write_timeout: Duration::ZERO,
                 shutdown_grace: Duration::ZERO,
@@ -267,6 +313,16 @@ impl Default for Config {
             },
             ratelimit: RateLimitConfig {
                 lease_ttl: Duration::ZERO,
+                replication_interval: Duration::ZERO,
+                handoff_window: Duration::ZERO,
+                pull_timeout: Duration::ZERO,
+            },
+            evaluations: EvaluationsConfig {
+                max_cases: 0,
+                checkpoint_every: 0,
+                checkpoint_interval: Duration::ZERO,
+                cache_ttl: Duration::ZERO,
+                cache: true,
             },
             log: LogConfig {
                 format: LogFormat::Pretty,
@@ -293,6 +349,7 @@ impl Config {
                 }
                 self.data_dir = PathBuf::from(v);
             }
+            "http.advertise" => self.http.advertise = parse_optional_addr(key, v)?,
             "http.listen" => {
                 self.http.listen = v.trim().parse().map_err(|_| {
                     ConfigError::new(
@@ -329,6 +386,22 @@ impl Config {
             "cluster.max_ready_lag" => self.cluster.max_ready_lag = parse_u64(key, v)?,
             "cluster.fault_injection" => self.cluster.fault_injection = parse_bool(key, v)?,
             "ratelimit.lease_ttl_ms" => self.ratelimit.lease_ttl = parse_ms(key, v)?,
+            "ratelimit.replication_interval_ms" => {
+                self.ratelimit.replication_interval = parse_ms(key, v)?
+            }
+            "ratelimit.handoff_window_ms" => self.ratelimit.handoff_window = parse_ms(key, v)?,
+            "ratelimit.pull_timeout_ms" => self.ratelimit.pull_timeout = parse_ms(key, v)?,
+            "evaluations.max_cases" => {
+                self.evaluations.max_cases = parse_positive(key, v)? as usize
+            }
+            "evaluations.checkpoint_every" => {
+                self.evaluations.checkpoint_every = parse_positive(key, v)? as usize
+            }
+            "evaluations.checkpoint_interval_ms" => {
+                self.evaluations.checkpoint_interval = parse_ms(key, v)?
+            }
+            "evaluations.cache" => self.evaluations.cache = parse_bool(key, v)?,
+            "evaluations.cache_ttl_ms" => self.evaluations.cache_ttl = parse_ms(key, v)?,
             "cluster.listen" => self.cluster.listen = parse_addr(key, v)?,
             "cluster.advertise" => self.cluster.advertise = parse_optional_addr(key, v)?,
             "raft.listen" => self.raft.listen = parse_addr(key, v)?,

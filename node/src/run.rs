@@ -5,10 +5,10 @@ use crate::config::{Config, ConfigError, LogConfig, LogFormat};
 use crate::datadir;
 use anyhow::Context;
 use colony_actors::{
-    Buckets, BucketsConfig, ClusterView, Limiter, LimiterConfig, Router, RouterArgs, ROUTER_GROUP,
-    ROUTER_SCOPE,
+    Buckets, BucketsConfig, ClusterView, Handoff, HandoffConfig, Limiter, LimiterConfig, Router,
+    RouterArgs, ROUTER_GROUP, ROUTER_SCOPE,
 };
-use colony_api::{ApiSettings, AppParts, AppState, Lifecycle, Metrics};
+use colony_api::{ApiSettings, AppParts, AppState, EvaluationParts, Lifecycle, Metrics};
 use colony_cluster::actor_link::{ActorLink, ActorLinkConfig};
 use colony_cluster::membership::{
     MemberEvent, MemberStatus, Membership, MembershipConfig, NodeMeta, NodeState,
@@ -17,12 +17,76 @@ use colony_cluster::membership::{
 use colony_cluster::raft::NodeInfo;
 use colony_cluster::transport::faults::Faults;
 use colony_cluster::voters::VoterSettings;
-use colony_cluster::{RaftNode, RaftNodeConfig};
+use colony_cluster::RaftNode;
+use colony_cluster::RaftNodeConfig;
 use colony_core::apikey::{generate_admin_token, hash_secret, secret_matches, MIN_ADMIN_TOKEN_LEN};
 use colony_core::command::{Command, Proposal, ProposalMeta};
 use colony_core::tier::default_tiers;
+use colony_evaluator::{Evaluator, EvaluatorConfig, RunContext, RunSettings};
+use colony_providers::{BreakerConfig, Registry, ResponseCache};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Longest wait on drain for this node's own view to drop it as a bucket owner.
+const DRAIN_VIEW_WAIT: Duration = Duration::from_secs(2);
+
+/// On drain, the transport stays up until no routed call arrived for this long (peers
+/// still sending here have learnt that this node is draining)...
+const DRAIN_QUIET: Duration = Duration::from_millis(300);
+
+/// ...or for at most this long.
+const DRAIN_QUIET_MAX: Duration = Duration::from_secs(5);
+
+/// On drain, the longest wait for another node to take over Raft leadership.
+const DRAIN_STEP_DOWN_WAIT: Duration = Duration::from_secs(5);
+
+/// On drain, the longest wait for running evaluations to checkpoint and stop.
+const DRAIN_EVALUATIONS_WAIT: Duration = Duration::from_secs(10);
+
+/// Starts the evaluation runtime: provider clients, the response cache, the actors.
+async fn start_evaluator(
+    config: &Config,
+    node_id: u64,
+    raft: &RaftNode,
+    membership: &Membership,
+    metrics: &Metrics,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Evaluator, RunError> {
+    let registry = Arc::new(
+        Registry::new(BreakerConfig::default())
+            .map_err(|e| anyhow::anyhow!("creating provider clients: {e}"))?,
+    );
+    let cache = if config.evaluations.cache {
+        let dir = config.data_dir.join("cache");
+        let db = sled::Config::new().path(&dir).open().map_err(|e| {
+            ConfigError::new(
+                "data_dir",
+                format!("cannot open the response cache in {}: {e}", dir.display()),
+            )
+        })?;
+        let tree = db
+            .open_tree("responses")
+            .map_err(|e| anyhow::anyhow!("opening the response cache: {e}"))?;
+        Some(ResponseCache::new(tree, config.evaluations.cache_ttl))
+    } else {
+        None
+    };
+    let ctx = RunContext {
+        raft: raft.clone(),
+        node_id,
+        registry,
+        cache,
+        counters: Arc::default(),
+        latency: Some(metrics.provider_latency.clone()),
+        settings: RunSettings {
+            checkpoint_every: config.evaluations.checkpoint_every,
+            checkpoint_interval: config.evaluations.checkpoint_interval,
+        },
+    };
+    Evaluator::start(ctx, membership.clone(), EvaluatorConfig::default(), stop)
+        .await
+        .map_err(|e| RunError::Other(anyhow::Error::new(e)))
+}
 
 /// How a node run ended badly.
 #[derive(Debug, thiserror::Error)]
@@ -89,9 +153,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     // Bind every listener before opening storage so a clash is reported before anything
     // is written. Port 0 is allowed (tests); the bound address is what others are told.
     let listener = bind("http.listen", config.http.listen).await?;
-    let http_addr = listener
+    let http_bound = listener
         .local_addr()
         .context("reading the HTTP listen address")?;
+    let http_addr = config.http.advertise.unwrap_or(http_bound);
     let raft_listener = bind("raft.listen", config.raft.listen).await?;
     let raft_addr = config.raft.advertise.unwrap_or(
         raft_listener
@@ -143,6 +208,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         version: env!("CARGO_PKG_VERSION").to_string(),
         state: NodeState::Joining,
         cluster_addr: cluster_addr.to_string(),
+        features: colony_cluster::features::SUPPORTED
+            .iter()
+            .map(|f| f.to_string())
+            .collect(),
     };
     let mut gossip_cfg = MembershipConfig::lan_defaults(
         node_id,
@@ -207,9 +276,6 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         stop_rx.clone(),
     ));
 
-    let buckets = Buckets::start(BucketsConfig::default())
-        .await
-        .context("starting the bucket actors")?;
     let link = ActorLink::start(
         ActorLinkConfig {
             node_id,
@@ -224,21 +290,45 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         link.clone()
             .run(membership.clone(), link_events, stop_rx.clone()),
     );
+    let view: Arc<dyn ClusterView> = Arc::new(NodeView {
+        membership: membership.clone(),
+        link: link.clone(),
+    });
+    let handoff = Handoff::new(
+        node_id,
+        view.clone(),
+        HandoffConfig {
+            window: config.ratelimit.handoff_window,
+            pull_timeout: config.ratelimit.pull_timeout,
+            replication_interval: config.ratelimit.replication_interval,
+            ..HandoffConfig::default()
+        },
+    );
+    let buckets = Buckets::start(BucketsConfig {
+        handoff: Some(handoff.clone()),
+        ..BucketsConfig::default()
+    })
+    .await
+    .context("starting the bucket actors")?;
+    tokio::spawn(handoff.clone().run(buckets.clone(), stop_rx.clone()));
     let router = Router::start(RouterArgs {
         buckets: buckets.clone(),
         node_id,
     })
     .await
     .map_err(|e| anyhow::anyhow!("starting the router actor: {e}"))?;
-    let limiter = Limiter::new(
+    let limiter = Limiter::new(node_id, buckets.clone(), view, LimiterConfig::default());
+
+    let metrics = Arc::new(Metrics::new().context("creating metrics")?);
+    let evaluator = start_evaluator(
+        &config,
         node_id,
-        buckets.clone(),
-        Arc::new(NodeView {
-            membership: membership.clone(),
-            link: link.clone(),
-        }),
-        LimiterConfig::default(),
-    );
+        &raft,
+        &membership,
+        &metrics,
+        stop_rx.clone(),
+    )
+    .await?;
 
     let lifecycle = Lifecycle::default();
     let app = AppState::new(AppParts {
@@ -247,13 +337,18 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         faults: faults.clone(),
         buckets: buckets.clone(),
         limiter,
-        metrics: Arc::new(Metrics::new().context("creating metrics")?),
+        metrics,
         lifecycle: lifecycle.clone(),
         settings: Arc::new(ApiSettings {
             max_body_bytes: config.http.max_body_bytes,
             write_timeout: config.http.write_timeout,
             max_ready_lag: config.cluster.max_ready_lag,
             lease_ttl: config.ratelimit.lease_ttl,
+            max_eval_cases: config.evaluations.max_cases,
+        }),
+        evaluations: Some(EvaluationParts {
+            counters: evaluator.counters_arc(),
+            providers: evaluator.registry(),
         }),
     });
     let api = colony_api::router(app);
@@ -266,7 +361,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             .await
     });
     tracing::info!(
-        http = %format!("http://{http_addr}"),
+        http = %format!("http://{http_bound}"),
         gossip = %gossip_addr,
         raft = %raft_addr,
         cluster = %cluster_addr,
@@ -284,10 +379,20 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         env_token,
     ));
 
+    // SIGTERM, SIGINT or `POST /v1/cluster/drain`: the same drain.
+    let stop_requested = async {
+        tokio::select! {
+            s = shutdown_signal() => s,
+            () = lifecycle.drain_requested() => "POST /v1/cluster/drain",
+        }
+    };
     let signal = tokio::select! {
-        s = shutdown_signal() => s,
+        s = stop_requested => s,
         r = join => match r {
-            Ok(Ok(())) => shutdown_signal().await,
+            Ok(Ok(())) => tokio::select! {
+                s = shutdown_signal() => s,
+                () = lifecycle.drain_requested() => "POST /v1/cluster/drain",
+            },
             Ok(Err(e)) => return Err(e),
             Err(e) => return Err(anyhow::anyhow!("joining task failed: {e}").into()),
         },
@@ -298,6 +403,27 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     );
     lifecycle.start_draining();
     membership.set_state(NodeState::Draining);
+    // Evaluations stop here at a checkpoint; the leader moves them to active nodes.
+    lifecycle.set_phase("handing_off_evaluations");
+    evaluator.drain(DRAIN_EVALUATIONS_WAIT).await;
+    // Hand every bucket to its new owner before the HTTP server and the actor transport
+    // stop: checks still routed here meanwhile are answered "moved" and sent on.
+    lifecycle.set_phase("handing_off_buckets");
+    let handed = handoff.drain(&buckets, DRAIN_VIEW_WAIT).await;
+    tracing::info!(
+        buckets = handed,
+        "rate-limit buckets handed to their new owners"
+    );
+    if !handoff.members().is_empty() {
+        lifecycle.set_phase("waiting_for_peers_to_stop_routing_here");
+        handoff.wait_quiet(DRAIN_QUIET, DRAIN_QUIET_MAX).await;
+    }
+    // Last: Raft leadership (writes above, e.g. checkpoints, still went through it).
+    lifecycle.set_phase("stepping_down_as_raft_leader");
+    if colony_cluster::voters::step_down(&raft, &membership, DRAIN_STEP_DOWN_WAIT).await {
+        tracing::info!(leader = ?raft.status().leader, "drain: another node leads now");
+    }
+    lifecycle.set_phase("finishing_requests");
     let _ = stop_tx.send(true);
     match tokio::time::timeout(config.http.shutdown_grace, server).await {
         Ok(Ok(Ok(()))) => tracing::info!("in-flight requests finished"),
@@ -308,6 +434,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             "in-flight requests did not finish within http.shutdown_grace_ms; closing them"
         ),
     }
+    lifecycle.set_phase("leaving");
+    evaluator.stop().await;
     link.stop().await;
     router.stop(None);
     buckets.stop().await;
@@ -345,6 +473,20 @@ impl ClusterView for NodeView {
 
     fn router_of(&self, node: u64) -> Option<ractor::ActorCell> {
         self.link.remote_member(ROUTER_SCOPE, ROUTER_GROUP, node)
+    }
+
+    fn is_alive(&self, node: u64) -> bool {
+        self.membership
+            .members()
+            .iter()
+            .any(|m| m.node_id == node && m.status != MemberStatus::Down)
+    }
+
+    fn handoff_enabled(&self) -> bool {
+        colony_cluster::features::enabled(
+            &self.membership.members(),
+            colony_cluster::features::BUCKET_HANDOFF_V1,
+        )
     }
 }
 

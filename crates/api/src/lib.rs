@@ -40,12 +40,17 @@ pub struct ApiSettings {
     pub max_ready_lag: u64,
     /// Lifetime of a tenant concurrency lease that is never released.
     pub lease_ttl: Duration,
+    /// Most cases in one evaluation spec.
+    pub max_eval_cases: usize,
 }
 
-/// Whether the node is shutting down (then `/readyz` answers 503).
+/// Whether the node is shutting down (then `/readyz` answers 503), and how far its
+/// drain has got.
 #[derive(Debug, Clone, Default)]
 pub struct Lifecycle {
     draining: Arc<AtomicBool>,
+    requested: Arc<tokio::sync::Notify>,
+    phase: Arc<std::sync::RwLock<Option<&'static str>>>,
 }
 
 impl Lifecycle {
@@ -57,6 +62,28 @@ impl Lifecycle {
     /// Whether the node is draining.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Asks the node to drain and exit (`POST /v1/cluster/drain`), as SIGTERM does.
+    pub fn request_drain(&self) {
+        // Stores a permit when nobody waits yet, so an early request is not lost.
+        self.requested.notify_one();
+    }
+
+    /// Resolves once a drain was requested over the API.
+    pub async fn drain_requested(&self) {
+        self.requested.notified().await;
+    }
+
+    /// Records the drain's current step (shown in `/v1/cluster` and logged).
+    pub fn set_phase(&self, phase: &'static str) {
+        tracing::info!(phase, "drain");
+        *self.phase.write().unwrap_or_else(|p| p.into_inner()) = Some(phase);
+    }
+
+    /// The drain's current step, if draining.
+    pub fn phase(&self) -> Option<&'static str> {
+        *self.phase.read().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -98,6 +125,18 @@ pub struct AppParts {
     pub lifecycle: Lifecycle,
     /// HTTP settings.
     pub settings: Arc<ApiSettings>,
+    /// The evaluation runtime's counters and provider clients (for `/metrics`); `None`
+    /// in tests that run the API without it.
+    pub evaluations: Option<EvaluationParts>,
+}
+
+/// What `/metrics` reads from the evaluation runtime.
+#[derive(Debug, Clone)]
+pub struct EvaluationParts {
+    /// Cases, checkpoints, cost, restarts, reassignments.
+    pub counters: Arc<colony_evaluator::EvalCounters>,
+    /// Provider clients: breaker state and call counters per provider.
+    pub providers: Arc<colony_providers::Registry>,
 }
 
 /// The whole API as one router.

@@ -34,6 +34,19 @@ pub struct Metrics {
     pub replication_lag: IntGaugeVec,
     /// Actors restarted by their supervisor after a panic or error, by supervisor.
     pub actor_restarts: IntCounterVec,
+    /// Provider call latency (retries included) by evaluation provider id.
+    pub provider_latency: HistogramVec,
+    /// Evaluations by status (cluster-wide, from the state machine).
+    pub evaluations: IntGaugeVec,
+    /// Evaluation runtime events on this node (`event` = cases_recorded, cases_failed,
+    /// cache_hits, checkpoints, checkpoints_refused, restarts, reassignments, cost_nanos).
+    pub evaluation_events: IntCounterVec,
+    /// Provider calls, failures, retries and breaker rejections by provider and event.
+    pub provider_events: IntCounterVec,
+    /// Circuit breaker state by provider: 1 for the current state, 0 for the others.
+    pub provider_circuit: IntGaugeVec,
+    /// Tenants at or over their monthly budget's soft threshold (80%) and hard cap.
+    pub tenants_over_budget: IntGaugeVec,
     last_seen: Arc<Mutex<HashMap<String, u64>>>,
 }
 
@@ -116,6 +129,54 @@ impl Metrics {
             &["supervisor"],
         )?;
         registry.register(Box::new(actor_restarts.clone()))?;
+        let provider_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "colony_provider_request_duration_seconds",
+                "Model provider call latency, retries included, by evaluation provider id",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
+            &["provider"],
+        )?;
+        registry.register(Box::new(provider_latency.clone()))?;
+        let evaluations = IntGaugeVec::new(
+            Opts::new("colony_evaluations", "Evaluations by status"),
+            &["status"],
+        )?;
+        registry.register(Box::new(evaluations.clone()))?;
+        let evaluation_events = IntCounterVec::new(
+            Opts::new(
+                "colony_evaluation_events_total",
+                "Evaluation runtime events on this node",
+            ),
+            &["event"],
+        )?;
+        registry.register(Box::new(evaluation_events.clone()))?;
+        let provider_events = IntCounterVec::new(
+            Opts::new(
+                "colony_provider_events_total",
+                "Model provider calls, failures, retries and breaker rejections",
+            ),
+            &["provider", "event"],
+        )?;
+        registry.register(Box::new(provider_events.clone()))?;
+        let provider_circuit = IntGaugeVec::new(
+            Opts::new(
+                "colony_provider_circuit",
+                "Circuit breaker state by provider (1 = current state)",
+            ),
+            &["provider", "state"],
+        )?;
+        registry.register(Box::new(provider_circuit.clone()))?;
+        let tenants_over_budget = IntGaugeVec::new(
+            Opts::new(
+                "colony_tenants_over_budget",
+                "Tenants at or over the soft threshold (80%) or the hard cap of their monthly budget",
+            ),
+            &["level"],
+        )?;
+        registry.register(Box::new(tenants_over_budget.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::new(
@@ -136,6 +197,12 @@ impl Metrics {
             events,
             replication_lag,
             actor_restarts,
+            provider_latency,
+            evaluations,
+            evaluation_events,
+            provider_events,
+            provider_circuit,
+            tenants_over_budget,
             last_seen: Arc::default(),
         })
     }
@@ -148,6 +215,25 @@ impl Metrics {
     /// Brings `colony_actor_restarts_total{supervisor}` up to `total`.
     pub fn sync_restarts(&self, supervisor: &str, total: u64) {
         self.sync(&self.actor_restarts, "restarts", supervisor, total);
+    }
+
+    /// Brings `colony_evaluation_events_total{event}` up to `total`.
+    pub fn sync_evaluation_event(&self, event: &str, total: u64) {
+        self.sync(&self.evaluation_events, "evaluation", event, total);
+    }
+
+    /// Brings `colony_provider_events_total{provider, event}` up to `total`.
+    pub fn sync_provider_event(&self, provider: &str, event: &str, total: u64) {
+        let mut seen = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let last = seen
+            .entry(format!("provider/{provider}/{event}"))
+            .or_insert(0);
+        if total > *last {
+            self.provider_events
+                .with_label_values(&[provider, event])
+                .inc_by(total - *last);
+            *last = total;
+        }
     }
 
     fn sync(&self, family: &IntCounterVec, kind: &str, label: &str, total: u64) {

@@ -152,8 +152,20 @@ pub struct ProblemBody {
     /// Seconds after which retrying may succeed (also sent as `Retry-After`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_secs: Option<u64>,
+    /// Every problem found, when a body has several (`pointer` names the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
     #[serde(skip)]
     code: Option<ErrorCode>,
+}
+
+/// One of several problems of a request body.
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldError {
+    /// JSON pointer to the field.
+    pub pointer: String,
+    /// What is wrong there.
+    pub detail: String,
 }
 
 /// An API error, rendered as `application/problem+json`. Boxed so `Result<T, Problem>`
@@ -186,6 +198,7 @@ impl Problem {
             parameter: None,
             policy: None,
             retry_after_secs: None,
+            errors: None,
             code: Some(code),
         }))
     }
@@ -219,7 +232,18 @@ impl Problem {
         Self::new(ErrorCode::NotFound, format!("{kind} {id:?} not found"))
     }
 
-    /// Adds a retry hint.
+    /// Lists every problem of a body (the first is also `pointer` and `detail`).
+    pub fn with_errors(mut self, errors: Vec<(String, String)>) -> Self {
+        self.0.errors = Some(
+            errors
+                .into_iter()
+                .map(|(pointer, detail)| FieldError { pointer, detail })
+                .collect(),
+        );
+        self
+    }
+
+    /// Adds `Retry-After`.
     pub fn with_retry_after(mut self, secs: u64) -> Self {
         self.retry_after_secs = Some(secs);
         self

@@ -61,6 +61,12 @@ pub mod route {
     pub const RATELIMIT_CHECK: &str = "ratelimit.check";
     /// `POST /v1/testing/sleep` (test-only).
     pub const TESTING_SLEEP: &str = "testing.sleep";
+    /// `POST /v1/evaluations`.
+    pub const EVALUATIONS_SUBMIT: &str = "evaluations.submit";
+    /// `GET /v1/evaluations`, `GET /v1/evaluations/{id}`, `.../results`, `.../cancel`.
+    pub const EVALUATIONS: &str = "evaluations";
+    /// `GET /v1/usage`.
+    pub const USAGE: &str = "usage";
 }
 
 /// The limits in force for a tenant: tier values with the tenant's overrides applied.
@@ -244,7 +250,7 @@ async fn charge(
                     "a tier limit could not be applied; see the node's log",
                 ));
             }
-            Err(BucketError::Overloaded | BucketError::Unavailable) => {
+            Err(BucketError::Overloaded | BucketError::Unavailable | BucketError::Moved(_)) => {
                 // Fail closed: an unlimited tenant is worse than a short retry.
                 return Err(Problem::new(
                     ErrorCode::Unavailable,

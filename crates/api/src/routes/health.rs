@@ -126,6 +126,7 @@ pub async fn cluster(_: Admin, State(app): State<AppState>) -> Json<Value> {
                 "boot": m.boot,
                 "last_seen_ms_ago": m.last_seen_ms_ago,
                 "is_self": m.is_self,
+                "features": m.meta.as_ref().map(|x| x.features.clone()),
             })
         })
         .collect();
@@ -156,6 +157,11 @@ pub async fn cluster(_: Admin, State(app): State<AppState>) -> Json<Value> {
         .collect();
     Json(json!({
         "node_id": s.node_id.to_string(),
+        "drain": app.lifecycle.phase(),
+        "features_enabled": colony_cluster::features::SUPPORTED
+            .iter()
+            .filter(|f| colony_cluster::features::enabled(&views, f))
+            .collect::<Vec<_>>(),
         "members": members,
         "raft": {
             "leader": s.leader.map(|l| l.to_string()),
@@ -220,4 +226,82 @@ fn export_cluster(app: &AppState) {
     m.sync_counter("forwarded_writes", rc.forwarded_writes.load(Relaxed));
     m.sync_counter("forwarded_reads", rc.forwarded_reads.load(Relaxed));
     m.sync_restarts("buckets", app.buckets.restarts());
+    let month =
+        colony_core::evaluation::month_of(&colony_core::evaluation::day_of(crate::now_ms()))
+            .to_string();
+    let (soft, hard) = app.raft.read_state(|s| {
+        let (mut soft, mut hard) = (0i64, 0i64);
+        for t in s.tenants.keys() {
+            if let Some(budget) = s.budget_nanos(t) {
+                let spent = s.month_spend_nanos(t, &month);
+                soft += i64::from(spent as f64 >= budget as f64 * colony_state::SOFT_BUDGET_RATIO);
+                hard += i64::from(spent >= budget);
+            }
+        }
+        (soft, hard)
+    });
+    m.tenants_over_budget.with_label_values(&["soft"]).set(soft);
+    m.tenants_over_budget.with_label_values(&["hard"]).set(hard);
+    let by_status = app.raft.read_state(|s| {
+        let mut counts = std::collections::BTreeMap::new();
+        for r in s.evaluations.values() {
+            *counts.entry(r.status.as_str()).or_insert(0i64) += 1;
+        }
+        counts
+    });
+    for st in [
+        "queued",
+        "running",
+        "completed",
+        "failed",
+        "cancelled",
+        "budget_exceeded",
+    ] {
+        m.evaluations
+            .with_label_values(&[st])
+            .set(by_status.get(st).copied().unwrap_or(0));
+    }
+    if let Some(ev) = &app.evaluations {
+        let c = &ev.counters;
+        for (event, v) in [
+            ("cases_recorded", &c.cases_recorded),
+            ("cases_failed", &c.cases_failed),
+            ("cache_hits", &c.cache_hits),
+            ("cost_nanos", &c.cost_nanos),
+            ("checkpoints", &c.checkpoints),
+            ("checkpoints_refused", &c.checkpoints_refused),
+            ("restarts", &c.restarts),
+            ("reassignments", &c.reassignments),
+        ] {
+            m.sync_evaluation_event(event, v.load(Relaxed));
+        }
+        for (id, stats) in ev.providers.stats() {
+            let provider = id.to_string();
+            for (event, v) in [
+                ("calls", stats.calls),
+                ("attempts", stats.attempts),
+                ("failures", stats.failures),
+                ("retries", stats.retries),
+                ("rejections", stats.rejections),
+                ("circuit_opened", stats.opened),
+            ] {
+                m.sync_provider_event(&provider, event, v);
+            }
+            for state in ["closed", "open", "half_open"] {
+                m.provider_circuit
+                    .with_label_values(&[provider.as_str(), state])
+                    .set(i64::from(stats.state.as_str() == state));
+            }
+        }
+    }
+    if let Some(h) = app.buckets.handoff() {
+        let hc = h.counters();
+        m.sync_counter("buckets_pushed", hc.pushed.load(Relaxed));
+        m.sync_counter("buckets_installed", hc.installed.load(Relaxed));
+        m.sync_counter("buckets_pulled", hc.pulled.load(Relaxed));
+        m.sync_counter("buckets_promoted_from_replica", hc.promoted.load(Relaxed));
+        m.sync_counter("buckets_replicated", hc.replicated.load(Relaxed));
+        m.sync_counter("bucket_send_failures", hc.send_failures.load(Relaxed));
+        m.sync_counter("bucket_checks_moved", hc.moved.load(Relaxed));
+    }
 }

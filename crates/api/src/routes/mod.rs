@@ -1,8 +1,11 @@
 //! Route handlers, one file per resource, and the write helper they share.
 
 mod audit;
+mod drain;
+mod evaluations;
 mod health;
 mod keys;
+mod pricing;
 mod ratelimit;
 mod tenants;
 mod testing;
@@ -38,6 +41,7 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/v1/cluster", get(health::cluster))
+        .route("/v1/cluster/drain", post(drain::drain))
         .route("/v1/tiers", get(tiers::list).post(tiers::create))
         .route(
             "/v1/tiers/{name}",
@@ -58,6 +62,11 @@ pub fn routes(app: &AppState) -> Router<AppState> {
             get(keys::get_one).delete(keys::revoke),
         )
         .route("/v1/tenants/{id}/keys/{key_id}/rotate", post(keys::rotate))
+        .route("/v1/pricing", get(pricing::list))
+        .route(
+            "/v1/pricing/{model}",
+            axum::routing::put(pricing::put).delete(pricing::delete),
+        )
         .route("/v1/audit", get(audit::list))
         .route("/v1/audit/verify", get(audit::verify))
         .route(
@@ -67,6 +76,28 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .route(
             "/v1/ratelimit/check",
             tenant_route(app, route::RATELIMIT_CHECK, post(ratelimit::check)),
+        )
+        .route(
+            "/v1/evaluations",
+            tenant_route(app, route::EVALUATIONS_SUBMIT, post(evaluations::submit)).merge(
+                tenant_route(app, route::EVALUATIONS, get(evaluations::list)),
+            ),
+        )
+        .route(
+            "/v1/evaluations/{id}",
+            tenant_route(app, route::EVALUATIONS, get(evaluations::get_one)),
+        )
+        .route(
+            "/v1/evaluations/{id}/results",
+            tenant_route(app, route::EVALUATIONS, get(evaluations::results)),
+        )
+        .route(
+            "/v1/evaluations/{id}/cancel",
+            tenant_route(app, route::EVALUATIONS, post(evaluations::cancel)),
+        )
+        .route(
+            "/v1/usage",
+            tenant_route(app, route::USAGE, get(evaluations::usage)),
         )
         .route("/v1/testing/panic", post(testing::inject_panic))
         .route(

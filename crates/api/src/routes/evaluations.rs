@@ -1,0 +1,339 @@
+//! `/v1/evaluations`: submit, follow, page through results, export, cancel (tenant); and
+//! `GET /v1/usage`: the tenant's tokens and cost by day and model, and budget left.
+//!
+//! A tenant sees only its own evaluations: another tenant's id answers 404, exactly like
+//! an id that does not exist.
+
+use super::{propose, unexpected};
+use crate::auth::TenantCaller;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::middleware::RequestId;
+use crate::problem::{ApiResult, ErrorCode, Problem};
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use colony_core::command::{Command, CommandOutput};
+use colony_core::evaluation::{
+    day_of, month_of, nanos_to_usd, EvaluationRecord, EvaluationStatus, UsageTotals,
+};
+use colony_eval::{CaseResult, SpecLimits, ValidatedSpec};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// Most results in one page.
+const MAX_PAGE: usize = 1000;
+
+fn principal(caller: &TenantCaller) -> String {
+    format!("tenant:{}", caller.tenant.id)
+}
+
+/// The record as the API shows it (with its spec for one evaluation).
+fn view(r: &EvaluationRecord, spec: Option<Value>) -> Value {
+    let mut v = json!({
+        "id": r.id,
+        "tenant": r.tenant,
+        "status": r.status.as_str(),
+        "owner": r.owner.to_string(),
+        "epoch": r.epoch,
+        "progress": {
+            "total": r.total,
+            "done": r.done.len(),
+            "failed": r.failed,
+            "cached": r.cached,
+        },
+        "usage": {
+            "prompt_tokens": r.usage.prompt_tokens,
+            "completion_tokens": r.usage.completion_tokens,
+            "cost_usd": r.usage.cost_usd(),
+        },
+        "error": r.error,
+        "created_at_ms": r.created_at_ms,
+        "updated_at_ms": r.updated_at_ms,
+        "finished_at_ms": r.finished_at_ms,
+    });
+    if let Some(spec) = spec {
+        v["spec"] = spec;
+    }
+    v
+}
+
+fn own(app: &AppState, caller: &TenantCaller, id: &str) -> ApiResult<EvaluationRecord> {
+    app.raft
+        .read_state(|s| s.evaluations.get(id).cloned())
+        .filter(|r| r.tenant == caller.tenant.id)
+        .ok_or_else(|| Problem::not_found("evaluation", id))
+}
+
+fn evaluation_output(out: CommandOutput) -> ApiResult<EvaluationRecord> {
+    match out {
+        CommandOutput::Evaluation(r) => Ok(*r),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn limits(app: &AppState) -> SpecLimits {
+    SpecLimits {
+        max_cases: app.settings.max_eval_cases,
+        ..SpecLimits::default()
+    }
+}
+
+/// Submits an evaluation: 202 with its id and status once the submission is committed.
+pub async fn submit(
+    caller: TenantCaller,
+    State(app): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let spec = colony_eval::validate(&body, &limits(&app)).map_err(|e| {
+        let first = e.errors.first();
+        Problem::invalid_field(
+            first.map(|x| x.pointer.clone()).unwrap_or_default(),
+            first.map_or_else(|| "invalid spec".to_string(), |x| x.message.clone()),
+        )
+        .with_errors(
+            e.errors
+                .iter()
+                .map(|x| (x.pointer.clone(), x.message.clone()))
+                .collect(),
+        )
+    })?;
+    let total = u32::try_from(colony_eval::Plan::new(&spec).len())
+        .map_err(|_| Problem::invalid_field("/cases", "too many work items"))?;
+    let id = format!("ev_{}", hex::encode(rand::random::<[u8; 8]>()));
+    let members = app.limiter.owners_view();
+    let me = app.raft.status().node_id;
+    let owner = colony_placement::owner(id.as_bytes(), &members).unwrap_or(me);
+    let record = EvaluationRecord {
+        id: id.clone(),
+        tenant: caller.tenant.id.clone(),
+        total,
+        status: EvaluationStatus::Queued,
+        owner,
+        epoch: 1,
+        done: Default::default(),
+        failed: 0,
+        cached: 0,
+        usage: UsageTotals::default(),
+        error: None,
+        created_at_ms: 0,
+        updated_at_ms: 0,
+        finished_at_ms: None,
+    };
+    let out = propose(
+        &app,
+        &rid,
+        &principal(&caller),
+        Command::SubmitEvaluation { record, spec: body },
+    )
+    .await?;
+    let r = evaluation_output(out)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": r.id, "status": r.status.as_str(), "total": r.total})),
+    ))
+}
+
+/// Query of the list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    status: Option<EvaluationStatus>,
+}
+
+/// The caller's evaluations, newest first, optionally of one status.
+pub async fn list(
+    caller: TenantCaller,
+    State(app): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Json<Value> {
+    let mut items: Vec<EvaluationRecord> = app.raft.read_state(|s| {
+        s.evaluations
+            .values()
+            .filter(|r| r.tenant == caller.tenant.id && q.status.is_none_or(|st| r.status == st))
+            .cloned()
+            .collect()
+    });
+    items.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then(b.id.cmp(&a.id)));
+    Json(json!({"evaluations": items.iter().map(|r| view(r, None)).collect::<Vec<_>>()}))
+}
+
+/// Every stored result of `r`, parsed.
+async fn all_results(app: &AppState, r: &EvaluationRecord) -> ApiResult<Vec<CaseResult>> {
+    let rows = app
+        .raft
+        .eval_results(r.id.clone(), 0, r.total as usize)
+        .await
+        .map_err(|e| Problem::new(ErrorCode::Internal, format!("reading results: {e}")))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(_, v)| serde_json::from_value::<CaseResult>(v).ok())
+        .collect())
+}
+
+fn stored_spec(app: &AppState, r: &EvaluationRecord) -> Value {
+    app.raft
+        .read_state(|s| s.eval_specs.get(&r.id).cloned())
+        .unwrap_or(Value::Null)
+}
+
+fn spec_of(app: &AppState, r: &EvaluationRecord) -> ApiResult<ValidatedSpec> {
+    colony_eval::validate(
+        &stored_spec(app, r),
+        &SpecLimits {
+            max_cases: usize::MAX,
+            max_work_items: usize::MAX,
+            ..SpecLimits::default()
+        },
+    )
+    .map_err(|e| Problem::new(ErrorCode::Internal, format!("stored spec: {e}")))
+}
+
+/// One evaluation: status, progress, usage, and aggregates and comparisons of the
+/// results recorded so far.
+pub async fn get_one(
+    caller: TenantCaller,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let r = own(&app, &caller, &id)?;
+    let mut v = view(&r, Some(stored_spec(&app, &r)));
+    if !r.done.is_empty() {
+        let results = all_results(&app, &r).await?;
+        let spec = spec_of(&app, &r)?;
+        let (agg, cmp) = tokio::task::spawn_blocking(move || {
+            (
+                colony_eval::aggregate(&spec, &results),
+                colony_eval::compare(&spec, &results),
+            )
+        })
+        .await
+        .map_err(|e| Problem::new(ErrorCode::Internal, format!("aggregating: {e}")))?;
+        v["aggregates"] = serde_json::to_value(agg).unwrap_or(Value::Null);
+        v["comparisons"] = serde_json::to_value(cmp).unwrap_or(Value::Null);
+    }
+    Ok(Json(v))
+}
+
+/// Query of the results.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsQuery {
+    #[serde(default)]
+    cursor: Option<u32>,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// A page of results in item order (`cursor`, `limit`), or every result as JSON Lines
+/// (`format=jsonl`) or CSV (`format=csv`).
+pub async fn results(
+    caller: TenantCaller,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<ResultsQuery>,
+) -> ApiResult<Response> {
+    let r = own(&app, &caller, &id)?;
+    match q.format.as_deref() {
+        None | Some("json") => {}
+        Some("jsonl") => {
+            let results = all_results(&app, &r).await?;
+            let text = colony_eval::to_jsonl(&results)
+                .map_err(|e| Problem::new(ErrorCode::Internal, e.to_string()))?;
+            return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], text).into_response());
+        }
+        Some("csv") => {
+            let results = all_results(&app, &r).await?;
+            let spec = spec_of(&app, &r)?;
+            let text = colony_eval::to_csv(&spec, &results);
+            return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response());
+        }
+        Some(other) => {
+            return Err(Problem::bad_parameter(
+                "format",
+                format!("unknown format {other:?}: use json, jsonl or csv"),
+            ))
+        }
+    }
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(Problem::bad_parameter(
+            "limit",
+            format!("must be 1 to {MAX_PAGE}"),
+        ));
+    }
+    let rows = app
+        .raft
+        .eval_results(r.id.clone(), q.cursor.unwrap_or(0), limit + 1)
+        .await
+        .map_err(|e| Problem::new(ErrorCode::Internal, format!("reading results: {e}")))?;
+    let next = rows.get(limit).map(|(i, _)| *i);
+    let page: Vec<Value> = rows.into_iter().take(limit).map(|(_, v)| v).collect();
+    Ok(Json(json!({"results": page, "next_cursor": next})).into_response())
+}
+
+/// Cancels an evaluation (no-op once it has ended).
+pub async fn cancel(
+    caller: TenantCaller,
+    State(app): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    own(&app, &caller, &id)?;
+    let out = propose(
+        &app,
+        &rid,
+        &principal(&caller),
+        Command::CancelEvaluation {
+            tenant: caller.tenant.id.clone(),
+            id,
+        },
+    )
+    .await?;
+    Ok(Json(view(&evaluation_output(out)?, None)))
+}
+
+/// The caller's usage: tokens and cost by day and model, this month's total, and the
+/// budget left.
+pub async fn usage(caller: TenantCaller, State(app): State<AppState>) -> Json<Value> {
+    let tenant = caller.tenant.id.clone();
+    let now = crate::now_ms();
+    let month = month_of(&day_of(now)).to_string();
+    let (rows, spent, budget) = app.raft.read_state(|s| {
+        let rows: Vec<(String, String, UsageTotals)> = s
+            .usage
+            .iter()
+            .filter(|(k, _)| k.tenant == tenant)
+            .map(|(k, u)| (k.day.clone(), k.model.clone(), *u))
+            .collect();
+        (
+            rows,
+            s.month_spend_nanos(&tenant, &month),
+            s.budget_nanos(&tenant),
+        )
+    });
+    let mut days: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for (day, model, u) in rows {
+        days.entry(day).or_default().push(json!({
+            "model": model,
+            "prompt_tokens": u.prompt_tokens,
+            "completion_tokens": u.completion_tokens,
+            "cases": u.cases,
+            "cost_usd": u.cost_usd(),
+        }));
+    }
+    Json(json!({
+        "tenant": tenant,
+        "days": days.into_iter().map(|(day, models)| json!({"day": day, "models": models})).collect::<Vec<_>>(),
+        "month": month,
+        "month_cost_usd": nanos_to_usd(spent),
+        "monthly_budget_usd": budget.map(nanos_to_usd),
+        "budget_left_usd": budget.map(|b| nanos_to_usd(b.saturating_sub(spent))),
+    }))
+}
