@@ -14,9 +14,9 @@
 
 use crate::cluster::{member_states, Cluster, Spec};
 use crate::config::{self, Driving};
-use crate::http::Client;
 use crate::stats::{self, Summary};
 use anyhow::{bail, Context, Result};
+use colony_nodeproc::Client;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -201,6 +201,7 @@ pub fn run(args: &Args) -> Result<()> {
         args.colony.clone(),
         Duration::from_secs(args.timeout_secs),
         args.keep_logs.clone(),
+        "bench",
     );
     let started = Instant::now();
     let mut cluster = Cluster::start(spec, n).context("starting the cluster")?;

@@ -3,22 +3,24 @@
 //! baselines they are compared to, as ratios (never as timed assertions in tests).
 //!
 //! # Layout
-//! - [`cluster`]: starting, killing and restarting real node processes (killed on drop)
-//! - [`http`]: a small blocking HTTP client with short timeouts
+//! - [`cluster`]: a cluster of real node processes (`colony-nodeproc`): start, wait until
+//!   healthy, kill and restart in place
 //! - [`config`]: the cluster config values that drive the numbers, for the report
 //! - [`stats`]: medians, percentiles and table formatting
 //! - [`failover`]: `colony-bench failover`, failure detection and failover times
 //! - [`hist`]: a log-linear latency histogram
 //! - [`load`]: the HTTP load generator (closed and open loop)
 //! - [`ratelimit`]: `colony-bench ratelimit` and `ratelimit-memory`
+//! - [`evaluations`]: `colony-bench evaluations`, cluster-wide evaluation throughput and
+//!   the cost of Raft checkpoints
 //! - [`baselines`]: the Redis + Lua limiter and the bare axum handler, as subcommands
 
 mod baselines;
 mod cluster;
 mod config;
+mod evaluations;
 mod failover;
 mod hist;
-mod http;
 mod load;
 mod ratelimit;
 mod stats;
@@ -45,6 +47,9 @@ enum Command {
     Ratelimit(ratelimit::Args),
     /// RSS of one Colony node before and after touching many distinct buckets.
     RatelimitMemory(ratelimit::MemArgs),
+    /// Evaluations: cluster-wide cases per second with the builtin mock provider, at
+    /// several checkpoint settings side by side (the cost of Raft checkpoints).
+    Evaluations(evaluations::Args),
     /// (Baseline process) the axum + Redis Lua token-bucket limiter.
     ServeRedisLimiter(baselines::redis_limiter::Args),
     /// (Baseline process) the bare axum handler with a constant answer.
@@ -57,6 +62,7 @@ fn main() -> ExitCode {
         Command::Failover(args) => failover::run(&args),
         Command::Ratelimit(args) => ratelimit::run(&args),
         Command::RatelimitMemory(args) => ratelimit::run_memory(&args),
+        Command::Evaluations(args) => evaluations::run(&args),
         Command::ServeRedisLimiter(args) => baselines::redis_limiter::run(&args),
         Command::ServeBare(args) => baselines::bare::run(&args),
     };

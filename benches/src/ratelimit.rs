@@ -5,9 +5,9 @@
 use crate::baselines::{self, Proc};
 use crate::cluster::{Cluster, Spec};
 use crate::hist::Histogram;
-use crate::http::Client;
 use crate::load::{self, Endpoint, Load, Outcome};
 use anyhow::{anyhow, bail, Context, Result};
+use colony_nodeproc::Client;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -121,7 +121,7 @@ fn start_colony(
     wait: Duration,
     logs: Option<PathBuf>,
 ) -> Result<(Cluster, String)> {
-    let spec = Spec::new(args_bin.to_path_buf(), wait, logs);
+    let spec = Spec::new(args_bin.to_path_buf(), wait, logs, "bench");
     let cluster =
         Cluster::start(spec, n).with_context(|| format!("starting {n} colony node(s)"))?;
     let client = Client::new(Duration::from_secs(5));
@@ -165,7 +165,7 @@ fn start_colony(
                     break
                 }
                 Ok(r) => format!("{} {}", r.status, r.text),
-                Err(e) => e,
+                Err(e) => e.to_string(),
             };
             if Instant::now() > deadline {
                 bail!(
@@ -405,7 +405,7 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 /// Cores, memory and CPU model, for the report.
-fn machine() -> Value {
+pub fn machine() -> Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()

@@ -1,0 +1,322 @@
+//! One real `colony` node process: port-0 listeners whose bound addresses are read from
+//! the node's JSON log ("colony node listening"), restarts in place on given addresses,
+//! the last log lines kept for error messages (and optionally appended to a file), and
+//! `kill -9` when dropped, also on error or panic.
+
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Log lines kept per node, shown when something goes wrong.
+const LOG_TAIL: usize = 200;
+
+/// What every node is started with.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The `colony` binary.
+    pub bin: PathBuf,
+    /// `COLONY_ADMIN_TOKEN` (the bootstrapping node stores its hash; every node accepts it).
+    pub admin_token: String,
+    /// `COLONY_CLUSTER_SECRET`.
+    pub cluster_secret: String,
+    /// Bound on every wait (start, readiness, convergence).
+    pub wait: Duration,
+    /// Where to append each node's log (`<label>.log`), if anywhere.
+    pub log_dir: Option<PathBuf>,
+    /// Config overrides passed to every node as `--set KEY=VALUE` (empty: the defaults).
+    pub sets: Vec<String>,
+}
+
+impl Spec {
+    /// A spec with a fresh admin token and cluster secret, named after `label` (e.g.
+    /// `bench`) so a stray process can be told apart.
+    pub fn new(bin: PathBuf, wait: Duration, log_dir: Option<PathBuf>, label: &str) -> Spec {
+        let nonce = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let pid = std::process::id();
+        Spec {
+            bin,
+            admin_token: format!("{label}-admin-{pid}-{nonce}"),
+            cluster_secret: format!("{label}-secret-{pid}-{nonce}"),
+            wait,
+            log_dir,
+            sets: Vec::new(),
+        }
+    }
+}
+
+/// The addresses a node is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addrs {
+    /// HTTP, `127.0.0.1:P`.
+    pub http: String,
+    /// Gossip (UDP).
+    pub gossip: String,
+    /// Internal Raft listener.
+    pub raft: String,
+    /// Actor transport (ractor_cluster) listener.
+    pub cluster: String,
+}
+
+/// Why a node did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The binary could not be run.
+    #[error("starting {bin}: {source}")]
+    Start {
+        /// The binary.
+        bin: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The log file could not be opened.
+    #[error("opening {path}: {source}")]
+    LogFile {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The process ended before it was listening.
+    #[error("colony exited early with {status}; last log lines:\n{tail}")]
+    Exited {
+        /// Its exit status.
+        status: ExitStatus,
+        /// Its last log lines.
+        tail: String,
+    },
+    /// The process did not report its addresses in time.
+    #[error("colony did not log its listening addresses within {wait:?}; last log lines:\n{tail}")]
+    NotListening {
+        /// How long was waited.
+        wait: Duration,
+        /// Its last log lines.
+        tail: String,
+    },
+}
+
+/// A running node process. Dropping it kills the process.
+#[derive(Debug)]
+pub struct Node {
+    child: Option<Child>,
+    /// Bound addresses.
+    pub addrs: Addrs,
+    /// The node id it logged at start.
+    pub id: String,
+    log: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Node {
+    /// Starts a node and waits (bounded by `spec.wait`) until it logs its bound addresses.
+    /// `addrs` fixes the listeners (a restart in place); `None` uses port 0. `label` names
+    /// its log file.
+    pub fn spawn(
+        spec: &Spec,
+        label: &str,
+        data_dir: &Path,
+        addrs: Option<&Addrs>,
+        seeds: &[String],
+    ) -> Result<Node, SpawnError> {
+        let (http, gossip, raft, cluster) = match addrs {
+            Some(a) => (
+                a.http.as_str(),
+                a.gossip.as_str(),
+                a.raft.as_str(),
+                a.cluster.as_str(),
+            ),
+            None => ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"),
+        };
+        let mut cmd = Command::new(&spec.bin);
+        cmd.arg("node")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--http", http, "--gossip", gossip, "--raft", raft])
+            .args(["--cluster", cluster])
+            .args(["--log-format", "json", "--log-level", "info,openraft=warn"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for seed in seeds {
+            cmd.args(["--seed", seed]);
+        }
+        for kv in &spec.sets {
+            cmd.args(["--set", kv]);
+        }
+        // Only the spec's settings: keep the caller's COLONY_* variables out.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("COLONY_") || k == "RUST_LOG" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("COLONY_ADMIN_TOKEN", &spec.admin_token)
+            .env("COLONY_CLUSTER_SECRET", &spec.cluster_secret);
+        let mut file = match &spec.log_dir {
+            Some(dir) => {
+                let path = dir.join(format!("{label}.log"));
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .map_err(|source| SpawnError::LogFile {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                Some(std::io::BufWriter::new(f))
+            }
+            None => None,
+        };
+        let mut child = cmd.spawn().map_err(|source| SpawnError::Start {
+            bin: spec.bin.display().to_string(),
+            source,
+        })?;
+        let stderr = child.stderr.take();
+        let log = Arc::new(Mutex::new(VecDeque::with_capacity(LOG_TAIL)));
+        let mut node = Node {
+            child: Some(child),
+            addrs: Addrs {
+                http: String::new(),
+                gossip: String::new(),
+                raft: String::new(),
+                cluster: String::new(),
+            },
+            id: String::new(),
+            log: log.clone(),
+        };
+        let (tx, rx) = mpsc::channel();
+        if let Some(stderr) = stderr {
+            // Drains stderr for the whole life of the process (a full pipe would block the
+            // node) and reports the "listening" line.
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(found) = parse_listening(&line) {
+                        let _ = tx.send(found);
+                    }
+                    if let Some(f) = file.as_mut() {
+                        // Best effort: a full disk must not stop the node.
+                        let _ = writeln!(f, "{line}").and_then(|()| f.flush());
+                    }
+                    let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
+                    if log.len() == LOG_TAIL {
+                        log.pop_front();
+                    }
+                    log.push_back(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + spec.wait;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok((addrs, id)) => {
+                    node.addrs = addrs;
+                    node.id = id;
+                    return Ok(node);
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                    if let Some(status) = node.exit_status() {
+                        return Err(SpawnError::Exited {
+                            status,
+                            tail: node.log_tail(),
+                        });
+                    }
+                    if Instant::now() > deadline {
+                        return Err(SpawnError::NotListening {
+                            wait: spec.wait,
+                            tail: node.log_tail(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// The OS process id, while the process runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// `kill -9` and reap; returns the instant right after the signal was sent.
+    pub fn kill9(&mut self) -> Instant {
+        let mut at = Instant::now();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            at = Instant::now();
+            let _ = c.wait();
+        }
+        at
+    }
+
+    /// The last log lines.
+    pub fn log_tail(&self) -> String {
+        let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        log.iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // SIGKILL also ends a stopped (SIGSTOP) process.
+        self.kill9();
+    }
+}
+
+/// Parses the node's "colony node listening" JSON log line into its addresses and id.
+fn parse_listening(line: &str) -> Option<(Addrs, String)> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    let f = &v["fields"];
+    if !f["message"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("colony node listening"))
+    {
+        return None;
+    }
+    let text = |k: &str| f[k].as_str().map(str::to_string);
+    let id = match &f["node_id"] {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    };
+    Some((
+        Addrs {
+            http: text("http")?.trim_start_matches("http://").to_string(),
+            gossip: text("gossip")?,
+            raft: text("raft")?,
+            cluster: text("cluster").unwrap_or_default(),
+        },
+        id,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listening_line_gives_addresses_and_id() {
+        let line = r#"{"fields":{"message":"colony node listening; /readyz turns 200","http":"http://127.0.0.1:8080","gossip":"127.0.0.1:7946","raft":"127.0.0.1:7948","cluster":"127.0.0.1:7947","node_id":42}}"#;
+        let (a, id) = parse_listening(line).unwrap_or_else(|| panic!("not parsed"));
+        assert_eq!(a.http, "127.0.0.1:8080");
+        assert_eq!(
+            (a.gossip.as_str(), a.cluster.as_str(), id.as_str()),
+            ("127.0.0.1:7946", "127.0.0.1:7947", "42")
+        );
+        assert!(parse_listening(r#"{"fields":{"message":"other"}}"#).is_none());
+        assert!(parse_listening("not json").is_none());
+    }
+}
