@@ -459,3 +459,64 @@ fn a_wiped_node_rejoins_with_a_new_identity_and_replaces_its_old_self() {
     c.wait_converged(Duration::from_secs(30));
     assert!(tenant_ids(c.node(victim), false).contains("before-wipe"));
 }
+
+#[test]
+fn draining_the_leader_hands_over_leadership_without_failed_writes_and_it_returns_as_a_voter() {
+    let mut c = Cluster::start(3, NodeOptions::default());
+    let leader = c.leader(Duration::from_secs(30));
+    let writer = (leader + 1) % 3;
+    let drained_id = c.node(leader).id();
+    let old_voters = voters(c.node(writer));
+    assert_eq!(old_voters.len(), 3);
+
+    // Writes keep going through another node while the leader drains.
+    let url = c.node(writer).url.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writes = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let r = ureq::post(&format!("{url}/v1/tenants"))
+                    .timeout(Duration::from_secs(15))
+                    .set("authorization", &format!("Bearer {ADMIN_TOKEN}"))
+                    .send_json(json!({"id": format!("w{i}"), "name": "w"}));
+                match r {
+                    Ok(_) => ok += 1,
+                    Err(e) => failed.push(e.to_string()),
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (ok, failed)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let status = c.terminate(leader, Duration::from_secs(30));
+    let drain_time = t.elapsed();
+    assert!(status.success(), "drain exits 0: {status:?}");
+    let new_leader = c.leader(Duration::from_secs(30));
+    assert_ne!(c.node(new_leader).id(), drained_id);
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = writes.join().unwrap();
+    println!(
+        "drain took {drain_time:?}; {ok} writes acknowledged during it, {} failed",
+        failed.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "writes failed during the drain: {failed:?}"
+    );
+    assert!(ok > 0);
+
+    // Restarted on the same data dir, it rejoins and gets its voter seat back.
+    c.restart(leader);
+    c.wait_active(3);
+    eventually(Duration::from_secs(60), "three voters again", || {
+        let v = voters(c.node(writer));
+        (v.len() == 3 && v.contains(&drained_id)).then_some(())
+    });
+}

@@ -10,18 +10,6 @@ use harness::{eventually, Cluster, Node, NodeOptions};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-fn tenant(c: &Cluster, id: &str) -> String {
-    // Enterprise (10000/min): these tests make well over the free tier's 100 tenant
-    // requests a minute, and test buckets of their own, not the tier limits.
-    let r = c.node(0).admin(
-        "POST",
-        "/v1/tenants",
-        &json!({"id": id, "name": id, "tier": "enterprise"}),
-    );
-    assert_eq!(r.status, 201, "{}", r.text);
-    r.json["api_key"].as_str().unwrap().to_string()
-}
-
 fn check(node: &Node, key: &str, items: &Value) -> Value {
     let r = node.call(
         "POST",
@@ -52,8 +40,8 @@ fn under(responses: &Value) -> usize {
 #[test]
 fn checks_are_exact_cluster_wide_and_tenant_scoped() {
     let mut c = Cluster::start(3, NodeOptions::default());
-    let acme = tenant(&c, "acme");
-    let beta = tenant(&c, "beta");
+    let acme = c.enterprise_tenant("acme");
+    let beta = c.enterprise_tenant("beta");
     // Tenants are replicated through Raft; every node must know both keys.
     for i in 0..3 {
         for k in [&acme, &beta] {

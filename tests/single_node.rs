@@ -569,3 +569,47 @@ fn tampering_with_a_stored_audit_entry_is_detected() {
     assert_eq!(v["ok"], false, "{v}");
     assert_eq!(v["first_bad"]["seq"], 3, "{v}");
 }
+
+#[test]
+fn model_prices_are_set_listed_deleted_and_audited() {
+    let dir = temp_dir();
+    let node = Node::start(dir.path());
+    let r = node.admin(
+        "PUT",
+        "/v1/pricing/meta-llama%2FLlama-3-8B",
+        &json!({"input_per_1k_usd": 0.15, "output_per_1k_usd": 0.6}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["model"], "meta-llama/Llama-3-8B");
+    let bad = node.admin(
+        "PUT",
+        "/v1/pricing/m",
+        &json!({"input_per_1k_usd": -1, "output_per_1k_usd": 0.6}),
+    );
+    assert_eq!(bad.problem(422)["pointer"], "/input_per_1k_usd");
+    let unknown_field = node.admin(
+        "PUT",
+        "/v1/pricing/m",
+        &json!({"input_per_1k_usd": 1, "output_per_1k_usd": 1, "currency": "EUR"}),
+    );
+    unknown_field.problem(422);
+    let list = node.admin_get("/v1/pricing");
+    assert_eq!(
+        list.ok().as_array().unwrap().len(),
+        1,
+        "bad input stored nothing"
+    );
+    let gone = node.call(
+        "DELETE",
+        "/v1/pricing/meta-llama%2FLlama-3-8B",
+        Some(ADMIN_TOKEN),
+        None,
+    );
+    assert_eq!(gone.status, 204, "{}", gone.text);
+    node.call("DELETE", "/v1/pricing/nope", Some(ADMIN_TOKEN), None)
+        .problem(404);
+    let actions = audit_actions(&node);
+    assert!(actions.iter().any(|a| a == "price.set"));
+    assert!(actions.iter().any(|a| a == "price.delete"));
+    assert_eq!(verify(&node)["ok"], true);
+}

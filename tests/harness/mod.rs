@@ -235,12 +235,17 @@ impl Node {
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub fn terminate(&mut self, within: Duration) -> ExitStatus {
-        let mut c = self.child.take().expect("running");
         let status = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
+            .args(["-TERM", &self.pid().to_string()])
             .status()
             .expect("kill");
         assert!(status.success());
+        self.wait_exit(within)
+    }
+
+    /// Waits (bounded) for the process to exit on its own and returns its status.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let mut c = self.child.take().expect("running");
         let deadline = Instant::now() + within;
         loop {
             if let Some(s) = c.try_wait().expect("try_wait") {
@@ -249,7 +254,7 @@ impl Node {
             if Instant::now() > deadline {
                 let _ = c.kill();
                 let _ = c.wait();
-                panic!("node did not exit within {within:?} after SIGTERM");
+                panic!("node did not exit within {within:?}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -550,6 +555,49 @@ impl Cluster {
         if let Some(mut n) = self.nodes[i].take() {
             n.kill9();
         }
+    }
+
+    /// Creates tenant `id` on the enterprise tier (10000 requests/min, so tests that make
+    /// many requests test their own buckets, not the tier's) and returns its API key.
+    pub fn enterprise_tenant(&self, id: &str) -> String {
+        let r = self.node(self.running()[0]).admin(
+            "POST",
+            "/v1/tenants",
+            &serde_json::json!({"id": id, "name": id, "tier": "enterprise"}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.json["api_key"]
+            .as_str()
+            .expect("api_key in the answer")
+            .to_string()
+    }
+
+    /// Starts one more node that joins through the running ones; returns its index.
+    pub fn add(&mut self) -> usize {
+        let mut opts = self.base.clone();
+        opts.seeds = self
+            .running()
+            .into_iter()
+            .map(|j| self.addrs[j].1.clone())
+            .collect();
+        let dir = temp_dir();
+        let node = Node::start_with(dir.path(), opts);
+        self.dirs.push(dir);
+        self.addrs.push(node.addrs());
+        self.nodes.push(Some(node));
+        self.nodes.len() - 1
+    }
+
+    /// Waits for node `i` to exit on its own (e.g. drained over the API).
+    pub fn wait_exit(&mut self, i: usize, within: Duration) -> ExitStatus {
+        let mut n = self.nodes[i].take().expect("node is running");
+        n.wait_exit(within)
+    }
+
+    /// Sends SIGTERM to node `i` (a graceful drain) and waits for its exit status.
+    pub fn terminate(&mut self, i: usize, within: Duration) -> ExitStatus {
+        let mut n = self.nodes[i].take().expect("node is running");
+        n.terminate(within)
     }
 
     /// Restarts node `i` on its old data dir and addresses, joining through a running node.
