@@ -1,0 +1,444 @@
+//! Real `colony` node processes on loopback, started the way `benches/` and `tests/harness`
+//! start them: port-0 listeners whose bound addresses are read from the node's JSON log
+//! ("colony node listening"), the first node bootstrapping and the others joining through
+//! its gossip address, restarts in place on the same data dir and addresses. Every process
+//! is killed when its [`Node`] (or the [`Cluster`]) is dropped, also on error or panic;
+//! the data dirs live in a temporary directory removed afterwards.
+
+use anyhow::{anyhow, bail, Context, Result};
+use colony_nodeproc::Client;
+pub use colony_nodeproc::{Addrs, Node, Spec};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Sends `signal` (`STOP`, `CONT`, `TERM`) to `pid` with kill(1).
+fn signal(pid: u32, signal: &str) -> Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("running kill(1)")?;
+    if !status.success() {
+        bail!("kill -{signal} {pid} failed with {status}");
+    }
+    Ok(())
+}
+
+/// What every live node agreed on at one moment.
+#[derive(Debug, Clone)]
+pub struct Converged {
+    /// Index of the leader.
+    pub leader: usize,
+    /// The audit head hash every node has.
+    pub head_hash: String,
+}
+
+/// N node processes on loopback. Dropping it kills every process, then removes the data.
+#[derive(Debug)]
+pub struct Cluster {
+    /// Nodes by index; `None` while killed. Declared first: killed before the data goes.
+    nodes: Vec<Option<Node>>,
+    /// Nodes stopped with SIGSTOP.
+    paused: Vec<bool>,
+    /// Bound addresses by index (kept for restarts in place).
+    pub addrs: Vec<Addrs>,
+    /// Node ids by index.
+    pub ids: Vec<String>,
+    dirs: Vec<PathBuf>,
+    spec: Spec,
+    client: Client,
+    root: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `n` nodes: the first bootstraps, the others join through its gossip address.
+    pub fn start(spec: Spec, n: usize) -> Result<Cluster> {
+        let root = tempfile::Builder::new()
+            .prefix("colony-chaos-")
+            .tempdir()
+            .context("creating a temporary directory")?;
+        let mut c = Cluster {
+            nodes: Vec::new(),
+            paused: Vec::new(),
+            addrs: Vec::new(),
+            ids: Vec::new(),
+            dirs: Vec::new(),
+            client: Client::new(Duration::from_secs(2)),
+            spec,
+            root,
+        };
+        for i in 0..n {
+            let dir = c.root.path().join(format!("n{}", i + 1));
+            let seeds: Vec<String> = c
+                .addrs
+                .first()
+                .map(|a| a.gossip.clone())
+                .into_iter()
+                .collect();
+            let node = Node::spawn(&c.spec, &format!("node-{}", i + 1), &dir, None, &seeds)
+                .with_context(|| format!("starting node {}", i + 1))?;
+            c.addrs.push(node.addrs.clone());
+            c.ids.push(node.id.clone());
+            c.dirs.push(dir);
+            c.nodes.push(Some(node));
+            c.paused.push(false);
+            c.wait_ready(i)?;
+        }
+        Ok(c)
+    }
+
+    /// Number of nodes (running or not).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The admin token.
+    pub fn admin_token(&self) -> &str {
+        &self.spec.admin_token
+    }
+
+    /// The HTTP base URL of node `i`.
+    pub fn url(&self, i: usize) -> String {
+        format!("http://{}", self.addrs[i].http)
+    }
+
+    /// Every node's HTTP base URL.
+    pub fn urls(&self) -> Vec<String> {
+        (0..self.len()).map(|i| self.url(i)).collect()
+    }
+
+    /// Whether node `i` runs (paused counts as running).
+    pub fn is_running(&self, i: usize) -> bool {
+        self.nodes.get(i).is_some_and(Option::is_some)
+    }
+
+    /// Whether node `i` is stopped with SIGSTOP.
+    pub fn is_paused(&self, i: usize) -> bool {
+        self.paused.get(i).copied().unwrap_or(false)
+    }
+
+    /// The voter count a healthy cluster of this size keeps.
+    pub fn full_voters(&self) -> usize {
+        if self.len() >= 5 {
+            5
+        } else {
+            self.len().min(3)
+        }
+    }
+
+    /// Polls `/readyz` of node `i` until 200 (bounded).
+    pub fn wait_ready(&mut self, i: usize) -> Result<()> {
+        let deadline = Instant::now() + self.spec.wait;
+        let url = format!("{}/readyz", self.url(i));
+        loop {
+            let last = match self.client.get(&url, None) {
+                Ok(r) if r.status == 200 => return Ok(()),
+                Ok(r) => format!("{} {}", r.status, r.text),
+                Err(e) => e.to_string(),
+            };
+            if let Some(Some(node)) = self.nodes.get_mut(i) {
+                if let Some(status) = node.exit_status() {
+                    bail!(
+                        "node {} exited with {status}; last log lines:\n{}",
+                        i + 1,
+                        node.log_tail()
+                    );
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "node {} not ready within {:?} (last /readyz: {last}); last log lines:\n{}",
+                    i + 1,
+                    self.spec.wait,
+                    self.log_tail(i)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Fails if a node that should run has exited.
+    pub fn check_alive(&mut self) -> Result<()> {
+        for (i, slot) in self.nodes.iter_mut().enumerate() {
+            if let Some(node) = slot {
+                if let Some(status) = node.exit_status() {
+                    bail!(
+                        "node {} exited unexpectedly with {status}; last log lines:\n{}",
+                        i + 1,
+                        node.log_tail()
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One convergence check of every node: running, not paused, `/readyz` 200, the full
+    /// voter count, the same leader, every node `active` in every view and, when
+    /// `audit` is set, the same audit head hash. `Err` says what is not converged yet.
+    pub fn check_converged(&self, audit: bool) -> Result<Converged, String> {
+        let want = self.full_voters();
+        let mut leader: Option<String> = None;
+        let mut head: Option<String> = None;
+        for i in 0..self.len() {
+            if !self.is_running(i) {
+                return Err(format!("node {} is not running", i + 1));
+            }
+            if self.is_paused(i) {
+                return Err(format!("node {} is paused", i + 1));
+            }
+            let base = self.url(i);
+            let ready = self
+                .client
+                .get(&format!("{base}/readyz"), None)
+                .map_err(|e| format!("node {} /readyz: {e}", i + 1))?;
+            if ready.status != 200 {
+                return Err(format!("node {} /readyz: {}", i + 1, ready.status));
+            }
+            let view = self
+                .client
+                .get(&format!("{base}/v1/cluster"), Some(self.admin_token()))
+                .map_err(|e| format!("node {} /v1/cluster: {e}", i + 1))?;
+            if view.status != 200 {
+                return Err(format!("node {} /v1/cluster: {}", i + 1, view.status));
+            }
+            let view = view.json();
+            let voters = view["raft"]["voters"].as_array().map_or(0, Vec::len);
+            if voters != want {
+                return Err(format!("node {} sees {voters} voters, want {want}", i + 1));
+            }
+            let Some(l) = json_id(&view["raft"]["leader"]) else {
+                return Err(format!("node {} knows no leader", i + 1));
+            };
+            match &leader {
+                Some(prev) if *prev != l => {
+                    return Err(format!("nodes disagree on the leader ({prev} vs {l})"));
+                }
+                _ => leader = Some(l),
+            }
+            for (j, id) in self.ids.iter().enumerate() {
+                let states = member_states(&view, id);
+                if states.is_empty() || states.iter().any(|s| s != "active") {
+                    return Err(format!(
+                        "node {} sees node {} as {states:?}, want active",
+                        i + 1,
+                        j + 1
+                    ));
+                }
+            }
+            if audit {
+                let v = self
+                    .client
+                    .get(&format!("{base}/v1/audit/verify"), Some(self.admin_token()))
+                    .map_err(|e| format!("node {} /v1/audit/verify: {e}", i + 1))?;
+                let h = v.json()["head_hash"].as_str().unwrap_or("").to_string();
+                match &head {
+                    Some(prev) if *prev != h => {
+                        return Err(format!("audit head hashes differ ({prev} vs {h})"));
+                    }
+                    _ => head = Some(h),
+                }
+            }
+        }
+        let leader_id = leader.ok_or("no nodes")?;
+        let idx = self
+            .ids
+            .iter()
+            .position(|id| *id == leader_id)
+            .ok_or_else(|| format!("the leader {leader_id} is not one of our nodes"))?;
+        Ok(Converged {
+            leader: idx,
+            head_hash: head.unwrap_or_default(),
+        })
+    }
+
+    /// Polls [`Cluster::check_converged`] until it holds or `bound` passes.
+    pub fn wait_converged(&mut self, bound: Duration, audit: bool) -> Result<Converged> {
+        let deadline = Instant::now() + bound;
+        loop {
+            let reason = match self.check_converged(audit) {
+                Ok(c) => return Ok(c),
+                Err(reason) => reason,
+            };
+            self.check_alive()?;
+            if Instant::now() > deadline {
+                bail!("the cluster did not converge within {bound:?}: {reason}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The leader as node `i` sees it (index), if it answers and knows one.
+    pub fn leader_seen_by(&self, i: usize) -> Option<usize> {
+        let view = self
+            .client
+            .get(
+                &format!("{}/v1/cluster", self.url(i)),
+                Some(self.admin_token()),
+            )
+            .ok()?;
+        let l = json_id(&view.json()["raft"]["leader"])?;
+        self.ids.iter().position(|id| *id == l)
+    }
+
+    /// The leader most live nodes see.
+    pub fn find_leader(&self) -> Option<usize> {
+        (0..self.len())
+            .filter(|&i| self.is_running(i) && !self.is_paused(i))
+            .find_map(|i| self.leader_seen_by(i))
+    }
+
+    /// `kill -9` node `i`.
+    pub fn kill9(&mut self, i: usize) -> Result<()> {
+        let mut node = self
+            .nodes
+            .get_mut(i)
+            .and_then(Option::take)
+            .ok_or_else(|| anyhow!("node {} is not running", i + 1))?;
+        node.kill9();
+        self.paused[i] = false;
+        Ok(())
+    }
+
+    /// SIGTERM node `i` and wait (bounded) for it to exit; `kill -9` after the bound.
+    /// Returns whether it exited by itself, and its exit status.
+    pub fn terminate(&mut self, i: usize, bound: Duration) -> Result<(bool, String)> {
+        let pid = self.nodes[i]
+            .as_ref()
+            .and_then(Node::pid)
+            .ok_or_else(|| anyhow!("node {} is not running", i + 1))?;
+        signal(pid, "TERM")?;
+        let deadline = Instant::now() + bound;
+        loop {
+            let node = self.nodes[i]
+                .as_mut()
+                .ok_or_else(|| anyhow!("node {} vanished", i + 1))?;
+            if let Some(status) = node.exit_status() {
+                self.nodes[i] = None;
+                return Ok((true, status.to_string()));
+            }
+            if Instant::now() > deadline {
+                self.kill9(i)?;
+                return Ok((false, "killed after the bound".into()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGSTOP (`true`) or SIGCONT (`false`) node `i`.
+    pub fn pause(&mut self, i: usize, stop: bool) -> Result<()> {
+        let pid = self.nodes[i]
+            .as_ref()
+            .and_then(Node::pid)
+            .ok_or_else(|| anyhow!("node {} is not running", i + 1))?;
+        signal(pid, if stop { "STOP" } else { "CONT" })?;
+        self.paused[i] = stop;
+        Ok(())
+    }
+
+    /// Restarts node `i` in place (same data dir and addresses), seeded with the gossip
+    /// addresses of the other nodes.
+    pub fn restart(&mut self, i: usize) -> Result<()> {
+        if self.nodes[i].is_some() {
+            bail!("node {} is still running", i + 1);
+        }
+        let seeds: Vec<String> = (0..self.len())
+            .filter(|&j| j != i)
+            .map(|j| self.addrs[j].gossip.clone())
+            .collect();
+        let label = format!("node-{}", i + 1);
+        let node = Node::spawn(
+            &self.spec,
+            &label,
+            &self.dirs[i],
+            Some(&self.addrs[i]),
+            &seeds,
+        )
+        .with_context(|| format!("restarting node {} in place", i + 1))?;
+        if node.addrs != self.addrs[i] || node.id != self.ids[i] {
+            bail!(
+                "node {} came back as {} on {:?}, expected {} on {:?}",
+                i + 1,
+                node.id,
+                node.addrs,
+                self.ids[i],
+                self.addrs[i]
+            );
+        }
+        self.nodes[i] = Some(node);
+        self.paused[i] = false;
+        Ok(())
+    }
+
+    /// Sets node `i`'s fault switches (`PUT /v1/testing/faults`).
+    pub fn set_faults(&self, i: usize, block_out: &[usize], block_in: &[usize]) -> Result<()> {
+        let ids = |v: &[usize]| -> Vec<String> { v.iter().map(|&j| self.ids[j].clone()).collect() };
+        let body = json!({"block_out": ids(block_out), "block_in": ids(block_in)});
+        let r = self
+            .client
+            .call(
+                "PUT",
+                &format!("{}/v1/testing/faults", self.url(i)),
+                Some(self.admin_token()),
+                Some(&body),
+            )
+            .map_err(|e| anyhow!("node {} PUT /v1/testing/faults: {e}", i + 1))?;
+        if !r.is_success() {
+            bail!(
+                "node {} PUT /v1/testing/faults: {} {}",
+                i + 1,
+                r.status,
+                r.text
+            );
+        }
+        Ok(())
+    }
+
+    /// The last log lines of node `i` (empty when it is not running).
+    pub fn log_tail(&self, i: usize) -> String {
+        self.nodes
+            .get(i)
+            .and_then(Option::as_ref)
+            .map(Node::log_tail)
+            .unwrap_or_default()
+    }
+
+    /// Where the data dirs live.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in self.nodes.iter_mut().filter_map(Option::as_mut) {
+            node.kill9();
+        }
+    }
+}
+
+/// A node id in a JSON answer (string or number).
+pub fn json_id(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The states `view` (a `/v1/cluster` answer) lists for member `id`.
+pub fn member_states(view: &Value, id: &str) -> Vec<String> {
+    view["members"]
+        .as_array()
+        .map(|ms| {
+            ms.iter()
+                .filter(|m| json_id(&m["id"]).as_deref() == Some(id))
+                .map(|m| m["state"].as_str().unwrap_or("?").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,237 @@
+//! Faults: a seeded schedule, and their injection into a running [`Cluster`].
+//!
+//! Every fault is healed before the next one starts, and the cluster must converge in
+//! between (recorded as the fault's convergence time), so a 3-node cluster never loses
+//! two nodes at once.
+
+use crate::cluster::Cluster;
+use crate::history::{FaultEvent, History};
+use anyhow::Result;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// A kind of fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Kind {
+    /// `kill -9` of a node, then restart in place (same data dir and addresses).
+    Kill9Restart,
+    /// `kill -9` of the Raft leader, then restart in place.
+    KillLeader,
+    /// SIGSTOP, then SIGCONT.
+    Pause,
+    /// SIGTERM (graceful drain), wait for exit, then start again.
+    GracefulRestart,
+    /// The node is cut off from every other node (Raft, forwarding, gossip) with the
+    /// test-only fault switches, then healed.
+    Partition,
+}
+
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 5] = [
+        Kind::Kill9Restart,
+        Kind::KillLeader,
+        Kind::Pause,
+        Kind::GracefulRestart,
+        Kind::Partition,
+    ];
+
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Kill9Restart => "kill9-restart",
+            Kind::KillLeader => "kill-leader",
+            Kind::Pause => "pause",
+            Kind::GracefulRestart => "graceful-restart",
+            Kind::Partition => "partition",
+        }
+    }
+
+    /// Whether the target stops serving abruptly (its rate-limit buckets continue from a
+    /// replica, with the over-admission bound of a crash).
+    pub fn is_crash_like(self) -> bool {
+        !matches!(self, Kind::GracefulRestart)
+    }
+}
+
+/// Which node a fault hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// The Raft leader when the fault starts.
+    Leader,
+    /// A node that is not the leader (the seeded index, moved off the leader).
+    Follower,
+    /// The seeded index, whatever its role.
+    Any,
+}
+
+/// One planned fault.
+#[derive(Debug, Clone, Serialize)]
+pub struct Planned {
+    /// What.
+    pub kind: Kind,
+    /// Which node.
+    pub target: Target,
+    /// Seeded node index (see [`Target`]).
+    pub node: usize,
+    /// Planned start, ms since the run started.
+    pub at_ms: u64,
+    /// How long the fault lasts before it is healed.
+    pub hold_ms: u64,
+}
+
+/// The seeded schedule: `smoke` runs each kind once in a seeded order (the graceful
+/// restart on a follower: see `drain-leader`); `mixed` draws kinds and targets at random
+/// until `duration` is filled; `drain-leader` gracefully restarts the leader repeatedly.
+pub fn plan(
+    scenario: &str,
+    seed: u64,
+    nodes: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> Vec<Planned> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let slot_ms = 12_000u64;
+    let usable = duration.saturating_sub(warmup).as_millis() as u64;
+    let n = (usable / slot_ms).max(1);
+    let kinds: Vec<(Kind, Target)> = match scenario {
+        "smoke" => {
+            let mut k = Kind::ALL.to_vec();
+            k.shuffle(&mut rng);
+            k.into_iter()
+                .map(|k| match k {
+                    Kind::KillLeader => (k, Target::Leader),
+                    Kind::GracefulRestart => (k, Target::Follower),
+                    _ => (k, Target::Any),
+                })
+                .collect()
+        }
+        "drain-leader" => (0..n)
+            .map(|_| (Kind::GracefulRestart, Target::Leader))
+            .collect(),
+        _ => (0..n)
+            .map(|_| {
+                let k = Kind::ALL[rng.random_range(0..Kind::ALL.len())];
+                let t = if k == Kind::KillLeader {
+                    Target::Leader
+                } else {
+                    Target::Any
+                };
+                (k, t)
+            })
+            .collect(),
+    };
+    let slot = usable / kinds.len().max(1) as u64;
+    let base = warmup.as_millis() as u64;
+    kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, (kind, target))| Planned {
+            kind,
+            target,
+            node: rng.random_range(0..nodes),
+            at_ms: base + i as u64 * slot + rng.random_range(0..=slot / 10),
+            hold_ms: rng.random_range(2000..=4000),
+        })
+        .collect()
+}
+
+/// Bound on each convergence wait.
+pub const CONVERGE_BOUND: Duration = Duration::from_secs(30);
+
+/// Injects `p` (the run is at `history`'s clock), heals it after its hold, and waits for
+/// the cluster to converge.
+///
+/// `down` marks the nodes a careful client should avoid (killed, stopped, cut off) while
+/// the fault lasts: the failover probe uses it.
+pub fn inject(
+    c: &mut Cluster,
+    h: &History,
+    p: &Planned,
+    down: &[AtomicBool],
+) -> Result<FaultEvent> {
+    let leader = c.find_leader();
+    let node = match (p.target, leader) {
+        (Target::Leader, Some(l)) => l,
+        (Target::Follower, Some(l)) if p.node == l => (l + 1) % c.len(),
+        _ => p.node,
+    };
+    let mark = |up: bool| down[node].store(!up, Ordering::Relaxed);
+    let others: Vec<usize> = (0..c.len()).filter(|&j| j != node).collect();
+    let start_ms = h.now_ms();
+    let mut note = String::new();
+    let hold = Duration::from_millis(p.hold_ms);
+    // When the fault was lifted: the restarted process listens, SIGCONT was sent, or the
+    // fault switches were cleared.
+    let mut heal_ms = None;
+    match p.kind {
+        Kind::Kill9Restart | Kind::KillLeader => {
+            mark(false);
+            c.kill9(node)?;
+            std::thread::sleep(hold);
+            c.restart(node)?;
+            heal_ms = Some(h.now_ms());
+            // Best effort: convergence below reports a node that never gets ready.
+            let _ = c.wait_ready(node);
+            mark(true);
+        }
+        Kind::Pause => {
+            mark(false);
+            c.pause(node, true)?;
+            std::thread::sleep(hold);
+            c.pause(node, false)?;
+            mark(true);
+        }
+        Kind::GracefulRestart => {
+            mark(false);
+            let t = std::time::Instant::now();
+            let (clean, status) = c.terminate(node, Duration::from_secs(20))?;
+            note = format!(
+                "SIGTERM: {} ({status}) after {:.1} s",
+                if clean { "exited" } else { "did not exit" },
+                t.elapsed().as_secs_f64()
+            );
+            std::thread::sleep(hold.saturating_sub(t.elapsed()));
+            c.restart(node)?;
+            heal_ms = Some(h.now_ms());
+            // Best effort: convergence below reports a node that never gets ready.
+            let _ = c.wait_ready(node);
+            mark(true);
+        }
+        Kind::Partition => {
+            mark(false);
+            c.set_faults(node, &others, &others)?;
+            for &j in &others {
+                c.set_faults(j, &[node], &[node])?;
+            }
+            std::thread::sleep(hold);
+            for j in 0..c.len() {
+                c.set_faults(j, &[], &[])?;
+            }
+            mark(true);
+        }
+    }
+    let heal_ms = heal_ms.unwrap_or_else(|| h.now_ms());
+    let (converged_ms, leader_after) = match c.wait_converged(CONVERGE_BOUND, false) {
+        Ok(conv) => (Some(h.now_ms()), Some(conv.leader + 1)),
+        Err(e) => {
+            note = format!("{note} NOT CONVERGED: {e}");
+            (None, None)
+        }
+    };
+    Ok(FaultEvent {
+        kind: p.kind.name().to_string(),
+        node: node + 1,
+        was_leader: leader == Some(node),
+        start_ms,
+        heal_ms,
+        converged_ms,
+        leader_after,
+        note: note.trim().to_string(),
+    })
+}
