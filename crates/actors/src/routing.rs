@@ -81,11 +81,10 @@ impl std::fmt::Debug for Limiter {
     }
 }
 
-/// One owner's group after its check: owner, positions, items (for a retry), outcome.
+/// One owner's group after its check: owner, the items (for a retry), outcome.
 type GroupOutcome = (
     u64,
-    Vec<usize>,
-    Vec<CheckItem>,
+    Vec<Pending>,
     Result<Vec<Result<Decision, BucketError>>, RemoteError>,
 );
 
@@ -104,8 +103,29 @@ enum RemoteError {
 
 type Outcome = Result<Decision, BucketError>;
 
-/// Rounds of a check: the first send, one retry after a failure, and "moved" hops.
-const MAX_ROUNDS: usize = 4;
+/// Sends of one item to distinct owners: the first, one retry after a failure, and
+/// "moved" hops.
+const MAX_HOPS: u8 = 4;
+
+/// Times one item may bounce straight back ("moved" to the node that just sent it on):
+/// during a handover the two nodes briefly disagree, so each bounce waits
+/// [`BOUNCE_PAUSE`] for the handed-over state or the view change to land.
+const MAX_BOUNCES: u8 = 20;
+
+/// Pause before resending items that bounced (see [`MAX_BOUNCES`]).
+const BOUNCE_PAUSE: Duration = Duration::from_millis(25);
+
+/// An item still to be checked, and where it has been.
+struct Pending {
+    pos: usize,
+    item: CheckItem,
+    /// The node it was sent on to ("moved"), if any; else its owner in our view.
+    to: Option<u64>,
+    /// The node that answered "moved" last.
+    from: Option<u64>,
+    hops: u8,
+    bounces: u8,
+}
 
 /// A concurrency lease granted by `owner`: released there, whoever owns the key by then.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,32 +195,40 @@ impl Limiter {
     /// Checks every item at its owner; results come back in the order of `items`.
     pub async fn check(&self, ctx: &CheckContext, items: Vec<CheckItem>) -> Vec<Outcome> {
         let mut results: Vec<Outcome> = vec![Err(BucketError::Unavailable); items.len()];
-        // Each pending item with the node it was sent on to ("moved"), if any.
-        let mut pending: Vec<(usize, CheckItem, Option<u64>)> = Vec::with_capacity(items.len());
-        for (pos, it) in items.into_iter().enumerate() {
+        let mut pending: Vec<Pending> = Vec::with_capacity(items.len());
+        for (pos, item) in items.into_iter().enumerate() {
             // Invalid limits are answered here: no point sending them anywhere.
-            match it.limit.validate(it.algorithm) {
-                Ok(()) => pending.push((pos, it, None)),
+            match item.limit.validate(item.algorithm) {
+                Ok(()) => pending.push(Pending {
+                    pos,
+                    item,
+                    to: None,
+                    from: None,
+                    hops: 0,
+                    bounces: 0,
+                }),
                 Err(e) => results[pos] = Err(BucketError::Limit(e)),
             }
         }
         let mut retried = false;
         let mut failed = false;
-        for round in 0..MAX_ROUNDS {
-            if pending.is_empty() {
-                break;
-            }
+        let mut bounced = false;
+        // Every item leaves `pending` after at most MAX_HOPS + MAX_BOUNCES sends.
+        while !pending.is_empty() {
             if failed {
                 // Gives a restarting session or a gossip update a moment to land.
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                failed = false;
+            } else if bounced {
+                tokio::time::sleep(BOUNCE_PAUSE).await;
             }
+            failed = false;
+            bounced = false;
             // Recomputed every round: a failed owner may have left the view meanwhile.
             let members = self.members();
-            let mut groups: HashMap<u64, Vec<(usize, CheckItem)>> = HashMap::new();
-            for (pos, it, to) in pending.drain(..) {
-                let owner = to.unwrap_or_else(|| self.owner_of(&it.key, &members));
-                groups.entry(owner).or_default().push((pos, it));
+            let mut groups: HashMap<u64, Vec<Pending>> = HashMap::new();
+            for p in pending.drain(..) {
+                let owner = p.to.unwrap_or_else(|| self.owner_of(&p.item.key, &members));
+                groups.entry(owner).or_default().push(p);
             }
             let mut outcomes = Vec::with_capacity(groups.len());
             if groups.len() == 1 {
@@ -221,29 +249,48 @@ impl Limiter {
                     }
                 }
             }
-            let last = round + 1 == MAX_ROUNDS;
-            for (owner, positions, items, outcome) in outcomes {
+            for (owner, group, outcome) in outcomes {
                 match outcome {
                     Ok(outs) => {
-                        for ((pos, it), o) in positions.into_iter().zip(items).zip(outs) {
+                        for (mut p, o) in group.into_iter().zip(outs) {
                             match o {
-                                Err(BucketError::Moved(to)) if !last && to != owner => {
-                                    pending.push((pos, it, Some(to)));
+                                Err(BucketError::Moved(to)) if to != owner => {
+                                    let bounce = p.from == Some(to);
+                                    if bounce && p.bounces < MAX_BOUNCES {
+                                        p.bounces += 1;
+                                        bounced = true;
+                                    } else if !bounce && p.hops + 1 < MAX_HOPS {
+                                        p.hops += 1;
+                                    } else {
+                                        tracing::info!(key = %p.item.key, owner, to, hops = p.hops, bounces = p.bounces, "check moved too often; answered unavailable");
+                                        results[p.pos] = Err(BucketError::Unavailable);
+                                        continue;
+                                    }
+                                    p.to = Some(to);
+                                    p.from = Some(owner);
+                                    pending.push(p);
                                 }
                                 Err(BucketError::Moved(_)) => {
-                                    results[pos] = Err(BucketError::Unavailable);
+                                    results[p.pos] = Err(BucketError::Unavailable);
                                 }
-                                o => results[pos] = o,
+                                o => results[p.pos] = o,
                             }
                         }
                     }
-                    Err(e) if !retried && !last => {
-                        tracing::info!(owner, error = %e, items = items.len(), "routed check failed; retrying once");
+                    Err(e) if !retried => {
+                        tracing::info!(owner, error = %e, items = group.len(), "routed check failed; retrying once");
                         failed = true;
-                        pending.extend(positions.into_iter().zip(items).map(|(p, i)| (p, i, None)));
+                        pending.extend(group.into_iter().filter(|p| p.hops + 1 < MAX_HOPS).map(
+                            |mut p| {
+                                p.hops += 1;
+                                p.to = None;
+                                p.from = None;
+                                p
+                            },
+                        ));
                     }
                     Err(e) => {
-                        tracing::warn!(owner, error = %e, items = items.len(), "routed check failed twice");
+                        tracing::warn!(owner, error = %e, items = group.len(), "routed check failed twice");
                     }
                 }
             }
@@ -258,15 +305,15 @@ impl Limiter {
         &self,
         owner: u64,
         ctx: &CheckContext,
-        group: Vec<(usize, CheckItem)>,
+        group: Vec<Pending>,
     ) -> GroupOutcome {
-        let (positions, items): (Vec<usize>, Vec<CheckItem>) = group.into_iter().unzip();
+        let items: Vec<CheckItem> = group.iter().map(|p| p.item.clone()).collect();
         let outcome = if owner == self.node_id {
-            Ok(self.buckets.check(items.clone()).await)
+            Ok(self.buckets.check(items).await)
         } else {
-            self.remote(owner, ctx, items.clone()).await
+            self.remote(owner, ctx, items).await
         };
-        (owner, positions, items, outcome)
+        (owner, group, outcome)
     }
 
     /// Acquires concurrency lease `lease_id` under `key` at the key's owner: `Ok(Some)`

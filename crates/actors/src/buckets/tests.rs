@@ -224,3 +224,95 @@ async fn released_buckets_answer_moved_and_installed_or_replicated_ones_continue
     );
     b.stop().await;
 }
+
+/// Node 2 while it has not yet taken a bucket over: it sends the first `n` checks back
+/// to node 1 ("moved"), then admits.
+struct LateOwner;
+
+impl Actor for LateOwner {
+    type Msg = crate::router::RouterMsg;
+    type State = u32;
+    type Arguments = u32;
+    async fn pre_start(&self, _: ActorRef<Self::Msg>, n: u32) -> Result<u32, ActorProcessingErr> {
+        Ok(n)
+    }
+    async fn handle(
+        &self,
+        _: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        left: &mut u32,
+    ) -> Result<(), ActorProcessingErr> {
+        use crate::router::{CheckReply, RouterMsg, Wire, WireOutcome};
+        if let RouterMsg::CheckBuckets(Wire(Ok(batch)), port) = msg {
+            let results = batch
+                .items
+                .iter()
+                .map(|it| {
+                    if *left > 0 {
+                        WireOutcome::Moved(1)
+                    } else {
+                        let mut slot = None;
+                        colony_ratelimit::check(
+                            &mut slot,
+                            it.algorithm,
+                            &it.limit,
+                            it.hits,
+                            crate::leases::now_ms(),
+                        )
+                        .map_or_else(WireOutcome::Invalid, WireOutcome::Decision)
+                    }
+                })
+                .collect();
+            *left = left.saturating_sub(1);
+            let _ = port.send(Wire(Ok(CheckReply { results })));
+        }
+        Ok(())
+    }
+}
+
+/// Node 1 released a bucket to node 2, which does not have it yet and still thinks node
+/// 1 owns the key: the check bounces between them until node 2 takes it over, then is
+/// answered (not given up as unavailable after a fixed number of hops).
+async fn bounced_check(bounces: u32) -> Result<Decision, BucketError> {
+    let (peer, _) = Actor::spawn(None, LateOwner, bounces).await.unwrap();
+    let view = Arc::new(TwoNodes {
+        peer: peer.get_cell(),
+    });
+    let handoff = Handoff::new(1, view.clone(), crate::HandoffConfig::default());
+    let b = Buckets::start(BucketsConfig {
+        shards: 1,
+        handoff: Some(handoff),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mine = key_owned_by(1);
+    assert_eq!(admitted(&b, &mine, 1).await, 1);
+    assert!(matches!(
+        b.release(mine.clone(), 2).await,
+        Ok(PullAnswer::State(_))
+    ));
+    let limiter = crate::Limiter::new(1, b.clone(), view, crate::LimiterConfig::default());
+    let ctx = crate::CheckContext {
+        request_id: "r".into(),
+        tenant_id: "t".into(),
+    };
+    let r = limiter.check(&ctx, vec![item(&mine, 1)]).await.remove(0);
+    b.stop().await;
+    peer.stop(None);
+    r
+}
+
+#[tokio::test]
+async fn a_check_bouncing_during_a_handover_is_answered_once_the_new_owner_has_it() {
+    assert!(bounced_check(0).await.is_ok());
+    assert!(
+        bounced_check(5).await.is_ok(),
+        "five bounces (125 ms) are waited out"
+    );
+    assert_eq!(
+        bounced_check(1000).await,
+        Err(BucketError::Unavailable),
+        "an endless bounce is given up"
+    );
+}
