@@ -15,16 +15,43 @@ use std::time::{Duration, Instant};
 
 const YEAR_MS: u64 = 365 * 86_400_000;
 
-/// One check straight over HTTP (usable from a traffic thread): the responses, or `None`
-/// when the request failed as a whole (connection refused, 503, ...).
-fn check(url: &str, api_key: &str, items: &Value) -> Option<Vec<Value>> {
+/// How a whole check request ended, as the client saw it.
+enum Answer {
+    /// The per-item responses.
+    Responses(Vec<Value>),
+    /// The connection was refused: the node never saw the request, so nothing was charged.
+    Refused,
+    /// Anything else (reset, timeout, 5xx): the hits may or may not have been charged.
+    Unknown(String),
+}
+
+/// One check straight over HTTP (usable from a traffic thread).
+fn send_check(url: &str, api_key: &str, items: &Value) -> Answer {
     let res = ureq::post(&format!("{url}/v1/ratelimit/check"))
         .timeout(Duration::from_secs(10))
         .set("authorization", &format!("Bearer {api_key}"))
-        .send_json(json!({ "requests": items }))
-        .ok()?;
-    let v: Value = res.into_json().ok()?;
-    v["responses"].as_array().cloned()
+        .send_json(json!({ "requests": items }));
+    match res {
+        Ok(res) => match res.into_json::<Value>() {
+            Ok(v) => match v["responses"].as_array() {
+                Some(r) => Answer::Responses(r.clone()),
+                None => Answer::Unknown(format!("no responses in {v}")),
+            },
+            Err(e) => Answer::Unknown(format!("body: {e}")),
+        },
+        Err(ureq::Error::Transport(t)) if t.kind() == ureq::ErrorKind::ConnectionFailed => {
+            Answer::Refused
+        }
+        Err(e) => Answer::Unknown(e.to_string()),
+    }
+}
+
+/// The responses of one check, or `None` when the request failed as a whole.
+fn check(url: &str, api_key: &str, items: &Value) -> Option<Vec<Value>> {
+    match send_check(url, api_key, items) {
+        Answer::Responses(r) => Some(r),
+        Answer::Refused | Answer::Unknown(_) => None,
+    }
 }
 
 /// The API's tenant-scoped bucket key (crates/api/src/routes/ratelimit.rs).
@@ -45,7 +72,12 @@ fn counter(metrics: &str, event: &str) -> u64 {
 struct Tally {
     admitted: Vec<u64>,
     item_errors: Vec<u64>,
-    failed_requests: u64,
+    /// Requests refused at connect: charged nothing.
+    refused: u64,
+    /// Requests whose outcome the client cannot know (each may have charged one hit per
+    /// key), with the first few reasons for the failure message.
+    unknown: u64,
+    reasons: Vec<String>,
 }
 
 #[test]
@@ -71,7 +103,7 @@ fn a_join_and_a_drain_under_traffic_hand_buckets_over_exactly() {
     let tally = Arc::new(Mutex::new(Tally {
         admitted: vec![0; KEYS],
         item_errors: vec![0; KEYS],
-        failed_requests: 0,
+        ..Tally::default()
     }));
     let traffic = {
         let (urls, stop, rounds, tally, items, api_key) = (
@@ -90,19 +122,28 @@ fn a_join_and_a_drain_under_traffic_hand_buckets_over_exactly() {
                     u[i % u.len()].clone()
                 };
                 i += 1;
-                let answer = check(&url, &api_key, &items);
+                let answer = send_check(&url, &api_key, &items);
                 let mut t = tally.lock().unwrap();
                 match answer {
-                    Some(responses) => {
+                    Answer::Responses(responses) => {
                         for (k, r) in responses.iter().enumerate() {
-                            if r.get("error").is_some() {
+                            if let Some(e) = r.get("error") {
                                 t.item_errors[k] += 1;
+                                if t.reasons.len() < 5 {
+                                    t.reasons.push(format!("item {k} via {url}: {e}"));
+                                }
                             } else if r["status"] == "under_limit" {
                                 t.admitted[k] += 1;
                             }
                         }
                     }
-                    None => t.failed_requests += 1,
+                    Answer::Refused => t.refused += 1,
+                    Answer::Unknown(why) => {
+                        t.unknown += 1;
+                        if t.reasons.len() < 5 {
+                            t.reasons.push(format!("request via {url}: {why}"));
+                        }
+                    }
                 }
                 drop(t);
                 rounds.fetch_add(1, Ordering::Relaxed);
@@ -127,6 +168,7 @@ fn a_join_and_a_drain_under_traffic_hand_buckets_over_exactly() {
     // Node 1 drains (SIGTERM) while it still takes traffic: it hands its buckets over and
     // forwards what still reaches it, then exits 0.
     let drained_url = c.node(1).url.clone();
+    let logs: Vec<_> = (0..4).map(|i| c.node(i).log.clone()).collect();
     let status = c.terminate(1, Duration::from_secs(30));
     assert!(status.success(), "drain exits 0: {status:?}");
     urls.lock().unwrap().retain(|u| *u != drained_url);
@@ -136,9 +178,15 @@ fn a_join_and_a_drain_under_traffic_hand_buckets_over_exactly() {
     traffic.join().unwrap();
 
     let t = tally.lock().unwrap();
+    // On failure, the nodes' logs say which handover went wrong.
+    if t.item_errors.iter().sum::<u64>() > 0 || t.unknown > 0 {
+        for (i, l) in logs.iter().enumerate() {
+            eprintln!("==== node {i}\n{}", l.lock().unwrap().join("\n"));
+        }
+    }
     eprintln!(
-        "admitted per key {:?}; item errors {:?}; failed requests {}",
-        t.admitted, t.item_errors, t.failed_requests
+        "admitted per key {:?}; item errors {:?}; refused {}; unknown outcome {}; {:?}",
+        t.admitted, t.item_errors, t.refused, t.unknown, t.reasons
     );
     // Every hit the clients saw admitted is in the bucket, and nothing else: the bucket's
     // remaining count, read through every node, is the limit minus the admitted hits.
@@ -154,18 +202,26 @@ fn a_join_and_a_drain_under_traffic_hand_buckets_over_exactly() {
         for (k, r) in responses.iter().enumerate() {
             let remaining = r["remaining"].as_u64().unwrap();
             let used = LIMIT - remaining;
+            // A request that failed as a whole after being sent may have been charged.
+            let unknown = t.item_errors[k] + t.unknown;
             assert!(
-                used >= t.admitted[k] && used <= t.admitted[k] + t.item_errors[k],
-                "key {k}: {used} hits used, {} admitted (+{} unknown) — node {i}",
+                used >= t.admitted[k] && used <= t.admitted[k] + unknown,
+                "key {k}: {used} hits used, {} admitted (+{unknown} unknown) — node {i}; {:?}",
                 t.admitted[k],
-                t.item_errors[k]
+                t.reasons
             );
         }
     }
     assert!(
         t.item_errors.iter().sum::<u64>() == 0,
-        "items failed during the changes: {:?}",
-        t.item_errors
+        "items failed during the changes: {:?}; {:?}",
+        t.item_errors,
+        t.reasons
+    );
+    assert_eq!(
+        t.unknown, 0,
+        "requests failed as a whole during the changes: {:?}",
+        t.reasons
     );
     // The changes did move buckets (the test exercises handoff, not a lucky placement).
     let moved: u64 = c
@@ -291,6 +347,19 @@ fn draining_another_node_over_the_api_hands_its_buckets_over() {
     );
     assert_eq!(r.status, 202, "{}", r.text);
     assert_eq!(r.json["state"], "draining");
+    // While it drains, the node still answers but asks clients to close their connection,
+    // so none sends its next request into a socket the shutdown is about to close.
+    let closes = eventually(Duration::from_secs(10), "connection: close", || {
+        let res = c.node(2).get("/healthz", None);
+        let close = res
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        (res.status == 0 || close).then_some(res.status)
+    });
+    assert_eq!(
+        closes, 200,
+        "the draining node answered with connection: close"
+    );
     let status = c.wait_exit(2, Duration::from_secs(30));
     assert!(status.success(), "a drained node exits 0: {status:?}");
     c.wait_active(2);

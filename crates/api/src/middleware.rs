@@ -85,6 +85,12 @@ pub async fn around_request(State(app): State<AppState>, mut req: Request, next:
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(REQUEST_ID.clone(), v);
     }
+    if app.lifecycle.is_draining() {
+        // Clients stop reusing this connection now, while the node still answers, instead
+        // of sending their next request into a socket the shutdown is about to close.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     resp
 }
 
