@@ -106,6 +106,9 @@ struct Inner {
     members: RwLock<Arc<Vec<u64>>>,
     replicating: AtomicBool,
     resync: AtomicBool,
+    /// The view changed since buckets were last pushed to their new owners (set by
+    /// whoever refreshes it; cleared by the poll loop, which pushes).
+    unpushed: AtomicBool,
     enabled: AtomicBool,
     config: HandoffConfig,
     counters: HandoffCounters,
@@ -141,6 +144,7 @@ impl Handoff {
                 members: RwLock::new(Arc::new(Vec::new())),
                 replicating: AtomicBool::new(false),
                 resync: AtomicBool::new(false),
+                unpushed: AtomicBool::new(false),
                 enabled: AtomicBool::new(true),
                 config,
                 counters: HandoffCounters::default(),
@@ -185,6 +189,16 @@ impl Handoff {
 
     /// Where `key` lives by this node's newest view, with previous owners to ask.
     pub fn locate(&self, key: &str) -> Locate {
+        {
+            let h = self.inner.history.read().unwrap_or_else(|p| p.into_inner());
+            if !h.current().is_empty() {
+                return h.locate(key, Instant::now(), self.inner.config.window);
+            }
+        }
+        // No view yet: the node has just started and peers route to it before the poll
+        // ran. An empty view would make it the owner of everything with nobody to ask
+        // (a fresh bucket beside the interim owner's); read the view now instead.
+        self.refresh();
         let h = self.inner.history.read().unwrap_or_else(|p| p.into_inner());
         h.locate(key, Instant::now(), self.inner.config.window)
     }
@@ -225,6 +239,7 @@ impl Handoff {
         if !changed {
             return None;
         }
+        self.inner.unpushed.store(true, Ordering::SeqCst);
         let me = self.inner.node_id;
         let replicating = members.contains(&me) && members.len() > 1;
         self.inner.replicating.store(replicating, Ordering::Relaxed);
@@ -437,8 +452,11 @@ impl Handoff {
                 _ = poll.tick() => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
-            if let Some(members) = self.refresh() {
+            // Also when another caller (a check, the drain) refreshed the view first.
+            self.refresh();
+            if self.inner.unpushed.swap(false, Ordering::SeqCst) {
                 let n = self.push_moved(&buckets).await;
+                let members = self.members();
                 tracing::info!(members = ?members, handed_off = n, "bucket owners changed");
             }
             if last_replication.elapsed() >= self.inner.config.replication_interval {

@@ -316,3 +316,30 @@ async fn a_check_bouncing_during_a_handover_is_answered_once_the_new_owner_has_i
         "an endless bounce is given up"
     );
 }
+
+/// A view whose members are set by the test.
+struct SetView(std::sync::Mutex<Vec<u64>>);
+
+impl crate::routing::ClusterView for SetView {
+    fn active_members(&self) -> Vec<u64> {
+        self.0.lock().unwrap().clone()
+    }
+    fn router_of(&self, _: u64) -> Option<ractor::ActorCell> {
+        None
+    }
+}
+
+#[test]
+fn a_just_started_node_asks_the_interim_owner_even_before_its_first_poll() {
+    // Node 1 starts knowing nobody; by the time a peer routes a check to it, membership
+    // lists it and node 2, but the handoff poll has not run yet.
+    let view = Arc::new(SetView(std::sync::Mutex::new(Vec::new())));
+    let handoff = Handoff::new(1, view.clone(), crate::HandoffConfig::default());
+    *view.0.lock().unwrap() = vec![1, 2];
+    let mine = key_owned_by(1);
+    assert_eq!(
+        handoff.locate(&mine),
+        crate::ownership::Locate::Mine { prior: vec![2] },
+        "node 2 held the key while node 1 was away"
+    );
+}
