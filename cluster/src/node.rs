@@ -31,6 +31,14 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a write waits for a new leader while leadership changes.
 pub const LEADER_CHANGE_WAIT: Duration = Duration::from_secs(3);
 
+/// Why one try of a linearizable read's index failed.
+enum ReadAttempt {
+    /// Not worth asking again (fatal, or this node could not catch up).
+    Failed(WriteError),
+    /// Ask again once a leader other than `leader` is known.
+    Retry { leader: Option<NodeId>, why: String },
+}
+
 /// How one try of a write ended.
 enum Attempt {
     /// Applied, rejected, or failed in a way that must not be retried.
@@ -440,20 +448,60 @@ impl RaftNode {
     /// Waits until this node has applied everything committed before the call, so a local
     /// read after it is linearizable. The leader confirms its leadership with a quorum; a
     /// follower asks the leader for its read index and waits to apply up to it.
+    ///
+    /// Asking has no side effects, so while leadership changes (a leader drains or dies)
+    /// it waits for the next leader and asks again, for up to [`LEADER_CHANGE_WAIT`].
     pub async fn ensure_linearizable(&self) -> Result<(), WriteError> {
-        let hint = match self.raft.ensure_linearizable().await {
-            Ok(_) => return Ok(()),
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
-                f.leader_id.map(|id| LeaderHint {
-                    id,
-                    node: f.leader_node,
-                })
+        let deadline = Instant::now() + LEADER_CHANGE_WAIT;
+        loop {
+            let (leader, why) = match self.read_index_once().await {
+                Ok(()) => return Ok(()),
+                Err(ReadAttempt::Failed(e)) => return Err(e),
+                Err(ReadAttempt::Retry { leader, why }) => (leader, why),
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(WriteError::Unavailable(why));
             }
-            Err(RaftError::APIError(e)) => return Err(WriteError::Unavailable(e.to_string())),
-            Err(RaftError::Fatal(f)) => return Err(WriteError::Fatal(f.to_string())),
+            let wait = (deadline - now).min(Duration::from_millis(500));
+            let _ = self
+                .raft
+                .wait(Some(wait))
+                .metrics(
+                    |m| m.current_leader.is_some() && m.current_leader != leader,
+                    "a new leader",
+                )
+                .await;
+        }
+    }
+
+    /// One try of [`Self::ensure_linearizable`].
+    async fn read_index_once(&self) -> Result<(), ReadAttempt> {
+        let retry = |leader: Option<NodeId>, why: String| ReadAttempt::Retry { leader, why };
+        let hint = if self.stepping_down.load(Ordering::SeqCst) {
+            // A draining leader has stopped confirming its leadership: ask the next one.
+            None
+        } else {
+            match self.raft.ensure_linearizable().await {
+                Ok(_) => return Ok(()),
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                    f.leader_id.map(|id| LeaderHint {
+                        id,
+                        node: f.leader_node,
+                    })
+                }
+                Err(RaftError::APIError(e)) => return Err(retry(Some(self.id), e.to_string())),
+                Err(RaftError::Fatal(f)) => {
+                    return Err(ReadAttempt::Failed(WriteError::Fatal(f.to_string())))
+                }
+            }
         };
         let Some(leader) = self.leader_addr(hint.as_ref()) else {
-            return Err(WriteError::Unavailable(
+            let known = hint
+                .map(|h| h.id)
+                .or_else(|| self.raft.metrics().borrow().current_leader);
+            return Err(retry(
+                known,
                 "no Raft leader is known; retry shortly".into(),
             ));
         };
@@ -465,16 +513,20 @@ impl RaftNode {
             .call(leader.0, &leader.1, paths::READ_INDEX, &(), FORWARD_TIMEOUT)
             .await
             .map_err(|e| {
-                WriteError::Unavailable(format!("asking the leader for its read index failed: {e}"))
+                retry(
+                    Some(leader.0),
+                    format!("asking the leader for its read index failed: {e}"),
+                )
             })?;
         let index = match reply {
             ReadIndexReply::Index(i) => i,
             ReadIndexReply::NotLeader(_) => {
-                return Err(WriteError::Unavailable(
+                return Err(retry(
+                    Some(leader.0),
                     "the Raft leader changed; retry shortly".into(),
                 ))
             }
-            ReadIndexReply::Unavailable(why) => return Err(WriteError::Unavailable(why)),
+            ReadIndexReply::Unavailable(why) => return Err(retry(Some(leader.0), why)),
         };
         if let Some(index) = index {
             self.raft
@@ -482,7 +534,9 @@ impl RaftNode {
                 .applied_index_at_least(Some(index), "linearizable read")
                 .await
                 .map_err(|e| {
-                    WriteError::Unavailable(format!("this node did not catch up in time: {e}"))
+                    ReadAttempt::Failed(WriteError::Unavailable(format!(
+                        "this node did not catch up in time: {e}"
+                    )))
                 })?;
         }
         Ok(())
