@@ -479,9 +479,13 @@ pub fn ratelimit(ops: &[Op], faults: &[FaultEvent]) -> Check {
         let mut windows: Vec<(f64, f64, u64, bool)> = faults
             .iter()
             .filter_map(|f| {
-                let kind = Kind::ALL.iter().find(|k| k.name() == f.kind)?;
-                if *kind == Kind::Partition {
-                    Some((f.start_ms, f.heal_ms + 2000.0, BUCKET_LIMIT, true))
+                let kind = Kind::EVERY.iter().find(|k| k.name() == f.kind)?;
+                if kind.is_partition_like() {
+                    // The sides keep serving apart until the views merge: 2 s after the
+                    // heal, or until the cluster converged when that took longer (real
+                    // network faults make members renew their identities first).
+                    let merged = f.converged_ms.unwrap_or(0.0).max(f.heal_ms + 2000.0);
+                    Some((f.start_ms, merged, BUCKET_LIMIT, true))
                 } else if kind.is_crash_like() {
                     let before = times
                         .iter()
@@ -576,4 +580,83 @@ pub fn convergence(
         ),
         json!({"problems": problems, "after_heal_s": times}),
     )
+}
+
+/// No answer was a 5xx and no request was lost in flight (reset or timed out); refused
+/// connections (the request never reached a node) are counted, not failed. Run on the
+/// rolling scenarios, whose load goes to ready nodes only.
+pub fn server_errors(ops: &[Op]) -> Check {
+    let mut by_kind: std::collections::BTreeMap<&str, [u64; 3]> = Default::default();
+    let mut problems = Vec::new();
+    for o in ops {
+        let slot = match o.status {
+            Some(s) if s >= 500 => 0,
+            Some(_) => continue,
+            None if o.detail["refused"].as_bool() == Some(true) => 2,
+            None => 1,
+        };
+        by_kind.entry(o.kind.as_str()).or_default()[slot] += 1;
+        if slot < 2 && problems.len() < 20 {
+            problems.push(format!(
+                "{} to n{} at {:.1}s: {} {}",
+                o.kind,
+                o.node + 1,
+                o.invoke_ms / 1000.0,
+                o.status.map_or("no answer".to_string(), |s| s.to_string()),
+                o.detail["error"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    let total = |i: usize| by_kind.values().map(|v| v[i]).sum::<u64>();
+    let (fivexx, lost, refused) = (total(0), total(1), total(2));
+    check(
+        "no-server-errors",
+        fivexx == 0 && lost == 0,
+        format!(
+            "{fivexx} 5xx answers, {lost} requests lost in flight, {refused} refused connections in {} operations",
+            ops.len()
+        ),
+        json!({"problems": problems,
+               "by_kind": by_kind.iter().map(|(k, v)| (k.to_string(), json!({"5xx": v[0], "lost": v[1], "refused": v[2]}))).collect::<serde_json::Map<_, _>>()}),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(status: Option<u16>, detail: Value) -> Op {
+        Op {
+            id: 0,
+            process: "p".into(),
+            kind: "register.write".into(),
+            node: 0,
+            key: "k".into(),
+            value: None,
+            invoke_ms: 0.0,
+            complete_ms: 1.0,
+            outcome: Outcome::Ok,
+            status,
+            request_id: None,
+            detail,
+        }
+    }
+
+    #[test]
+    fn server_errors_fail_on_5xx_and_lost_requests_but_not_on_refusals() {
+        let ok = vec![
+            op(Some(200), Value::Null),
+            op(Some(429), Value::Null),
+            op(None, json!({"error": "refused", "refused": true})),
+        ];
+        assert!(server_errors(&ok).ok);
+        let mut five = ok.clone();
+        five.push(op(Some(503), json!({"error": "no leader"})));
+        assert!(!server_errors(&five).ok);
+        let mut lost = ok;
+        lost.push(op(None, json!({"error": "timed out", "refused": false})));
+        let c = server_errors(&lost);
+        assert!(!c.ok);
+        assert!(c.summary.contains("1 requests lost"), "{}", c.summary);
+    }
 }

@@ -5,6 +5,8 @@
 //! is killed when its [`Node`] (or the [`Cluster`]) is dropped, also on error or panic;
 //! the data dirs live in a temporary directory removed afterwards.
 
+use crate::nemesis::Kind;
+use crate::netns::Net;
 use anyhow::{anyhow, bail, Context, Result};
 use colony_nodeproc::Client;
 pub use colony_nodeproc::{Addrs, Node, Spec};
@@ -50,13 +52,18 @@ pub struct Cluster {
     pub ids: Vec<String>,
     dirs: Vec<PathBuf>,
     spec: Spec,
+    /// The binary `upgrade` switches a node to (`--upgrade-to`), and the nodes switched.
+    upgrade_to: Option<PathBuf>,
+    upgraded: Vec<bool>,
+    /// `--net netns`: the namespaces the nodes run in (removed after the nodes are gone).
+    net: Option<Net>,
     client: Client,
     root: tempfile::TempDir,
 }
 
 impl Cluster {
     /// Starts `n` nodes: the first bootstraps, the others join through its gossip address.
-    pub fn start(spec: Spec, n: usize) -> Result<Cluster> {
+    pub fn start(spec: Spec, n: usize, net: Option<Net>) -> Result<Cluster> {
         let root = tempfile::Builder::new()
             .prefix("colony-chaos-")
             .tempdir()
@@ -67,6 +74,9 @@ impl Cluster {
             addrs: Vec::new(),
             ids: Vec::new(),
             dirs: Vec::new(),
+            upgrade_to: None,
+            upgraded: vec![false; n],
+            net,
             client: Client::new(Duration::from_secs(2)),
             spec,
             root,
@@ -79,8 +89,15 @@ impl Cluster {
                 .map(|a| a.gossip.clone())
                 .into_iter()
                 .collect();
-            let node = Node::spawn(&c.spec, &format!("node-{}", i + 1), &dir, None, &seeds)
-                .with_context(|| format!("starting node {}", i + 1))?;
+            let addrs = c.net.as_ref().map(|net| net.addrs(i));
+            let node = Node::spawn(
+                &c.node_spec(i),
+                &format!("node-{}", i + 1),
+                &dir,
+                addrs.as_ref(),
+                &seeds,
+            )
+            .with_context(|| format!("starting node {}", i + 1))?;
             c.addrs.push(node.addrs.clone());
             c.ids.push(node.id.clone());
             c.dirs.push(dir);
@@ -340,6 +357,53 @@ impl Cluster {
         Ok(())
     }
 
+    /// How node `i` is started: its binary (upgraded or not) and namespace.
+    fn node_spec(&self, i: usize) -> Spec {
+        let mut spec = self.spec.clone();
+        if let (true, Some(bin)) = (self.upgraded[i], &self.upgrade_to) {
+            spec.bin = bin.clone();
+        }
+        if let Some(net) = &self.net {
+            spec.wrap = net.wrap(i);
+        }
+        spec
+    }
+
+    /// Injects a network fault (`--net netns`) between node `i` and `others`.
+    pub fn net_fault(&self, i: usize, others: &[usize], kind: Kind) -> Result<()> {
+        let Some(net) = &self.net else {
+            bail!("{} needs --net netns", kind.name());
+        };
+        match kind {
+            Kind::NetPartition => net.partition(i, others, false),
+            Kind::NetOneWay => net.partition(i, others, true),
+            Kind::NetLoss => net.loss(i, others, 30),
+            other => bail!("{} is not a network fault", other.name()),
+        }
+    }
+
+    /// Lifts node `i`'s network faults.
+    pub fn net_heal(&self, i: usize) -> Result<()> {
+        match &self.net {
+            Some(net) => net.heal(i),
+            None => Ok(()),
+        }
+    }
+
+    /// The binary [`Cluster::upgrade`] switches nodes to.
+    pub fn set_upgrade_to(&mut self, bin: PathBuf) {
+        self.upgrade_to = Some(bin);
+    }
+
+    /// Node `i` runs the `upgrade_to` binary from its next restart on.
+    pub fn upgrade(&mut self, i: usize) -> Result<()> {
+        if self.upgrade_to.is_none() {
+            bail!("no binary to upgrade to (--upgrade-to)");
+        }
+        self.upgraded[i] = true;
+        Ok(())
+    }
+
     /// Restarts node `i` in place (same data dir and addresses), seeded with the gossip
     /// addresses of the other nodes.
     pub fn restart(&mut self, i: usize) -> Result<()> {
@@ -352,7 +416,7 @@ impl Cluster {
             .collect();
         let label = format!("node-{}", i + 1);
         let node = Node::spawn(
-            &self.spec,
+            &self.node_spec(i),
             &label,
             &self.dirs[i],
             Some(&self.addrs[i]),

@@ -7,6 +7,7 @@ mod checks;
 mod cluster;
 mod history;
 mod nemesis;
+mod netns;
 mod report;
 mod wgl;
 mod workload;
@@ -25,8 +26,10 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Parser)]
 #[command(name = "colony-chaos", version)]
 struct Args {
-    /// `smoke` (each fault once, about 2 minutes in all), `mixed` (random faults and
-    /// targets filling the duration) or `drain-leader` (graceful restarts of the leader).
+    /// `smoke` (each fault once), `mixed` (random faults and targets filling the
+    /// duration), `drain-leader` (graceful restarts of the leader), `rolling-restart`
+    /// (every node in turn, load through ready nodes only, no 5xx allowed) or
+    /// `rolling-upgrade` (the same, onto `--upgrade-to`).
     #[arg(long, default_value = "smoke")]
     scenario: String,
     /// How long the workload and faults run (the checks come after): `60s`, `5m`.
@@ -50,6 +53,15 @@ struct Args {
     /// Keep each node's log in this directory (`node-<i>.log`).
     #[arg(long)]
     log_dir: Option<PathBuf>,
+    /// `app`: every node on loopback, partitions through the nodes' test-only fault
+    /// switches (no root needed). `netns`: every node in its own network namespace,
+    /// network faults with iptables (root; needed by `--scenario network`).
+    #[arg(long, default_value = "app", value_parser = ["app", "netns"])]
+    net: String,
+    /// The binary `rolling-upgrade` moves every node to, one at a time (the cluster
+    /// starts on `--colony`).
+    #[arg(long)]
+    upgrade_to: Option<PathBuf>,
     /// Start nothing: run the history checkers (linearizability, rate-limit bound) again
     /// on the history and faults of an earlier report.
     #[arg(long)]
@@ -152,12 +164,34 @@ fn recheck(path: &std::path::Path) -> Result<bool> {
 }
 
 fn run(args: &Args) -> Result<bool> {
-    if !matches!(args.scenario.as_str(), "smoke" | "mixed" | "drain-leader") {
+    const SCENARIOS: [&str; 6] = [
+        "smoke",
+        "mixed",
+        "drain-leader",
+        "rolling-restart",
+        "rolling-upgrade",
+        "network",
+    ];
+    if !SCENARIOS.contains(&args.scenario.as_str()) {
         bail!(
-            "unknown scenario {:?} (smoke, mixed, drain-leader)",
-            args.scenario
+            "unknown scenario {:?} ({})",
+            args.scenario,
+            SCENARIOS.join(", ")
         );
     }
+    let rolling = args.scenario.starts_with("rolling-");
+    if args.scenario == "network" && args.net != "netns" {
+        bail!("--scenario network injects real network faults: add --net netns (needs root)");
+    }
+    let upgrade_to = match (&args.upgrade_to, args.scenario == "rolling-upgrade") {
+        (Some(p), true) => Some(
+            std::fs::canonicalize(p)
+                .with_context(|| format!("the --upgrade-to binary {}", p.display()))?,
+        ),
+        (None, true) => bail!("rolling-upgrade needs --upgrade-to (the new binary)"),
+        (Some(_), false) => bail!("--upgrade-to is only for --scenario rolling-upgrade"),
+        (None, false) => None,
+    };
     if args.nodes < 3 {
         bail!("--nodes must be at least 3 (a fault must leave a majority)");
     }
@@ -187,7 +221,16 @@ fn run(args: &Args) -> Result<bool> {
         args.nodes,
         bin.display()
     );
-    let mut c = Cluster::start(spec, args.nodes)?;
+    let net = if args.net == "netns" {
+        Some(netns::Net::create(args.nodes)?)
+    } else {
+        None
+    };
+    let mut c = Cluster::start(spec, args.nodes, net)?;
+    if let Some(bin) = &upgrade_to {
+        println!("rolling upgrade to {}", bin.display());
+        c.set_upgrade_to(bin.clone());
+    }
     c.wait_converged(nemesis::CONVERGE_BOUND, false)
         .context("the new cluster did not converge")?;
     println!(
@@ -228,6 +271,7 @@ fn run(args: &Args) -> Result<bool> {
         seed: args.seed,
         start: started,
         down: (0..args.nodes).map(|_| AtomicBool::new(false)).collect(),
+        only_up: rolling,
     });
     let run_start_ms = history.now_ms();
     let mut workers = Vec::new();
@@ -330,6 +374,9 @@ fn run(args: &Args) -> Result<bool> {
     checks.push(checks::audit(&urls, &admin, &ops, &evals));
     checks.push(ev_check);
     checks.push(checks::ratelimit(&ops, &faults));
+    if rolling {
+        checks.push(checks::server_errors(&ops));
+    }
     checks.push(checks::convergence(
         &faults,
         &final_conv,
@@ -362,6 +409,8 @@ fn run(args: &Args) -> Result<bool> {
         "scenario": args.scenario,
         "seed": args.seed,
         "nodes": args.nodes,
+        "upgrade_to": upgrade_to,
+        "net": args.net,
         "duration_s": args.duration.as_secs_f64(),
         "passed": passed,
         "total_run_s": started.elapsed().as_secs_f64(),

@@ -28,6 +28,17 @@ pub enum Kind {
     /// The node is cut off from every other node (Raft, forwarding, gossip) with the
     /// test-only fault switches, then healed.
     Partition,
+    /// SIGTERM (graceful drain), wait for exit, then start the `--upgrade-to` binary on
+    /// the same data dir and addresses.
+    Upgrade,
+    /// `--net netns`: iptables in the node's namespace drop everything it exchanges with
+    /// the other nodes (clients still reach it).
+    NetPartition,
+    /// `--net netns`: the node's packets to the other nodes are dropped; it still hears
+    /// them.
+    NetOneWay,
+    /// `--net netns`: 30% of the packets between the node and the others are dropped.
+    NetLoss,
 }
 
 impl Kind {
@@ -40,6 +51,31 @@ impl Kind {
         Kind::Partition,
     ];
 
+    /// Every kind, for looking one up by name.
+    pub const EVERY: [Kind; 9] = [
+        Kind::Kill9Restart,
+        Kind::KillLeader,
+        Kind::Pause,
+        Kind::GracefulRestart,
+        Kind::Partition,
+        Kind::Upgrade,
+        Kind::NetPartition,
+        Kind::NetOneWay,
+        Kind::NetLoss,
+    ];
+
+    /// The network faults of the `network` scenario (need `--net netns`).
+    pub const NETWORK: [Kind; 3] = [Kind::NetPartition, Kind::NetOneWay, Kind::NetLoss];
+
+    /// Whether the cluster may split around the target (it keeps running, but others
+    /// cannot reliably reach it): its buckets may be served on both sides.
+    pub fn is_partition_like(self) -> bool {
+        matches!(
+            self,
+            Kind::Partition | Kind::NetPartition | Kind::NetOneWay | Kind::NetLoss
+        )
+    }
+
     /// Its name in reports.
     pub fn name(self) -> &'static str {
         match self {
@@ -48,13 +84,17 @@ impl Kind {
             Kind::Pause => "pause",
             Kind::GracefulRestart => "graceful-restart",
             Kind::Partition => "partition",
+            Kind::Upgrade => "upgrade",
+            Kind::NetPartition => "net-partition",
+            Kind::NetOneWay => "net-one-way",
+            Kind::NetLoss => "net-loss",
         }
     }
 
     /// Whether the target stops serving abruptly (its rate-limit buckets continue from a
     /// replica, with the over-admission bound of a crash).
     pub fn is_crash_like(self) -> bool {
-        !matches!(self, Kind::GracefulRestart)
+        !matches!(self, Kind::GracefulRestart | Kind::Upgrade)
     }
 }
 
@@ -85,9 +125,19 @@ pub struct Planned {
     pub hold_ms: u64,
 }
 
+/// Each step of a rolling restart or upgrade: the node starts again this long after the
+/// SIGTERM at the earliest (at once when its drain took longer).
+const ROLL_DOWN_MS: u64 = 1000;
+
+/// Room for one rolling step (drain, restart, convergence) when spreading the rounds.
+const ROLL_STEP_MS: u64 = 8000;
+
 /// The seeded schedule: `smoke` runs each kind once in a seeded order (the graceful
 /// restart on a follower: see `drain-leader`); `mixed` draws kinds and targets at random
-/// until `duration` is filled; `drain-leader` gracefully restarts the leader repeatedly.
+/// until `duration` is filled; `drain-leader` gracefully restarts the leader repeatedly;
+/// `rolling-restart` restarts every node in turn (last index first, as a StatefulSet
+/// rolls), as many rounds as fit; `rolling-upgrade` does one such round onto the new
+/// binary.
 pub fn plan(
     scenario: &str,
     seed: u64,
@@ -96,6 +146,27 @@ pub fn plan(
     duration: Duration,
 ) -> Vec<Planned> {
     let mut rng = StdRng::seed_from_u64(seed);
+    if matches!(scenario, "rolling-restart" | "rolling-upgrade") {
+        let usable = duration.saturating_sub(warmup).as_millis() as u64;
+        let (kind, rounds) = if scenario == "rolling-upgrade" {
+            (Kind::Upgrade, 1)
+        } else {
+            let fit = usable / (ROLL_STEP_MS * nodes as u64);
+            (Kind::GracefulRestart, fit.max(1) as usize)
+        };
+        let steps = rounds * nodes;
+        let slot = usable / steps as u64;
+        let base = warmup.as_millis() as u64;
+        return (0..steps)
+            .map(|i| Planned {
+                kind,
+                target: Target::Any,
+                node: nodes - 1 - i % nodes,
+                at_ms: base + i as u64 * slot,
+                hold_ms: ROLL_DOWN_MS,
+            })
+            .collect();
+    }
     let slot_ms = 12_000u64;
     let usable = duration.saturating_sub(warmup).as_millis() as u64;
     let n = (usable / slot_ms).max(1);
@@ -114,6 +185,15 @@ pub fn plan(
         "drain-leader" => (0..n)
             .map(|_| (Kind::GracefulRestart, Target::Leader))
             .collect(),
+        "network" => {
+            // Each network fault on a seeded node, and the two-way partition also on the
+            // leader (its followers must elect a new one; it must step down).
+            let mut k: Vec<(Kind, Target)> =
+                Kind::NETWORK.iter().map(|&k| (k, Target::Any)).collect();
+            k.push((Kind::NetPartition, Target::Leader));
+            k.shuffle(&mut rng);
+            k
+        }
         _ => (0..n)
             .map(|_| {
                 let k = Kind::ALL[rng.random_range(0..Kind::ALL.len())];
@@ -187,7 +267,7 @@ pub fn inject(
             c.pause(node, false)?;
             mark(true);
         }
-        Kind::GracefulRestart => {
+        Kind::GracefulRestart | Kind::Upgrade => {
             mark(false);
             let t = std::time::Instant::now();
             let (clean, status) = c.terminate(node, Duration::from_secs(20))?;
@@ -196,11 +276,21 @@ pub fn inject(
                 if clean { "exited" } else { "did not exit" },
                 t.elapsed().as_secs_f64()
             );
+            if p.kind == Kind::Upgrade {
+                c.upgrade(node)?;
+            }
             std::thread::sleep(hold.saturating_sub(t.elapsed()));
             c.restart(node)?;
             heal_ms = Some(h.now_ms());
             // Best effort: convergence below reports a node that never gets ready.
             let _ = c.wait_ready(node);
+            mark(true);
+        }
+        Kind::NetPartition | Kind::NetOneWay | Kind::NetLoss => {
+            mark(false);
+            c.net_fault(node, &others, p.kind)?;
+            std::thread::sleep(hold);
+            c.net_heal(node)?;
             mark(true);
         }
         Kind::Partition => {
@@ -234,4 +324,58 @@ pub fn inject(
         leader_after,
         note: note.trim().to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rolling_restart_takes_every_node_in_turn_from_the_highest_index() {
+        let p = plan(
+            "rolling-restart",
+            1,
+            3,
+            Duration::from_secs(3),
+            Duration::from_secs(51),
+        );
+        // 48 s usable, 8 s per node step: two rounds.
+        let nodes: Vec<usize> = p.iter().map(|s| s.node).collect();
+        assert_eq!(nodes, [2, 1, 0, 2, 1, 0]);
+        assert!(p.iter().all(|s| s.kind == Kind::GracefulRestart));
+        assert!(p.windows(2).all(|w| w[0].at_ms < w[1].at_ms));
+        let up = plan(
+            "rolling-upgrade",
+            1,
+            5,
+            Duration::from_secs(3),
+            Duration::from_secs(200),
+        );
+        assert_eq!(up.len(), 5, "one round, however long the run");
+        assert!(up
+            .iter()
+            .all(|s| s.kind == Kind::Upgrade && !s.kind.is_crash_like()));
+    }
+
+    #[test]
+    fn the_network_scenario_cuts_the_leader_and_a_seeded_node() {
+        let p = plan(
+            "network",
+            7,
+            3,
+            Duration::from_secs(3),
+            Duration::from_secs(60),
+        );
+        assert_eq!(p.len(), 4);
+        assert!(p.iter().all(|s| s.kind.is_partition_like()));
+        assert!(p
+            .iter()
+            .any(|s| s.kind == Kind::NetPartition && s.target == Target::Leader));
+        for k in Kind::EVERY {
+            assert_eq!(
+                Kind::EVERY.iter().filter(|o| o.name() == k.name()).count(),
+                1
+            );
+        }
+    }
 }

@@ -52,6 +52,25 @@ pub struct Ctx {
     /// Nodes the nemesis has taken down (killed, stopped, cut off): the failover probe
     /// avoids them, like a client behind a health-checking load balancer.
     pub down: Vec<AtomicBool>,
+    /// Every client avoids the `down` nodes, not just the probe ("steady load through all
+    /// ready nodes", as behind a load balancer); else they pick any node.
+    pub only_up: bool,
+}
+
+impl Ctx {
+    /// A random node for the next request: any node, or with `only_up` one that is not
+    /// down (any node when all are).
+    pub fn pick(&self, rng: &mut StdRng) -> usize {
+        if self.only_up {
+            let up: Vec<usize> = (0..self.urls.len())
+                .filter(|&i| !self.down[i].load(Ordering::Relaxed))
+                .collect();
+            if !up.is_empty() {
+                return up[rng.random_range(0..up.len())];
+            }
+        }
+        rng.random_range(0..self.urls.len())
+    }
 }
 
 /// The failover probe's tenant.
@@ -130,7 +149,10 @@ impl Call<'_> {
             }
             Ok(r) if r.is_success() => (Some(r.status), Value::Null),
             Ok(r) => (Some(r.status), json!({"error": truncate(&r.text)})),
-            Err(e) => (None, json!({"error": truncate(&e.message)})),
+            Err(e) => (
+                None,
+                json!({"error": truncate(&e.message), "refused": e.refused}),
+            ),
         };
         h.push(Op {
             id: 0,
@@ -176,7 +198,7 @@ pub fn register_client(ctx: Arc<Ctx>, t: usize) {
     while !ctx.stop.load(Ordering::Relaxed) {
         let k = rng.random_range(0..REGISTERS);
         let id = register_id(k);
-        let node = rng.random_range(0..ctx.urls.len());
+        let node = ctx.pick(&mut rng);
         if rng.random_bool(0.5) {
             n += 1;
             let v = format!("{process}-{n}");
@@ -242,7 +264,7 @@ pub fn admin_client(ctx: Arc<Ctx>) {
     let mut n = 0u64;
     while !ctx.stop.load(Ordering::Relaxed) {
         n += 1;
-        let node = rng.random_range(0..ctx.urls.len());
+        let node = ctx.pick(&mut rng);
         let tier = TIERS[rng.random_range(0..TIERS.len())];
         let rid = format!("chaos-{}-{process}-{n}", ctx.seed);
         if created.is_empty() || rng.random_bool(0.35) {
@@ -335,7 +357,7 @@ pub fn ratelimit_client(ctx: Arc<Ctx>, t: usize) {
     let client = Client::new(Duration::from_secs(4));
     let mut rng = StdRng::seed_from_u64(ctx.seed ^ (0x3000 + t as u64));
     while !ctx.stop.load(Ordering::Relaxed) {
-        let node = rng.random_range(0..ctx.urls.len());
+        let node = ctx.pick(&mut rng);
         let keys = bucket_keys(ctx.start.elapsed().as_millis() as u64);
         let requests: Vec<Value> = keys
             .iter()
@@ -429,7 +451,7 @@ pub fn eval_client(ctx: Arc<Ctx>) {
     let mut n = 0u64;
     while !ctx.stop.load(Ordering::Relaxed) {
         n += 1;
-        let node = rng.random_range(0..ctx.urls.len());
+        let node = ctx.pick(&mut rng);
         let rid = format!("chaos-{}-{process}-{n}", ctx.seed);
         call.run(
             "evaluation.submit",

@@ -30,6 +30,9 @@ pub struct Spec {
     pub log_dir: Option<PathBuf>,
     /// Config overrides passed to every node as `--set KEY=VALUE` (empty: the defaults).
     pub sets: Vec<String>,
+    /// A command the binary is run under (e.g. `ip netns exec NS`); empty: none. It must
+    /// exec the binary, so the child's pid is the node's.
+    pub wrap: Vec<String>,
 }
 
 impl Spec {
@@ -48,6 +51,7 @@ impl Spec {
             wait,
             log_dir,
             sets: Vec::new(),
+            wrap: Vec::new(),
         }
     }
 }
@@ -133,7 +137,14 @@ impl Node {
             ),
             None => ("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"),
         };
-        let mut cmd = Command::new(&spec.bin);
+        let mut cmd = match spec.wrap.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&spec.bin);
+                c
+            }
+            None => Command::new(&spec.bin),
+        };
         cmd.arg("node")
             .arg("--data-dir")
             .arg(data_dir)
