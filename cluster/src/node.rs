@@ -309,21 +309,9 @@ impl RaftNode {
             match self.write_once(&proposal).await {
                 Attempt::Done(result) => return *result,
                 Attempt::NotApplied { leader, why } => {
-                    let now = Instant::now();
-                    if now >= deadline {
+                    if !self.wait_for_other_leader(leader, deadline).await {
                         return Err(WriteError::Unavailable(why));
                     }
-                    // Wait for another leader than the one that failed (or any leader when
-                    // none was known), briefly: the same leader may just have been slow.
-                    let wait = (deadline - now).min(Duration::from_millis(500));
-                    let _ = self
-                        .raft
-                        .wait(Some(wait))
-                        .metrics(
-                            |m| m.current_leader.is_some() && m.current_leader != leader,
-                            "a new leader",
-                        )
-                        .await;
                 }
             }
         }
@@ -459,20 +447,30 @@ impl RaftNode {
                 Err(ReadAttempt::Failed(e)) => return Err(e),
                 Err(ReadAttempt::Retry { leader, why }) => (leader, why),
             };
-            let now = Instant::now();
-            if now >= deadline {
+            if !self.wait_for_other_leader(leader, deadline).await {
                 return Err(WriteError::Unavailable(why));
             }
-            let wait = (deadline - now).min(Duration::from_millis(500));
-            let _ = self
-                .raft
-                .wait(Some(wait))
-                .metrics(
-                    |m| m.current_leader.is_some() && m.current_leader != leader,
-                    "a new leader",
-                )
-                .await;
         }
+    }
+
+    /// Before trying again: waits (at most 500 ms, and not past `deadline`) for a leader
+    /// other than `failed` (or any leader when none was known); the same leader may just
+    /// have been slow. `false` when the deadline has passed.
+    async fn wait_for_other_leader(&self, failed: Option<NodeId>, deadline: Instant) -> bool {
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        let wait = (deadline - now).min(Duration::from_millis(500));
+        let _ = self
+            .raft
+            .wait(Some(wait))
+            .metrics(
+                |m| m.current_leader.is_some() && m.current_leader != failed,
+                "a new leader",
+            )
+            .await;
+        true
     }
 
     /// One try of [`Self::ensure_linearizable`].
