@@ -13,8 +13,35 @@ use crate::membership::{MemberStatus, MemberView};
 /// and `Replicate` messages). Without it, a new owner starts a bucket afresh.
 pub const BUCKET_HANDOFF_V1: &str = "bucket-handoff-v1";
 
+/// The Raft commands of evaluations and pricing (`SubmitEvaluation`, `SetPrice`, ...).
+/// A binary without them cannot decode such a log entry: as leader it refuses the
+/// forwarded proposal, as follower it could not apply it (and with a majority of old
+/// followers nothing after it would commit). So they are proposed only once every Raft
+/// member speaks them ([`lacking_for_log`]).
+pub const RAFT_EVALUATIONS_V1: &str = "raft-evaluations-v1";
+
 /// Every feature this binary speaks.
-pub const SUPPORTED: &[&str] = &[BUCKET_HANDOFF_V1];
+pub const SUPPORTED: &[&str] = &[BUCKET_HANDOFF_V1, RAFT_EVALUATIONS_V1];
+
+/// The Raft members (`raft_members`: voters and learners) whose newest metadata does not
+/// list `feature`, or whose metadata this node has not seen. Unlike [`enabled`], members
+/// that are down count, with what they last announced: they apply the log when they come
+/// back, with that binary (a node restarting on a newer one announces it then).
+pub fn lacking_for_log(members: &[MemberView], raft_members: &[u64], feature: &str) -> Vec<u64> {
+    raft_members
+        .iter()
+        .copied()
+        .filter(|id| {
+            let newest = members
+                .iter()
+                .filter(|m| m.node_id == *id && m.meta.is_some())
+                .max_by_key(|m| m.boot);
+            !newest
+                .and_then(|m| m.meta.as_ref())
+                .is_some_and(|meta| meta.features.iter().any(|f| f == feature))
+        })
+        .collect()
+}
 
 /// Whether every live member (alive or suspect) lists `feature`. Down members do not
 /// count, nor do members whose metadata has not arrived yet: they own nothing and are
@@ -53,6 +80,37 @@ mod tests {
             last_seen_ms_ago: None,
             is_self: false,
         }
+    }
+
+    #[test]
+    fn log_features_count_every_raft_member_down_or_not_by_its_newest_announcement() {
+        let f = RAFT_EVALUATIONS_V1;
+        let new = [f];
+        let mut down_new = member(2, MemberStatus::Down, &new);
+        down_new.boot = 5;
+        let views = [member(1, MemberStatus::Alive, &new), down_new.clone()];
+        assert!(lacking_for_log(&views, &[1, 2], f).is_empty());
+        // A member down with an old binary still has to apply the log.
+        let views = [
+            member(1, MemberStatus::Alive, &new),
+            member(2, MemberStatus::Down, &[]),
+        ];
+        assert_eq!(lacking_for_log(&views, &[1, 2], f), [2]);
+        // Unknown to gossip: off. Restarted on an older binary (newer boot): off.
+        assert_eq!(lacking_for_log(&views[..1], &[1, 3], f), [3]);
+        let mut downgraded = member(2, MemberStatus::Alive, &[]);
+        downgraded.boot = 9;
+        assert_eq!(
+            lacking_for_log(&[down_new, downgraded], &[2], f),
+            [2],
+            "the newest announcement counts"
+        );
+        // Gossip members outside Raft do not matter.
+        let views = [
+            member(1, MemberStatus::Alive, &new),
+            member(4, MemberStatus::Alive, &[]),
+        ];
+        assert!(lacking_for_log(&views, &[1], f).is_empty());
     }
 
     #[test]

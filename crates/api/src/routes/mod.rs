@@ -125,6 +125,15 @@ pub(crate) async fn propose(
     principal: &str,
     command: Command,
 ) -> ApiResult<CommandOutput> {
+    if matches!(
+        command,
+        Command::SetPrice { .. }
+            | Command::DeletePrice { .. }
+            | Command::SubmitEvaluation { .. }
+            | Command::CancelEvaluation { .. }
+    ) {
+        log_feature_gate(app, colony_cluster::features::RAFT_EVALUATIONS_V1)?;
+    }
     let meta = ProposalMeta {
         at_ms: now_ms(),
         principal: principal.to_string(),
@@ -140,6 +149,36 @@ pub(crate) async fn propose(
         Ok(Ok(output)) => Ok(output),
         Ok(Err(e)) => Err(write_problem(e)),
     }
+}
+
+/// 503 while a Raft member runs a binary that could not apply commands of `feature`
+/// (during a rolling upgrade from such a binary): nothing is proposed.
+fn log_feature_gate(app: &AppState, feature: &str) -> ApiResult<()> {
+    let status = app.raft.status();
+    let raft_members: Vec<u64> = status
+        .voters
+        .iter()
+        .chain(status.learners.iter())
+        .copied()
+        .collect();
+    let lacking = colony_cluster::features::lacking_for_log(
+        &app.membership.members(),
+        &raft_members,
+        feature,
+    );
+    if lacking.is_empty() {
+        return Ok(());
+    }
+    let nodes: Vec<String> = lacking.iter().map(u64::to_string).collect();
+    Err(Problem::new(
+        ErrorCode::Unavailable,
+        format!(
+            "the cluster is being upgraded: node(s) {} run a version that cannot apply this \
+             change ({feature}); evaluations and pricing work once every node is upgraded",
+            nodes.join(", ")
+        ),
+    )
+    .with_retry_after(5))
 }
 
 /// Maps a failed write to the problem the client sees.
