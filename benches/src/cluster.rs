@@ -4,9 +4,9 @@
 //! killed when its [`Node`] (or the [`Cluster`]) is dropped, also on error or panic.
 
 use anyhow::{anyhow, bail, Context, Result};
+pub use colony_nodeproc::view::member_states;
 use colony_nodeproc::Client;
 pub use colony_nodeproc::{Addrs, Node, Spec};
-use serde_json::Value;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -105,42 +105,18 @@ impl Cluster {
 
     /// The voter count a healthy cluster of this size keeps: 3, or 5 with 5 nodes or more.
     pub fn full_voters(&self) -> usize {
-        if self.len() >= 5 {
-            5
-        } else {
-            self.len().min(3)
-        }
+        colony_nodeproc::view::full_voters(self.len())
     }
 
     /// Polls `/readyz` of node `i` until 200 (bounded).
     fn wait_ready(&mut self, i: usize) -> Result<()> {
-        let deadline = Instant::now() + self.spec.wait;
-        let url = format!("{}/readyz", self.url(i));
-        loop {
-            let last = match self.client.get(&url, None) {
-                Ok(r) if r.status == 200 => return Ok(()),
-                Ok(r) => format!("{} {}", r.status, r.text),
-                Err(e) => e.to_string(),
-            };
-            if let Some(Some(node)) = self.nodes.get_mut(i) {
-                if let Some(status) = node.exit_status() {
-                    bail!(
-                        "node {} exited with {status}; last log lines:\n{}",
-                        i + 1,
-                        node.log_tail()
-                    );
-                }
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "node {} not ready within {:?} (last /readyz: {last}); last log lines:\n{}",
-                    i + 1,
-                    self.spec.wait,
-                    self.log_tail(i)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let node = self
+            .nodes
+            .get_mut(i)
+            .and_then(Option::as_mut)
+            .ok_or_else(|| anyhow!("node {} is not running", i + 1))?;
+        node.wait_ready(&self.client, self.spec.wait)
+            .with_context(|| format!("node {}", i + 1))
     }
 
     /// Waits (bounded) until every node runs and answers `/readyz` 200, and every node's
@@ -283,15 +259,6 @@ impl Cluster {
         self.nodes[i] = Some(node);
         Ok(())
     }
-
-    /// The last log lines of node `i` (empty when it is not running).
-    pub fn log_tail(&self, i: usize) -> String {
-        self.nodes
-            .get(i)
-            .and_then(Option::as_ref)
-            .map(Node::log_tail)
-            .unwrap_or_default()
-    }
 }
 
 impl Drop for Cluster {
@@ -300,17 +267,4 @@ impl Drop for Cluster {
             node.kill9();
         }
     }
-}
-
-/// The states `view` (a `/v1/cluster` answer) lists for member `id`.
-pub fn member_states(view: &Value, id: &str) -> Vec<String> {
-    view["members"]
-        .as_array()
-        .map(|ms| {
-            ms.iter()
-                .filter(|m| m["id"].as_str() == Some(id))
-                .map(|m| m["state"].as_str().unwrap_or("?").to_string())
-                .collect()
-        })
-        .unwrap_or_default()
 }

@@ -8,9 +8,10 @@
 use crate::nemesis::Kind;
 use crate::netns::Net;
 use anyhow::{anyhow, bail, Context, Result};
+pub use colony_nodeproc::view::{json_id, member_states};
 use colony_nodeproc::Client;
 pub use colony_nodeproc::{Addrs, Node, Spec};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -140,42 +141,18 @@ impl Cluster {
 
     /// The voter count a healthy cluster of this size keeps.
     pub fn full_voters(&self) -> usize {
-        if self.len() >= 5 {
-            5
-        } else {
-            self.len().min(3)
-        }
+        colony_nodeproc::view::full_voters(self.len())
     }
 
     /// Polls `/readyz` of node `i` until 200 (bounded).
     pub fn wait_ready(&mut self, i: usize) -> Result<()> {
-        let deadline = Instant::now() + self.spec.wait;
-        let url = format!("{}/readyz", self.url(i));
-        loop {
-            let last = match self.client.get(&url, None) {
-                Ok(r) if r.status == 200 => return Ok(()),
-                Ok(r) => format!("{} {}", r.status, r.text),
-                Err(e) => e.to_string(),
-            };
-            if let Some(Some(node)) = self.nodes.get_mut(i) {
-                if let Some(status) = node.exit_status() {
-                    bail!(
-                        "node {} exited with {status}; last log lines:\n{}",
-                        i + 1,
-                        node.log_tail()
-                    );
-                }
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "node {} not ready within {:?} (last /readyz: {last}); last log lines:\n{}",
-                    i + 1,
-                    self.spec.wait,
-                    self.log_tail(i)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let node = self
+            .nodes
+            .get_mut(i)
+            .and_then(Option::as_mut)
+            .ok_or_else(|| anyhow!("node {} is not running", i + 1))?;
+        node.wait_ready(&self.client, self.spec.wait)
+            .with_context(|| format!("node {}", i + 1))
     }
 
     /// Fails if a node that should run has exited.
@@ -462,15 +439,6 @@ impl Cluster {
         Ok(())
     }
 
-    /// The last log lines of node `i` (empty when it is not running).
-    pub fn log_tail(&self, i: usize) -> String {
-        self.nodes
-            .get(i)
-            .and_then(Option::as_ref)
-            .map(Node::log_tail)
-            .unwrap_or_default()
-    }
-
     /// Where the data dirs live.
     pub fn root(&self) -> &Path {
         self.root.path()
@@ -483,26 +451,4 @@ impl Drop for Cluster {
             node.kill9();
         }
     }
-}
-
-/// A node id in a JSON answer (string or number).
-pub fn json_id(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// The states `view` (a `/v1/cluster` answer) lists for member `id`.
-pub fn member_states(view: &Value, id: &str) -> Vec<String> {
-    view["members"]
-        .as_array()
-        .map(|ms| {
-            ms.iter()
-                .filter(|m| json_id(&m["id"]).as_deref() == Some(id))
-                .map(|m| m["state"].as_str().unwrap_or("?").to_string())
-                .collect()
-        })
-        .unwrap_or_default()
 }

@@ -7,9 +7,11 @@
 //!   killed when dropped) and [`Addrs`]
 //! - [`http`]: a blocking HTTP client with bounded timeouts where error statuses are
 //!   answers and only transport failures are errors
+//! - [`view`]: reading a node's `/v1/cluster` answer
 
 pub mod http;
 pub mod node;
+pub mod view;
 
 pub use http::{Client, Reply, TransportError};
-pub use node::{Addrs, Node, SpawnError, Spec};
+pub use node::{Addrs, Node, NotReady, SpawnError, Spec};

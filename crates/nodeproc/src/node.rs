@@ -3,6 +3,7 @@
 //! the last log lines kept for error messages (and optionally appended to a file), and
 //! `kill -9` when dropped, also on error or panic.
 
+use crate::http::Client;
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
@@ -101,6 +102,29 @@ pub enum SpawnError {
     NotListening {
         /// How long was waited.
         wait: Duration,
+        /// Its last log lines.
+        tail: String,
+    },
+}
+
+/// Why a node did not become ready.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    /// The process ended.
+    #[error("exited with {status}; last log lines:\n{tail}")]
+    Exited {
+        /// Its exit status.
+        status: ExitStatus,
+        /// Its last log lines.
+        tail: String,
+    },
+    /// `/readyz` did not answer 200 in time.
+    #[error("not ready within {wait:?} (last /readyz: {last}); last log lines:\n{tail}")]
+    Timeout {
+        /// How long was waited.
+        wait: Duration,
+        /// The last answer or transport error.
+        last: String,
         /// Its last log lines.
         tail: String,
     },
@@ -268,6 +292,34 @@ impl Node {
             let _ = c.wait();
         }
         at
+    }
+
+    /// Polls `/readyz` every 50 ms until it answers 200, the process exits, or `wait`
+    /// passes.
+    pub fn wait_ready(&mut self, client: &Client, wait: Duration) -> Result<(), NotReady> {
+        let deadline = Instant::now() + wait;
+        let url = format!("http://{}/readyz", self.addrs.http);
+        loop {
+            let last = match client.get(&url, None) {
+                Ok(r) if r.status == 200 => return Ok(()),
+                Ok(r) => format!("{} {}", r.status, r.text),
+                Err(e) => e.to_string(),
+            };
+            if let Some(status) = self.exit_status() {
+                return Err(NotReady::Exited {
+                    status,
+                    tail: self.log_tail(),
+                });
+            }
+            if Instant::now() > deadline {
+                return Err(NotReady::Timeout {
+                    wait,
+                    last,
+                    tail: self.log_tail(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The last log lines.
