@@ -482,6 +482,15 @@ impl ClusterView for NodeView {
             .any(|m| m.node_id == node && m.status != MemberStatus::Down)
     }
 
+    fn serves_alone_when_empty(&self) -> bool {
+        // Joining: not an owner yet, and peers may be holding its buckets meanwhile.
+        self.membership
+            .members()
+            .first()
+            .and_then(|me| me.meta.as_ref())
+            .is_none_or(|m| m.state != NodeState::Joining)
+    }
+
     fn handoff_enabled(&self) -> bool {
         colony_cluster::features::enabled(
             &self.membership.members(),
@@ -553,10 +562,37 @@ async fn join_cluster(
         }
     };
     tracing::info!(node_id = raft.node_id(), leader, "raft is up");
+    if leader != raft.node_id() {
+        wait_for_gossip_peer(&membership, leader).await;
+    }
     ensure_cluster_initialised(&raft, &dir, env_token).await?;
     membership.set_state(NodeState::Active);
     tracing::info!("this node is an active member");
     Ok(())
+}
+
+/// How long a joining node waits for gossip to list the Raft leader before going active.
+const GOSSIP_PEER_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits (up to [`GOSSIP_PEER_WAIT`]) until gossip lists `leader` alive. Raft can reach a
+/// restarted node before gossip does; active with a view of itself alone, it would own
+/// every bucket with nobody to ask for the state an interim owner holds.
+async fn wait_for_gossip_peer(membership: &Membership, leader: u64) {
+    let deadline = tokio::time::Instant::now() + GOSSIP_PEER_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        let seen = membership
+            .members()
+            .iter()
+            .any(|m| m.node_id == leader && m.status == MemberStatus::Alive);
+        if seen {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::warn!(
+        leader,
+        "gossip does not list the raft leader yet; going active anyway"
+    );
 }
 
 /// A new cluster gets its admin token hash and default tiers through Raft, proposed by the

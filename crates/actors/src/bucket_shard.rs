@@ -194,6 +194,7 @@ impl ShardState {
             }
         }
         match h.locate(&it.key) {
+            Locate::Unowned => Step::Done(Err(BucketError::Unavailable)),
             Locate::Elsewhere(owner) => {
                 if h.is_reachable(owner) {
                     h.counters().moved.fetch_add(1, Ordering::Relaxed);

@@ -200,6 +200,10 @@ impl Handoff {
         // (a fresh bucket beside the interim owner's); read the view now instead.
         self.refresh();
         let h = self.inner.history.read().unwrap_or_else(|p| p.into_inner());
+        if h.current().is_empty() && !self.inner.view.serves_alone_when_empty() {
+            // Still no view and not joined: an interim owner may hold the key.
+            return Locate::Unowned;
+        }
         h.locate(key, Instant::now(), self.inner.config.window)
     }
 

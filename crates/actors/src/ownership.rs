@@ -23,6 +23,8 @@ pub enum Locate {
     },
     /// Another node owns it.
     Elsewhere(u64),
+    /// Nobody is known to own it: the node has not joined its cluster yet.
+    Unowned,
 }
 
 /// This node's recent member views.

@@ -23,7 +23,8 @@ use std::time::Duration;
 /// gossip membership and the actor transport.
 pub trait ClusterView: Send + Sync + 'static {
     /// Ids of the members that own buckets: gossip state Active and status Alive (this node
-    /// included when it is one). Empty means "not part of a serving cluster": check locally.
+    /// included when it is one). Empty means "not part of a serving cluster": check locally,
+    /// unless [`ClusterView::serves_alone_when_empty`] says the node has not joined yet.
     fn active_members(&self) -> Vec<u64>;
     /// The remote Router of `node`, if a session to it is up.
     fn router_of(&self, node: u64) -> Option<ActorCell>;
@@ -35,6 +36,12 @@ pub trait ClusterView: Send + Sync + 'static {
     /// Whether `node` is a live member (its session may not be up yet).
     fn is_alive(&self, node: u64) -> bool {
         self.router_of(node).is_some()
+    }
+    /// Whether an empty view means this node serves every bucket itself (a node outside
+    /// any cluster, or the last one left). A node that has not joined its cluster yet
+    /// answers `false`: it owns nothing, since an interim owner may hold its buckets.
+    fn serves_alone_when_empty(&self) -> bool {
+        true
     }
 }
 
@@ -225,6 +232,11 @@ impl Limiter {
             bounced = false;
             // Recomputed every round: a failed owner may have left the view meanwhile.
             let members = self.members();
+            if members.is_empty() && !self.view.serves_alone_when_empty() {
+                // Not joined yet: no owner is known, and checking here could start a
+                // bucket that an interim owner already holds. The rest stay unavailable.
+                break;
+            }
             let mut groups: HashMap<u64, Vec<Pending>> = HashMap::new();
             for p in pending.drain(..) {
                 let owner = p.to.unwrap_or_else(|| self.owner_of(&p.item.key, &members));
@@ -338,7 +350,11 @@ impl Limiter {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            let owner = self.owner_of(key, &self.members());
+            let members = self.members();
+            if members.is_empty() && !self.view.serves_alone_when_empty() {
+                return Err(BucketError::Unavailable);
+            }
+            let owner = self.owner_of(key, &members);
             match self.lease_at(owner, ctx, key, lease_id, op).await {
                 Ok(LeaseOutcome::Granted { .. }) => {
                     return Ok(Ok(LeaseGrant {

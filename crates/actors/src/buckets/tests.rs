@@ -343,3 +343,68 @@ fn a_just_started_node_asks_the_interim_owner_even_before_its_first_poll() {
         "node 2 held the key while node 1 was away"
     );
 }
+
+/// A view of a node that may not have joined its cluster yet: nobody active is known.
+struct Unjoined {
+    joined: std::sync::atomic::AtomicBool,
+}
+
+impl crate::routing::ClusterView for Unjoined {
+    fn active_members(&self) -> Vec<u64> {
+        if self.joined.load(std::sync::atomic::Ordering::SeqCst) {
+            vec![1]
+        } else {
+            Vec::new()
+        }
+    }
+    fn router_of(&self, _: u64) -> Option<ractor::ActorCell> {
+        None
+    }
+    fn serves_alone_when_empty(&self) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn a_node_that_has_not_joined_owns_no_bucket_and_starts_none() {
+    // A node restarted after kill -9 takes HTTP before it has joined; with an empty view
+    // it used to check locally and start a fresh bucket beside the interim owner's.
+    let view = Arc::new(Unjoined {
+        joined: std::sync::atomic::AtomicBool::new(false),
+    });
+    let handoff = Handoff::new(1, view.clone(), crate::HandoffConfig::default());
+    assert_eq!(handoff.locate("k"), crate::ownership::Locate::Unowned);
+    let b = Buckets::start(BucketsConfig {
+        shards: 1,
+        handoff: Some(handoff.clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let limiter = crate::Limiter::new(1, b.clone(), view.clone(), Default::default());
+    let ctx = crate::CheckContext::default();
+    assert_eq!(
+        limiter.check(&ctx, vec![item("k", 1)]).await[0],
+        Err(BucketError::Unavailable)
+    );
+    assert_eq!(
+        b.check(vec![item("k", 1)]).await[0],
+        Err(BucketError::Unavailable),
+        "a check routed straight to the shard is refused too"
+    );
+    assert_eq!(
+        limiter
+            .acquire_lease(&ctx, "c", "l1", 1, std::time::Duration::from_secs(5))
+            .await,
+        Err(BucketError::Unavailable)
+    );
+    assert!(b.is_empty().await, "no bucket was started");
+    // Joined, alone in its view: it owns every key and serves it.
+    view.joined.store(true, std::sync::atomic::Ordering::SeqCst);
+    handoff.refresh(); // what the node's poll loop does every 50 ms
+    assert_eq!(
+        remaining(&limiter.check(&ctx, vec![item("k", 1)]).await[0]),
+        99
+    );
+    b.stop().await;
+}
