@@ -1,5 +1,13 @@
-//! One bucket shard: the rate-limit buckets whose keys hash to it, checked one batch at a
-//! time, so every bucket sees its hits in order without locks.
+//! One bucket shard: the rate-limit buckets whose keys hash to it. Every bucket sees its
+//! hits one at a time, in order, under the shard's lock.
+//!
+//! The shard is an actor that owns the lifecycle of its buckets (creation, pulls from a
+//! previous owner, handoff, replication, sweeping) and is restarted by its supervisor when
+//! it panics. Its state sits behind a mutex shared with the [`crate::Buckets`] handle, so
+//! the common case, a check whose buckets are all live here, is answered by the caller in
+//! place under the lock (no mailbox, no reply channel, no task switch); everything else
+//! goes through the actor. A caller never waits for the lock: when the actor holds it
+//! (e.g. collecting every bucket for a resync), the check is sent to the actor instead.
 //!
 //! Besides its live buckets a shard keeps, for its keys: replicas sent by other owners
 //! (continued from when this node becomes the owner after a crash), tombstones of buckets
@@ -15,6 +23,7 @@ use colony_ratelimit::{Algorithm, BucketState, Decision, Limit};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -73,14 +82,63 @@ pub enum ShardMsg {
 impl ractor::Message for ShardMsg {}
 
 /// Startup arguments of a shard.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ShardArgs {
-    /// Shard index (for logs).
-    pub index: usize,
     /// How often to sweep buckets at rest.
     pub sweep_every: Duration,
-    /// Ownership and bucket movement; `None` on a node on its own (tests, single node).
-    pub handoff: Option<Handoff>,
+    /// The shard's state, shared with the handle's fast path.
+    pub state: SharedShard,
+}
+
+impl std::fmt::Debug for ShardArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardArgs")
+            .field("sweep_every", &self.sweep_every)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A shard's state behind its lock: the actor and the handle's fast path share it.
+#[derive(Clone)]
+#[allow(missing_debug_implementations)] // reply ports and permits inside
+pub struct SharedShard(Arc<Mutex<ShardState>>);
+
+impl SharedShard {
+    /// Fresh, empty state for shard `index` (a restarted shard starts from this too).
+    pub fn new(index: usize, handoff: Option<Handoff>) -> Self {
+        Self(Arc::new(Mutex::new(ShardState {
+            index,
+            handoff,
+            buckets: HashMap::new(),
+            replicas: HashMap::new(),
+            moved: HashMap::new(),
+            dirty: HashSet::new(),
+            waiting: HashMap::new(),
+            pending: HashMap::new(),
+            next_batch: 0,
+        })))
+    }
+
+    /// The state, waiting for the lock. A poisoned lock (a panic while held) is taken
+    /// over: the supervisor replaces the whole shard anyway when its actor panicked.
+    fn lock(&self) -> MutexGuard<'_, ShardState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks `items` in place when every one of their buckets is live here and the lock
+    /// is free; `None` sends the batch to the actor (a bucket to create, pull or forward,
+    /// or the actor busy with the lock). Never waits.
+    pub fn try_check_live(&self, items: &[ShardItem]) -> Option<Vec<ItemResult>> {
+        let mut st = match self.0.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::WouldBlock | TryLockError::Poisoned(_)) => return None,
+        };
+        if !items.iter().all(|it| st.buckets.contains_key(&it.key)) {
+            return None;
+        }
+        let now = now_ms();
+        Some(items.iter().map(|it| st.apply_live(it, now)).collect())
+    }
 }
 
 /// A released bucket: checks that still arrive here are sent on to `to`.
@@ -149,12 +207,28 @@ enum Step {
 }
 
 impl ShardState {
+    /// Marks `key` changed since the last replication round (when replicating).
+    fn mark_dirty(&mut self, key: &str, hits: u64) {
+        let replicating = self.handoff.as_ref().is_some_and(Handoff::replicating);
+        if replicating && hits > 0 && !self.dirty.contains(key) {
+            self.dirty.insert(key.to_string());
+        }
+    }
+
+    /// Checks `it` on its live bucket (unavailable if there is none: callers look first).
+    fn apply_live(&mut self, it: &ShardItem, now: u64) -> ItemResult {
+        self.mark_dirty(&it.key, it.hits);
+        match self.buckets.get_mut(&it.key) {
+            Some(b) => b
+                .check(it.algorithm, &it.limit, it.hits, now)
+                .map_err(BucketError::Limit),
+            None => Err(BucketError::Unavailable),
+        }
+    }
+
     /// Checks `it` on the live bucket, creating it from `base` (or afresh) when missing.
     fn apply(&mut self, it: ShardItem, base: Option<BucketState>, now: u64) -> ItemResult {
-        let replicating = self.handoff.as_ref().is_some_and(Handoff::replicating);
-        if replicating && it.hits > 0 && !self.dirty.contains(&it.key) {
-            self.dirty.insert(it.key.clone());
-        }
+        self.mark_dirty(&it.key, it.hits);
         match self.buckets.get_mut(&it.key) {
             Some(b) => b
                 .check(it.algorithm, &it.limit, it.hits, now)
@@ -447,35 +521,28 @@ impl ShardState {
 
 impl Actor for BucketShard {
     type Msg = ShardMsg;
-    type State = ShardState;
+    type State = SharedShard;
     type Arguments = ShardArgs;
 
     async fn pre_start(
         &self,
         myself: ActorRef<ShardMsg>,
         args: ShardArgs,
-    ) -> Result<ShardState, ActorProcessingErr> {
+    ) -> Result<SharedShard, ActorProcessingErr> {
         // The interval task ends when the actor stops (sending then fails).
         myself.send_interval(args.sweep_every, || ShardMsg::Sweep);
-        Ok(ShardState {
-            index: args.index,
-            handoff: args.handoff,
-            buckets: HashMap::new(),
-            replicas: HashMap::new(),
-            moved: HashMap::new(),
-            dirty: HashSet::new(),
-            waiting: HashMap::new(),
-            pending: HashMap::new(),
-            next_batch: 0,
-        })
+        Ok(args.state)
     }
 
     async fn handle(
         &self,
         myself: ActorRef<ShardMsg>,
         msg: ShardMsg,
-        state: &mut ShardState,
+        shared: &mut SharedShard,
     ) -> Result<(), ActorProcessingErr> {
+        // Held for the whole (synchronous) handler: nothing below awaits.
+        let mut guard = shared.lock();
+        let state = &mut *guard;
         match msg {
             ShardMsg::Check(items, permit, reply) => state.check(items, permit, reply, &myself),
             ShardMsg::Pulled(key, s) => state.pulled(key, s),

@@ -5,7 +5,9 @@
 //! counts restarts; the handle bounds in-flight batches per shard (overload answers
 //! [`BucketError::Overloaded`], never an unbounded queue) and times every call out.
 
-use crate::bucket_shard::{BucketShard, ItemResult, KeyedStates, ShardArgs, ShardItem, ShardMsg};
+use crate::bucket_shard::{
+    BucketShard, ItemResult, KeyedStates, ShardArgs, ShardItem, ShardMsg, SharedShard,
+};
 use crate::handoff::{Handoff, PullAnswer};
 use crate::leases::Leases;
 use colony_ratelimit::{Algorithm, BucketState, Decision, Limit, LimitError};
@@ -75,7 +77,22 @@ pub enum BucketError {
 }
 
 /// The shards, shared between the supervisor (which replaces failed ones) and handles.
-type ShardTable = Arc<RwLock<Vec<Option<ActorRef<ShardMsg>>>>>;
+/// A running shard: its actor and its state (for the fast path).
+#[derive(Clone)]
+struct ShardSlot {
+    actor: ActorRef<ShardMsg>,
+    state: SharedShard,
+}
+
+impl std::fmt::Debug for ShardSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardSlot")
+            .field("actor", &self.actor.get_id())
+            .finish_non_exhaustive()
+    }
+}
+
+type ShardTable = Arc<RwLock<Vec<Option<ShardSlot>>>>;
 
 /// Messages of the supervisor (local only).
 #[derive(Debug)]
@@ -116,15 +133,16 @@ impl BucketSupervisor {
         st: &mut SupervisorState,
         i: usize,
     ) -> Result<(), ActorProcessingErr> {
+        // Fresh state: a shard that panicked may have left its buckets half-updated.
+        let state = SharedShard::new(i, st.handoff.clone());
         let args = ShardArgs {
-            index: i,
             sweep_every: st.sweep_every,
-            handoff: st.handoff.clone(),
+            state: state.clone(),
         };
-        let (shard, _) = Actor::spawn_linked(None, BucketShard, args, myself.get_cell()).await?;
-        st.index_of.insert(shard.get_id(), i);
+        let (actor, _) = Actor::spawn_linked(None, BucketShard, args, myself.get_cell()).await?;
+        st.index_of.insert(actor.get_id(), i);
         let mut table = st.table.write().unwrap_or_else(|p| p.into_inner());
-        table[i] = Some(shard);
+        table[i] = Some(ShardSlot { actor, state });
         Ok(())
     }
 }
@@ -265,13 +283,17 @@ impl Buckets {
         (colony_placement::key_digest(key.as_bytes()) % self.permits.len() as u64) as usize
     }
 
-    fn shard(&self, i: usize) -> Option<ActorRef<ShardMsg>> {
+    fn slot(&self, i: usize) -> Option<ShardSlot> {
         self.table
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(i)
             .cloned()
             .flatten()
+    }
+
+    fn shard(&self, i: usize) -> Option<ActorRef<ShardMsg>> {
+        self.slot(i).map(|s| s.actor)
     }
 
     /// Checks every item; results come back in the order of `items`. Items are split by
@@ -337,11 +359,15 @@ impl Buckets {
         batch: Vec<ShardItem>,
     ) -> Result<Vec<ItemResult>, BucketError> {
         for attempt in 0..2 {
+            let slot = self.slot(i);
+            if let Some(done) = slot.as_ref().and_then(|s| s.state.try_check_live(&batch)) {
+                return Ok(done);
+            }
             let permit = self.permits[i]
                 .clone()
                 .try_acquire_owned()
                 .map_err(|_| BucketError::Overloaded)?;
-            if let Some(shard) = self.shard(i) {
+            if let Some(shard) = slot.map(|s| s.actor) {
                 let items = batch.clone();
                 match shard
                     .call(

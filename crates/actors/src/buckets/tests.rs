@@ -58,6 +58,13 @@ async fn a_panicking_shard_is_restarted_and_service_continues() {
     .unwrap();
     assert_eq!(admitted(&b, "k", 3).await, 3);
     b.inject_panic(None);
+    for _ in 0..100 {
+        if b.restarts() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(b.restarts(), 2, "both shards were restarted");
     // Calls during the restart are retried once; poll until served again.
     let mut served = false;
     for _ in 0..100 {
@@ -68,7 +75,12 @@ async fn a_panicking_shard_is_restarted_and_service_continues() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(served, "service continues after the shards panicked");
-    assert_eq!(b.restarts(), 2);
+    // The restarted shard starts afresh (its state may have been half-updated).
+    assert_eq!(
+        remaining(&b.check(vec![item("k", 1)]).await[0]),
+        98,
+        "a fresh bucket"
+    );
     b.stop().await;
 }
 
@@ -81,11 +93,19 @@ async fn overload_is_refused_not_queued() {
     })
     .await
     .unwrap();
+    assert_eq!(admitted(&b, "live", 1).await, 1);
     // Hold the only permit, as a batch in flight would.
     let held = b.permits[0].clone().try_acquire_owned().unwrap();
     assert_eq!(
         b.check(vec![item("x", 1)]).await[0],
         Err(BucketError::Overloaded)
+    );
+    // A live bucket is checked in place under the shard's lock: no queue to be full.
+    assert_eq!(remaining(&b.check(vec![item("live", 1)]).await[0]), 98);
+    assert_eq!(
+        b.check(vec![item("live", 1), item("x", 1)]).await[0],
+        Err(BucketError::Overloaded),
+        "a batch with a bucket to create goes through the actor"
     );
     drop(held);
     assert!(b.check(vec![item("x", 1)]).await[0].is_ok());
