@@ -23,6 +23,9 @@ pub struct Endpoint {
     pub path: String,
     /// The `Authorization` header value, if any.
     pub auth: Option<String>,
+    /// The server's processes (every node, or service and store): their CPU time in the
+    /// measured window is reported per answered check.
+    pub server_pids: Vec<u32>,
 }
 
 /// How much load, and of what.
@@ -65,12 +68,23 @@ pub struct Outcome {
     pub rate: Option<f64>,
     /// Connections used.
     pub connections: usize,
+    /// CPU time (user + system) the server's processes used in the measured window.
+    pub server_cpu: Option<Duration>,
 }
 
 impl Outcome {
     /// Answered checks per second in the window.
     pub fn throughput(&self) -> f64 {
         (self.under + self.over) as f64 / self.window.as_secs_f64().max(1e-9)
+    }
+
+    /// Server CPU microseconds per answered check: unlike throughput, barely moved by
+    /// other load on a shared machine (it counts the work, not the waiting).
+    pub fn cpu_us_per_check(&self) -> Option<f64> {
+        let answered = self.under + self.over;
+        self.server_cpu
+            .filter(|_| answered > 0)
+            .map(|c| c.as_secs_f64() * 1e6 / answered as f64)
     }
 
     fn merge(&mut self, o: Outcome) {
@@ -229,6 +243,11 @@ pub fn run(rt: &tokio::runtime::Runtime, ep: &Endpoint, load: &Load) -> Result<O
         for i in 0..load.connections {
             tasks.push(tokio::spawn(conn_task(i, ep.clone(), load.clone(), start)));
         }
+        let cpu = tokio::spawn(window_cpu(
+            ep.server_pids.clone(),
+            start + load.warmup,
+            start + load.warmup + load.duration,
+        ));
         let mut out = Outcome {
             window: load.duration,
             rate: load.rate,
@@ -238,9 +257,47 @@ pub fn run(rt: &tokio::runtime::Runtime, ep: &Endpoint, load: &Load) -> Result<O
         for t in tasks {
             out.merge(t.await.context("a load task panicked")?);
         }
+        out.server_cpu = cpu.await.ok().flatten();
         Ok(out)
     })
 }
+
+/// CPU time `pids` used between `from` and `to` (`None` if a process could not be read).
+async fn window_cpu(pids: Vec<u32>, from: Instant, to: Instant) -> Option<Duration> {
+    if pids.is_empty() {
+        return None;
+    }
+    tokio::time::sleep_until(from.into()).await;
+    let before = cpu_of(&pids)?;
+    tokio::time::sleep_until(to.into()).await;
+    let after = cpu_of(&pids)?;
+    Some(after.saturating_sub(before))
+}
+
+/// Summed user + system CPU time of `pids`, from `/proc/<pid>/stat`.
+fn cpu_of(pids: &[u32]) -> Option<Duration> {
+    let mut ticks = 0u64;
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        ticks += stat_cpu_ticks(&stat)?;
+    }
+    Some(Duration::from_secs_f64(ticks as f64 / USER_HZ))
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line; the command name (field
+/// 2) may hold spaces, so fields are counted after its closing parenthesis.
+pub fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state): utime is field 14, i.e. index 11 here.
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Clock ticks per second of `/proc` times (`sysconf(_SC_CLK_TCK)`): Linux fixes it at 100
+/// for user space whatever the kernel's own HZ.
+const USER_HZ: f64 = 100.0;
 
 async fn conn_task(i: usize, ep: Arc<Endpoint>, load: Arc<Load>, start: Instant) -> Outcome {
     let mut out = Outcome::default();

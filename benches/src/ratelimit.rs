@@ -187,11 +187,13 @@ fn start_target(name: &str, args: &Args) -> Result<Running> {
             let n = if name == "colony1" { 1 } else { 3 };
             let (cluster, key) = start_colony(&args.colony, n, wait, args.keep_logs.clone())?;
             let addrs = cluster.addrs.iter().map(|a| a.http.clone()).collect();
+            let server_pids = (0..n).filter_map(|i| cluster.pid(i)).collect();
             Ok(Running {
                 endpoint: Endpoint {
                     addrs,
                     path,
                     auth: Some(format!("Bearer {key}")),
+                    server_pids,
                 },
                 _cluster: Some(cluster),
                 _procs: Vec::new(),
@@ -216,6 +218,7 @@ fn start_target(name: &str, args: &Args) -> Result<Running> {
                     addrs: vec![addr],
                     path,
                     auth: Some(format!("Bearer {key}")),
+                    server_pids: vec![svc.pid(), redis.pid()],
                 },
                 _cluster: None,
                 // The service first, then Redis.
@@ -229,6 +232,7 @@ fn start_target(name: &str, args: &Args) -> Result<Running> {
                     addrs: vec![addr],
                     path,
                     auth: None,
+                    server_pids: vec![svc.pid()],
                 },
                 _cluster: None,
                 _procs: vec![svc],
@@ -261,13 +265,19 @@ fn ms(ns: u64) -> String {
     format!("{:.2}", ns as f64 / 1e6)
 }
 
+fn cpu(o: &Outcome) -> String {
+    o.cpu_us_per_check()
+        .map_or("–".to_string(), |c| format!("{c:.1} µs"))
+}
+
 fn line(o: &Outcome) -> String {
     format!(
-        "{:.0} req/s, p50 {} ms, p99 {} ms, p99.9 {} ms, errors {}, over_limit {}",
+        "{:.0} req/s, p50 {} ms, p99 {} ms, p99.9 {} ms, server CPU {} per check, errors {}, over_limit {}",
         o.throughput(),
         ms(o.hist.quantile(0.5)),
         ms(o.hist.quantile(0.99)),
         ms(o.hist.quantile(0.999)),
+        cpu(o),
         o.errors,
         o.over
     )
@@ -343,15 +353,26 @@ pub fn run(args: &Args) -> Result<()> {
     };
     let (redis, bare) = (tput("redis"), tput("bare"));
     let ratio = |v: f64, d: Option<f64>| d.map_or("–".to_string(), |d| format!("{:.2}×", v / d));
+    let cpu_of = |n: &str| {
+        results
+            .iter()
+            .find(|r| r.name == n)
+            .and_then(|r| r.peak.cpu_us_per_check())
+    };
+    // Work ratio: how many checks the target does with the CPU the baseline needs for one.
+    let cpu_ratio = |r: &TargetResult, base: Option<f64>| match (r.peak.cpu_us_per_check(), base) {
+        (Some(c), Some(b)) if c > 0.0 => format!("{:.2}×", b / c),
+        _ => "–".to_string(),
+    };
     println!();
     println!(
-        "| target | throughput (req/s) | p50 | p99 | p99.9 | vs Redis baseline | vs bare ceiling | p99 at half of peak (rate) | errors |"
+        "| target | throughput (req/s) | p50 | p99 | p99.9 | vs Redis baseline | vs bare ceiling | server CPU per check | CPU efficiency vs Redis | vs bare | p99 at half of peak (rate) | errors |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &results {
         let t = r.peak.throughput();
         println!(
-            "| {} | {:.0} | {} ms | {} ms | {} ms | {} | {} | {} ms ({:.0}/s) | {} |",
+            "| {} | {:.0} | {} ms | {} ms | {} ms | {} | {} | {} | {} | {} | {} ms ({:.0}/s) | {} |",
             label(&r.name),
             t,
             ms(r.peak.hist.quantile(0.5)),
@@ -359,6 +380,9 @@ pub fn run(args: &Args) -> Result<()> {
             ms(r.peak.hist.quantile(0.999)),
             ratio(t, redis),
             ratio(t, bare),
+            cpu(&r.peak),
+            cpu_ratio(r, cpu_of("redis")),
+            cpu_ratio(r, cpu_of("bare")),
             ms(r.half.hist.quantile(0.99)),
             r.half.rate.unwrap_or_default(),
             r.peak.errors + r.half.errors,
@@ -396,6 +420,7 @@ pub fn run(args: &Args) -> Result<()> {
                 "fixed_rate": r.fixed.as_ref().map(Outcome::to_json),
                 "vs_redis": redis.map(|d| r.peak.throughput() / d),
                 "vs_bare": bare.map(|d| r.peak.throughput() / d),
+                "server_cpu_us_per_check": r.peak.cpu_us_per_check(),
             })).collect::<Vec<_>>(),
         });
         std::fs::write(path, serde_json::to_string_pretty(&out)?)
@@ -591,6 +616,13 @@ mod tests {
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("3h").is_err());
         assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn proc_stat_cpu_ticks_skip_a_command_name_with_spaces() {
+        let stat = "4242 (tokio worker) S 1 4242 4242 0 -1 4194304 100 0 0 0 250 37 0 0 20 0 3 0";
+        assert_eq!(crate::load::stat_cpu_ticks(stat), Some(287));
+        assert_eq!(crate::load::stat_cpu_ticks("garbage"), None);
     }
 
     #[test]

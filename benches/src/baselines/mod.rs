@@ -21,6 +21,13 @@ pub struct Proc {
     child: Child,
 }
 
+impl Proc {
+    /// The OS process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
