@@ -121,7 +121,6 @@ impl FromRequestParts<AppState> for TenantCaller {
                     "this tenant is suspended; ask an administrator",
                 ))),
             })?;
-        tracing::Span::current().record("tenant", caller.tenant.id.as_str());
         Ok(caller)
     }
 }

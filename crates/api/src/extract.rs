@@ -76,6 +76,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             format!("the body is not valid JSON: {e}"),
         )
     };
+    // Valid bodies (the hot path) parse without path tracking; only a failing body is
+    // parsed again with it, to name the field.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let pointer = json_pointer(err.path());

@@ -44,13 +44,12 @@ pub async fn around_request(State(app): State<AppState>, mut req: Request, next:
     let method = req.method().clone();
     req.extensions_mut().insert(RequestId(id.clone()));
 
-    // `tenant` is filled in by the tenant auth extractor once the key is resolved.
+    // Tenant routes open a child `tenant` span once the key is resolved.
     let span = tracing::info_span!(
         "request",
         request_id = %id,
         method = %method,
         route = %route,
-        tenant = tracing::field::Empty,
     );
     app.metrics.http_in_flight.inc();
     let resp = next.run(req).instrument(span.clone()).await;

@@ -46,6 +46,7 @@ use colony_core::tier::{Tier, WindowLimit};
 use colony_ratelimit::headers::{decision_status_item, join_items, policy_item, retry_after_secs};
 use colony_ratelimit::{Algorithm, Decision, Limit, Status};
 use std::collections::BTreeMap;
+use tracing::Instrument;
 
 /// `RateLimit-Policy`: every policy of the tenant.
 pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -365,35 +366,54 @@ pub async fn enforce(
         Ok(c) => c,
         Err(rejection) => return rejection.into_response(),
     };
-    let tenant = caller.tenant.clone();
+    // Everything from here on (this layer's checks and the handler) logs with the tenant.
+    // A child span rather than recording the field on the request span: the JSON log
+    // format re-parses and re-writes a span's fields on every late `record`.
+    let span = tracing::info_span!("tenant", tenant = %caller.tenant.id);
+    charge_and_run(app, route, caller, parts, body, next)
+        .instrument(span)
+        .await
+}
+
+/// The rest of [`enforce`], for an authenticated caller.
+async fn charge_and_run(
+    app: AppState,
+    route: &'static str,
+    caller: TenantCaller,
+    mut parts: axum::http::request::Parts,
+    body: axum::body::Body,
+    next: Next,
+) -> Response {
     let request_id = parts
         .extensions
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default();
+    // Computed inside the read: the tier is not cloned, only what the limits need.
+    let eff = app
+        .raft
+        .read_state(|s| Effective::of(&caller.tenant, s.tiers.get(&caller.tenant.tier)));
+    let tenant_id = caller.tenant.id.clone();
     parts.extensions.insert(caller);
     let req = Request::from_parts(parts, body);
-
-    let tier = app.raft.read_state(|s| s.tiers.get(&tenant.tier).cloned());
-    let eff = Effective::of(&tenant, tier.as_ref());
     if eff.bypass_limits {
         return next.run(req).await;
     }
     let ctx = CheckContext {
         request_id,
-        tenant_id: tenant.id.clone(),
+        tenant_id,
     };
     // Held until this function returns: the handler has finished (or panicked) by then.
     let _lease = match eff.concurrency {
         None => None,
-        Some(limit) => match lease(&app, &ctx, &tenant.id, limit).await {
+        Some(limit) => match lease(&app, &ctx, &ctx.tenant_id, limit).await {
             Ok(guard) => Some(guard),
             Err(outcome) => {
                 return concurrency_rejection(&eff.concurrency_policy, limit, outcome);
             }
         },
     };
-    let policies = eff.policies(&tenant.id);
+    let policies = eff.policies(&ctx.tenant_id);
     if policies.is_empty() {
         return next.run(req).await;
     }
@@ -401,7 +421,7 @@ pub async fn enforce(
     let decisions = match admit(&app, &ctx, &policies, cost).await {
         Err(problem) => return problem.into_response(),
         Ok(Verdict::Rejected { violated, decision }) => {
-            tracing::info!(tenant = %tenant.id, policy = %policies[violated].name, route, "tier limit exhausted");
+            tracing::info!(policy = %policies[violated].name, route, "tier limit exhausted");
             return rejection(&policies, violated, &decision, cost);
         }
         Ok(Verdict::Admitted(d)) => d,
