@@ -293,6 +293,77 @@ fn a_partitioned_minority_cannot_commit_and_the_majority_keeps_working() {
 }
 
 #[test]
+fn slow_links_are_survived_and_a_leader_whose_messages_are_all_lost_is_replaced() {
+    let base = opts(&["cluster.fault_injection=true", "http.write_timeout_ms=2000"]);
+    let c = Cluster::start(3, base);
+    let set = |i: usize, body: serde_json::Value| {
+        c.node(i)
+            .admin("PUT", "/v1/testing/faults", &body)
+            .ok()
+            .clone()
+    };
+    // Bad impairments are refused, naming the field.
+    let bad = c
+        .node(0)
+        .admin("PUT", "/v1/testing/faults", &json!({"loss_percent": 101}));
+    assert_eq!(bad.problem(422)["pointer"], "/loss_percent");
+    let bad = c
+        .node(0)
+        .admin("PUT", "/v1/testing/faults", &json!({"delay_ms": 20_000}));
+    assert_eq!(bad.problem(422)["pointer"], "/delay_ms");
+    // Every node's Raft and gossip traffic 40 ms late: the cluster keeps committing. (Not
+    // 100 ms or more: openraft times an append out after raft.heartbeat_ms, 100 ms here.)
+    for i in 0..3 {
+        assert_eq!(set(i, json!({"delay_ms": 40}))["delay_ms"], 40);
+    }
+    let mut acked = vec![];
+    let mut attempt = 0;
+    acked.push(eventually(
+        Duration::from_secs(30),
+        "a write commits over slow links",
+        || {
+            attempt += 1;
+            let id = format!("slow-{attempt}");
+            create(c.node(0), &id).then_some(id)
+        },
+    ));
+    // Everything the leader sends is lost (it still hears the others): they elect
+    // another leader and keep committing.
+    for i in 0..3 {
+        set(i, json!({}));
+    }
+    let old_leader = c.leader(Duration::from_secs(10));
+    set(old_leader, json!({"loss_percent": 100}));
+    let other = (old_leader + 1) % 3;
+    let mut attempt = 0;
+    acked.push(eventually(
+        Duration::from_secs(30),
+        "the others commit without the muted leader",
+        || {
+            attempt += 1;
+            let id = format!("muted-{attempt}");
+            create(c.node(other), &id).then_some(id)
+        },
+    ));
+    let muted_id = c.node(old_leader).id();
+    let seen = c.node(other).admin_get("/v1/cluster");
+    assert_ne!(
+        seen.ok()["raft"]["leader"].as_str(),
+        Some(muted_id.as_str()),
+        "the write was committed by a leader other than the muted one"
+    );
+    set(old_leader, json!({}));
+    c.leader(Duration::from_secs(30));
+    c.wait_converged(Duration::from_secs(30));
+    for i in 0..3 {
+        let tenants = tenant_ids(c.node(i), false);
+        for id in &acked {
+            assert!(tenants.contains(id), "node {i} lost {id}");
+        }
+    }
+}
+
+#[test]
 fn fault_injection_is_off_by_default_and_strangers_cannot_join() {
     let c = Cluster::start(1, NodeOptions::default());
     c.node(0)

@@ -418,14 +418,30 @@ impl Cluster {
     /// Sets node `i`'s fault switches (`PUT /v1/testing/faults`).
     pub fn set_faults(&self, i: usize, block_out: &[usize], block_in: &[usize]) -> Result<()> {
         let ids = |v: &[usize]| -> Vec<String> { v.iter().map(|&j| self.ids[j].clone()).collect() };
-        let body = json!({"block_out": ids(block_out), "block_in": ids(block_in)});
+        self.put_faults(
+            i,
+            &json!({"block_out": ids(block_out), "block_in": ids(block_in)}),
+        )
+    }
+
+    /// Impairs what node `i` sends (Raft RPCs and gossip) with the test-only switches:
+    /// `delay_ms` late, `loss_percent` % dropped; zeros heal.
+    pub fn impair(&self, i: usize, delay_ms: u64, loss_percent: u8) -> Result<()> {
+        self.put_faults(
+            i,
+            &json!({"delay_ms": delay_ms, "loss_percent": loss_percent}),
+        )
+    }
+
+    /// `PUT /v1/testing/faults` on node `i` (replaces its whole fault set).
+    fn put_faults(&self, i: usize, body: &serde_json::Value) -> Result<()> {
         let r = self
             .client
             .call(
                 "PUT",
                 &format!("{}/v1/testing/faults", self.url(i)),
                 Some(self.admin_token()),
-                Some(&body),
+                Some(body),
             )
             .map_err(|e| anyhow!("node {} PUT /v1/testing/faults: {e}", i + 1))?;
         if !r.is_success() {

@@ -164,9 +164,10 @@ fn recheck(path: &std::path::Path) -> Result<bool> {
 }
 
 fn run(args: &Args) -> Result<bool> {
-    const SCENARIOS: [&str; 6] = [
+    const SCENARIOS: [&str; 7] = [
         "smoke",
         "mixed",
+        "impaired",
         "drain-leader",
         "rolling-restart",
         "rolling-upgrade",

@@ -39,7 +39,21 @@ pub enum Kind {
     NetOneWay,
     /// `--net netns`: 30% of the packets between the node and the others are dropped.
     NetLoss,
+    /// Test-only switches (no root): every Raft RPC and gossip datagram the node sends is
+    /// [`DELAY_MS`] late.
+    Delay,
+    /// Test-only switches (no root): [`LOSS_PERCENT`] % of the Raft RPCs and gossip
+    /// datagrams the node sends are dropped.
+    Loss,
 }
+
+/// Delay of [`Kind::Delay`]: most of a Raft append's budget. openraft times an append out
+/// after `raft.heartbeat_ms` (100 ms by default), so a delay at or above it stalls every
+/// write while the followers, who still get the (late) heartbeats, elect nobody.
+pub const DELAY_MS: u64 = 60;
+
+/// Loss of [`Kind::Loss`].
+pub const LOSS_PERCENT: u8 = 30;
 
 impl Kind {
     /// Every kind.
@@ -52,7 +66,7 @@ impl Kind {
     ];
 
     /// Every kind, for looking one up by name.
-    pub const EVERY: [Kind; 9] = [
+    pub const EVERY: [Kind; 11] = [
         Kind::Kill9Restart,
         Kind::KillLeader,
         Kind::Pause,
@@ -62,6 +76,19 @@ impl Kind {
         Kind::NetPartition,
         Kind::NetOneWay,
         Kind::NetLoss,
+        Kind::Delay,
+        Kind::Loss,
+    ];
+
+    /// What `mixed` draws from: every fault that needs no root.
+    pub const MIXED: [Kind; 7] = [
+        Kind::Kill9Restart,
+        Kind::KillLeader,
+        Kind::Pause,
+        Kind::GracefulRestart,
+        Kind::Partition,
+        Kind::Delay,
+        Kind::Loss,
     ];
 
     /// The network faults of the `network` scenario (need `--net netns`).
@@ -70,9 +97,16 @@ impl Kind {
     /// Whether the cluster may split around the target (it keeps running, but others
     /// cannot reliably reach it): its buckets may be served on both sides.
     pub fn is_partition_like(self) -> bool {
+        // Delay and loss count too: a node whose acks are late or lost is suspected and
+        // may be declared down, so its buckets may be served on both sides meanwhile.
         matches!(
             self,
-            Kind::Partition | Kind::NetPartition | Kind::NetOneWay | Kind::NetLoss
+            Kind::Partition
+                | Kind::NetPartition
+                | Kind::NetOneWay
+                | Kind::NetLoss
+                | Kind::Delay
+                | Kind::Loss
         )
     }
 
@@ -88,6 +122,8 @@ impl Kind {
             Kind::NetPartition => "net-partition",
             Kind::NetOneWay => "net-one-way",
             Kind::NetLoss => "net-loss",
+            Kind::Delay => "delay",
+            Kind::Loss => "loss",
         }
     }
 
@@ -134,7 +170,9 @@ const ROLL_STEP_MS: u64 = 8000;
 
 /// The seeded schedule: `smoke` runs each kind once in a seeded order (the graceful
 /// restart on a follower: see `drain-leader`); `mixed` draws kinds and targets at random
-/// until `duration` is filled; `drain-leader` gracefully restarts the leader repeatedly;
+/// until `duration` is filled (faults that need no root); `impaired` delays and then drops
+/// the leader's and a follower's messages; `drain-leader` gracefully restarts the leader
+/// repeatedly;
 /// `rolling-restart` restarts every node in turn (last index first, as a StatefulSet
 /// rolls), as many rounds as fit; `rolling-upgrade` does one such round onto the new
 /// binary.
@@ -182,6 +220,16 @@ pub fn plan(
                 })
                 .collect()
         }
+        "impaired" => {
+            let mut k = vec![
+                (Kind::Delay, Target::Leader),
+                (Kind::Delay, Target::Follower),
+                (Kind::Loss, Target::Leader),
+                (Kind::Loss, Target::Follower),
+            ];
+            k.shuffle(&mut rng);
+            k
+        }
         "drain-leader" => (0..n)
             .map(|_| (Kind::GracefulRestart, Target::Leader))
             .collect(),
@@ -196,7 +244,7 @@ pub fn plan(
         }
         _ => (0..n)
             .map(|_| {
-                let k = Kind::ALL[rng.random_range(0..Kind::ALL.len())];
+                let k = Kind::MIXED[rng.random_range(0..Kind::MIXED.len())];
                 let t = if k == Kind::KillLeader {
                     Target::Leader
                 } else {
@@ -293,6 +341,18 @@ pub fn inject(
             c.net_heal(node)?;
             mark(true);
         }
+        Kind::Delay | Kind::Loss => {
+            // Still serving (slowly, or flapping): clients keep using it.
+            let (delay, loss) = if p.kind == Kind::Delay {
+                (DELAY_MS, 0)
+            } else {
+                (0, LOSS_PERCENT)
+            };
+            c.impair(node, delay, loss)?;
+            note = format!("outgoing Raft and gossip: +{delay} ms, {loss}% lost");
+            std::thread::sleep(hold);
+            c.impair(node, 0, 0)?;
+        }
         Kind::Partition => {
             mark(false);
             c.set_faults(node, &others, &others)?;
@@ -355,6 +415,34 @@ mod tests {
         assert!(up
             .iter()
             .all(|s| s.kind == Kind::Upgrade && !s.kind.is_crash_like()));
+    }
+
+    #[test]
+    fn the_impaired_scenario_slows_and_drops_the_leader_and_a_follower() {
+        let p = plan(
+            "impaired",
+            3,
+            3,
+            Duration::from_secs(3),
+            Duration::from_secs(60),
+        );
+        assert_eq!(p.len(), 4);
+        for kind in [Kind::Delay, Kind::Loss] {
+            for target in [Target::Leader, Target::Follower] {
+                assert!(p.iter().any(|s| s.kind == kind && s.target == target));
+            }
+        }
+        assert!(p
+            .iter()
+            .all(|s| s.kind.is_partition_like() && s.kind.is_crash_like()));
+        let mixed = plan(
+            "mixed",
+            5,
+            3,
+            Duration::from_secs(3),
+            Duration::from_secs(600),
+        );
+        assert!(mixed.iter().all(|s| Kind::MIXED.contains(&s.kind)));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::{
 use foca::{Foca, Member, Notification, OwnedNotification, PostcardCodec, Runtime, State, Timer};
 use foca_rand::{
     rngs::{SmallRng, SysRng},
-    SeedableRng,
+    RngExt, SeedableRng,
 };
 use serde::Serialize;
 use tokio::{
@@ -113,6 +113,9 @@ struct Shared {
     local_addr: SocketAddr,
     published: Mutex<Published>,
     blocked: RwLock<HashSet<SocketAddr>>,
+    /// Test-only impairment of every datagram we send: added delay (ms), loss (percent).
+    delay_ms: AtomicU64,
+    loss_percent: AtomicU64,
     counters: Counters,
 }
 
@@ -183,8 +186,9 @@ impl Membership {
         let identity = NodeIdentity::fresh(cfg.node_id, advertise);
         // SWIM only needs unpredictable-enough member selection, not cryptographic
         // randomness; fall back to a seed from the boot stamp if the OS RNG is unavailable.
+        let identity_seed = identity.boot ^ cfg.node_id;
         let rng = SmallRng::try_from_rng(&mut SysRng)
-            .unwrap_or_else(|_| SmallRng::seed_from_u64(identity.boot ^ cfg.node_id));
+            .unwrap_or_else(|_| SmallRng::seed_from_u64(identity_seed));
         let book = MetaBook::default();
         let broadcast_target = BroadcastTarget::default();
         let foca = Foca::with_custom_broadcast(
@@ -212,6 +216,8 @@ impl Membership {
                 others: Vec::new(),
             }),
             blocked: RwLock::new(HashSet::new()),
+            delay_ms: AtomicU64::new(0),
+            loss_percent: AtomicU64::new(0),
             counters: Counters::default(),
         });
         let (event_tx, event_rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
@@ -226,7 +232,8 @@ impl Membership {
         let mut agent = Agent {
             foca,
             rt: LoopRuntime::new(auth),
-            socket,
+            socket: Arc::new(socket),
+            loss_rng: SmallRng::seed_from_u64(identity_seed),
             shared: shared.clone(),
             book,
             broadcast_target,
@@ -310,6 +317,22 @@ impl Membership {
             .unwrap_or_else(PoisonError::into_inner);
         *blocked = peers.into_iter().collect();
         tracing::warn!(blocked = ?*blocked, "gossip fault injection: blocked peers changed");
+    }
+
+    /// TEST-ONLY fault injection: delays every datagram this node sends by `delay` and
+    /// drops `loss_percent` % of them at random (zero and zero heal). Same gating as
+    /// [`Membership::set_blocked`].
+    pub fn set_impaired(&self, delay: Duration, loss_percent: u8) {
+        let delay_ms = delay.as_millis().min(u64::MAX as u128) as u64;
+        self.shared.delay_ms.store(delay_ms, Ordering::Relaxed);
+        self.shared
+            .loss_percent
+            .store(u64::from(loss_percent.min(100)), Ordering::Relaxed);
+        tracing::warn!(
+            delay_ms,
+            loss_percent,
+            "gossip fault injection: outgoing impairment changed"
+        );
     }
 
     /// Cumulative counters since start.
@@ -401,8 +424,10 @@ impl Runtime<NodeIdentity> for LoopRuntime {
 struct Agent {
     foca: Swim,
     rt: LoopRuntime,
-    socket: UdpSocket,
+    socket: Arc<UdpSocket>,
     shared: Arc<Shared>,
+    /// Draws for the test-only packet loss.
+    loss_rng: SmallRng,
     book: MetaBook,
     broadcast_target: BroadcastTarget,
     tracker: Tracker,
@@ -618,9 +643,28 @@ impl Agent {
 
     async fn send_outbox(&mut self) {
         let mut outbox = std::mem::take(&mut self.rt.outbox);
+        let delay_ms = self.shared.delay_ms.load(Ordering::Relaxed);
+        let loss = self.shared.loss_percent.load(Ordering::Relaxed);
         for (to, packet) in outbox.drain(..) {
             if self.shared.is_blocked(to) {
                 tracing::trace!(%to, "dropped datagram to blocked peer");
+                continue;
+            }
+            if loss > 0 && self.loss_rng.random_range(0..100u64) < loss {
+                tracing::trace!(%to, "dropped datagram (injected loss)");
+                continue;
+            }
+            if delay_ms > 0 {
+                // Sent later by its own task, so the loop goes on meanwhile. Unbounded on
+                // purpose, like a slow link: at most one interval of gossip is in flight.
+                let socket = self.socket.clone();
+                let shared = self.shared.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                    if socket.send_to(&packet, to).await.is_ok() {
+                        bump(&shared.counters.packets_out, 1);
+                    }
+                });
                 continue;
             }
             debug_assert!(packet.len() <= MAX_PACKET_SIZE.get() + FRAMING_OVERHEAD);

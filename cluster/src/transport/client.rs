@@ -10,8 +10,8 @@ use std::time::Duration;
 /// Why an internal call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    /// Fault injection drops traffic to this peer.
-    #[error("traffic to node {0} is blocked by fault injection")]
+    /// Fault injection dropped this call before sending it (blocked peer, or loss).
+    #[error("traffic to node {0} is dropped by fault injection")]
     Blocked(NodeId),
     /// The peer could not be reached (connection refused, reset, DNS...).
     #[error("node {peer} at {addr} is unreachable: {reason}")]
@@ -105,9 +105,20 @@ impl PeerClient {
         body: &Req,
         timeout: Duration,
     ) -> Result<Resp, TransportError> {
-        if self.faults.blocks_out(peer) {
+        if self.faults.blocks_out(peer) || self.faults.drops_out() {
             return Err(TransportError::Blocked(peer));
         }
+        // Injected delay counts against the call's timeout, as a slow link would.
+        let delay = self.faults.delay_out();
+        let timeout = if delay.is_zero() {
+            timeout
+        } else {
+            tokio::time::sleep(delay.min(timeout)).await;
+            match timeout.checked_sub(delay).filter(|t| !t.is_zero()) {
+                Some(left) => left,
+                None => return Err(TransportError::Timeout { peer, timeout }),
+            }
+        };
         let bytes = wire::encode(self.self_id, body)?;
         let url = format!("http://{addr}{path}");
         let send = self

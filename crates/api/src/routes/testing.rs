@@ -4,7 +4,9 @@
 //!
 //! Exists only when the node runs with `cluster.fault_injection = true` (off by default);
 //! otherwise it answers 404. Blocking a peer drops this node's Raft and forwarding traffic
-//! to (`block_out`) or from (`block_in`) it, and all gossip with it.
+//! to (`block_out`) or from (`block_in`) it, and all gossip with it. `delay_ms` and
+//! `loss_percent` slow down and randomly drop every Raft RPC and gossip datagram this node
+//! sends (routed checks over the actor transport are not impaired).
 
 use crate::auth::{Admin, TenantCaller};
 use crate::extract::ApiJson;
@@ -16,7 +18,8 @@ use colony_cluster::transport::faults::FaultSet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
-/// Body of `PUT /v1/testing/faults`: node ids (as strings) to cut off.
+/// Body of `PUT /v1/testing/faults`: node ids (as strings) to cut off, and the impairment
+/// of what this node sends.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultsBody {
@@ -24,7 +27,17 @@ pub struct FaultsBody {
     block_out: Vec<String>,
     #[serde(default)]
     block_in: Vec<String>,
+    /// Added to every Raft RPC and gossip datagram this node sends (at most
+    /// [`MAX_DELAY_MS`]).
+    #[serde(default)]
+    delay_ms: u64,
+    /// Share of them dropped at random, 0–100.
+    #[serde(default)]
+    loss_percent: u8,
 }
+
+/// Largest `delay_ms` accepted: beyond it every Raft RPC times out anyway.
+pub const MAX_DELAY_MS: u64 = 10_000;
 
 fn disabled() -> Problem {
     Problem::new(
@@ -47,6 +60,8 @@ fn view(set: &FaultSet) -> FaultsBody {
     FaultsBody {
         block_out: set.block_out.iter().map(u64::to_string).collect(),
         block_in: set.block_in.iter().map(u64::to_string).collect(),
+        delay_ms: set.delay_ms,
+        loss_percent: set.loss_percent,
     }
 }
 
@@ -67,9 +82,23 @@ pub async fn put_faults(
     if !app.faults.enabled() {
         return Err(disabled());
     }
+    if body.delay_ms > MAX_DELAY_MS {
+        return Err(Problem::invalid_field(
+            "/delay_ms",
+            format!("must be at most {MAX_DELAY_MS}"),
+        ));
+    }
+    if body.loss_percent > 100 {
+        return Err(Problem::invalid_field(
+            "/loss_percent",
+            "must be a percentage, 0 to 100",
+        ));
+    }
     let set = FaultSet {
         block_out: parse_ids(&body.block_out, "block_out")?,
         block_in: parse_ids(&body.block_in, "block_in")?,
+        delay_ms: body.delay_ms,
+        loss_percent: body.loss_percent,
     };
     let cut: BTreeSet<u64> = set.block_out.union(&set.block_in).copied().collect();
     let gossip_addrs = app
@@ -81,6 +110,10 @@ pub async fn put_faults(
         .collect();
     app.faults.set(set.clone()).map_err(|_| disabled())?;
     app.membership.set_blocked(gossip_addrs);
+    app.membership.set_impaired(
+        std::time::Duration::from_millis(set.delay_ms),
+        set.loss_percent,
+    );
     tracing::warn!(faults = ?set, "fault injection changed");
     Ok(Json(view(&set)))
 }
