@@ -11,8 +11,11 @@
 //!
 //! Besides its live buckets a shard keeps, for its keys: replicas sent by other owners
 //! (continued from when this node becomes the owner after a crash), tombstones of buckets
-//! it released to a new owner (answering "moved"), and the keys changed since the last
-//! replication round. A check of a key this node has just become the owner of waits while
+//! it released to a new owner (answering "moved"), the keys changed since the last
+//! replication round, and stale copies: the live buckets of a node that was stalled
+//! (paused, frozen), which other nodes may have served meanwhile. A stale copy is checked
+//! again only after the other members were asked for a newer state, and the copy that
+//! admitted more wins. A check of a key this node has just become the owner of waits while
 //! the previous owner is asked for the state (see [`crate::handoff`]); checks of other keys
 //! go on meanwhile.
 
@@ -111,6 +114,7 @@ impl SharedShard {
             handoff,
             buckets: HashMap::new(),
             replicas: HashMap::new(),
+            stale: HashMap::new(),
             moved: HashMap::new(),
             dirty: HashSet::new(),
             waiting: HashMap::new(),
@@ -123,6 +127,15 @@ impl SharedShard {
     /// over: the supervisor replaces the whole shard anyway when its actor panicked.
     fn lock(&self) -> MutexGuard<'_, ShardState> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The node was stalled: every live bucket becomes a stale copy (see the module docs).
+    /// Done under the lock, so no check after it is answered from a stale copy unasked.
+    pub fn mark_stale(&self) {
+        let mut st = self.lock();
+        let live = std::mem::take(&mut st.buckets);
+        st.dirty.clear();
+        st.stale.extend(live);
     }
 
     /// Checks `items` in place when every one of their buckets is live here and the lock
@@ -174,6 +187,8 @@ pub struct ShardState {
     handoff: Option<Handoff>,
     buckets: HashMap<String, BucketState>,
     replicas: HashMap<String, BucketState>,
+    /// Live buckets from before a stall: may be behind what others served meanwhile.
+    stale: HashMap<String, BucketState>,
     moved: HashMap<String, Tombstone>,
     dirty: HashSet<String>,
     waiting: HashMap<String, Vec<Parked>>,
@@ -198,6 +213,16 @@ fn remaining(state: &BucketState, now_ms: u64) -> u64 {
     state
         .peek(state.algorithm(), state.limit(), now_ms)
         .map_or(u64::MAX, |d| d.remaining)
+}
+
+/// Of two copies of one bucket, the one that admitted more (fewer hits left now): a copy
+/// that fell behind must not hand out again what the other one already admitted.
+fn more_admitted(a: BucketState, b: BucketState, now_ms: u64) -> BucketState {
+    if remaining(&b, now_ms) < remaining(&a, now_ms) {
+        b
+    } else {
+        a
+    }
 }
 
 /// What to do with one item.
@@ -261,6 +286,11 @@ impl ShardState {
                 h.counters().moved.fetch_add(1, Ordering::Relaxed);
                 return Step::Done(Err(BucketError::Moved(t.to)));
             }
+            if t.until_ms > now && h.is_alive(t.to) {
+                // The new owner is up but the session to it is not yet (it has just
+                // started): keep the tombstone, the caller retries.
+                return Step::Done(Err(BucketError::Unavailable));
+            }
             // The new owner is gone (or the tombstone is old): what was handed over is
             // the best known state, unless a replica (sent by the new owner) is newer.
             if let Some(s) = self.moved.remove(&it.key).and_then(|t| t.state) {
@@ -278,7 +308,16 @@ impl ShardState {
                     Step::Done(Err(BucketError::Unavailable))
                 }
             }
-            Locate::Mine { prior } => {
+            Locate::Mine { mut prior } => {
+                if self.stale.contains_key(&it.key) {
+                    // Served elsewhere while this node was stalled? Ask every member.
+                    let me = h.node_id();
+                    for n in h.members().iter().copied() {
+                        if n != me && !prior.contains(&n) {
+                            prior.push(n);
+                        }
+                    }
+                }
                 let prior: Vec<u64> = if h.enabled() {
                     prior.into_iter().filter(|n| h.is_alive(*n)).collect()
                 } else {
@@ -295,10 +334,16 @@ impl ShardState {
                     });
                     return Step::Park(it);
                 }
-                let base = self.replicas.remove(&it.key);
-                if base.is_some() {
-                    h.counters().promoted.fetch_add(1, Ordering::Relaxed);
-                }
+                let base = match self.stale.remove(&it.key) {
+                    Some(own) => Some(own),
+                    None => {
+                        let r = self.replicas.remove(&it.key);
+                        if r.is_some() {
+                            h.counters().promoted.fetch_add(1, Ordering::Relaxed);
+                        }
+                        r
+                    }
+                };
                 Step::Done(self.apply(it, base, now))
             }
         }
@@ -354,6 +399,11 @@ impl ShardState {
         if !self.buckets.contains_key(&key) {
             self.moved.remove(&key);
             let replica = self.replicas.remove(&key);
+            let now = now_ms();
+            let state = match (state, self.stale.remove(&key)) {
+                (Some(s), Some(own)) => Some(more_admitted(s, own, now)),
+                (s, own) => s.or(own),
+            };
             base = match (state, replica) {
                 (Some(s), _) => Some(s),
                 (None, Some(r)) => {
@@ -407,7 +457,11 @@ impl ShardState {
         if self.waiting.contains_key(&key) {
             return PullAnswer::Busy;
         }
-        if let Some(s) = self.buckets.remove(&key) {
+        if let Some(s) = self
+            .buckets
+            .remove(&key)
+            .or_else(|| self.stale.remove(&key))
+        {
             self.dirty.remove(&key);
             let t = self.tombstone(to, Some(s.clone()), now);
             self.moved.insert(key, t);
@@ -427,7 +481,13 @@ impl ShardState {
         }
         // Nothing live here: remember who owns it now, so checks that still arrive here
         // (from nodes whose view is behind) are sent on instead of starting a second copy.
-        let state = self.moved.remove(&key).and_then(|t| t.state);
+        // Hand over the best state known here: what was handed over before, else the
+        // replica (a push that failed leaves its state there).
+        let state = self
+            .moved
+            .remove(&key)
+            .and_then(|t| t.state)
+            .or_else(|| self.replicas.remove(&key));
         let t = self.tombstone(to, state.clone(), now);
         self.moved.insert(key, t);
         state.map_or(PullAnswer::Unknown, PullAnswer::State)
@@ -450,6 +510,10 @@ impl ShardState {
             }
             self.moved.remove(&key);
             self.replicas.remove(&key);
+            let state = match self.stale.remove(&key) {
+                Some(own) => more_admitted(state, own, now),
+                None => state,
+            };
             if replicating {
                 self.dirty.insert(key.clone());
             }
@@ -464,6 +528,23 @@ impl ShardState {
             return Vec::new();
         };
         let me = h.node_id();
+        // Stale copies of keys owned elsewhere now go to their owner like live buckets
+        // (the owner keeps whichever copy admitted more); the others stay stale.
+        let gone: Vec<String> = self
+            .stale
+            .keys()
+            .filter(|k| h.owner(k) != me)
+            .cloned()
+            .collect();
+        for k in gone {
+            if let Some(own) = self.stale.remove(&k) {
+                let keep = match self.buckets.remove(&k) {
+                    Some(live) => more_admitted(live, own, now_ms()),
+                    None => own,
+                };
+                self.buckets.insert(k, keep);
+            }
+        }
         let leaving: Vec<(String, u64)> = self
             .buckets
             .keys()
@@ -505,6 +586,7 @@ impl ShardState {
         let before = self.buckets.len();
         self.buckets.retain(|_, b| !b.is_at_rest(now));
         self.replicas.retain(|_, b| !b.is_at_rest(now));
+        self.stale.retain(|_, b| !b.is_at_rest(now));
         self.moved.retain(|_, t| t.until_ms > now);
         let swept = before - self.buckets.len();
         if swept > 0 {

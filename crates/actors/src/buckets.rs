@@ -513,6 +513,17 @@ impl Buckets {
         self.len().await == 0
     }
 
+    /// After a stall of this node (paused, frozen): every live bucket becomes a stale copy,
+    /// checked again only after the other members were asked whether they served it
+    /// meanwhile. Takes each shard's lock in turn (briefly: it moves one map).
+    pub fn mark_stale(&self) {
+        for i in 0..self.permits.len() {
+            if let Some(s) = self.slot(i) {
+                s.state.mark_stale();
+            }
+        }
+    }
+
     /// Test-only fault injection: makes shard `i` (or every shard) panic.
     pub fn inject_panic(&self, shard: Option<usize>) {
         let n = self.permits.len();

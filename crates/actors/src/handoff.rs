@@ -64,6 +64,10 @@ impl Default for HandoffConfig {
     }
 }
 
+/// A gap this long between two polls of the view (normally `poll_every` apart) means the
+/// node was stalled: about as long as the others take to suspect it.
+const STALL: Duration = Duration::from_secs(1);
+
 /// A holder's answer when asked to release a bucket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -451,10 +455,28 @@ impl Handoff {
         let mut poll = tokio::time::interval(self.inner.config.poll_every);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_replication = Instant::now();
+        let mut last_tick = Instant::now();
         loop {
             tokio::select! {
                 _ = poll.tick() => {}
                 _ = stop.wait_for(|s| *s) => return,
+            }
+            let gap = last_tick.elapsed();
+            last_tick = Instant::now();
+            if gap >= STALL {
+                // SIGSTOP, a frozen VM: the others may have declared this node down and
+                // served its buckets meanwhile. Its copies are checked again only after
+                // asking them.
+                tracing::warn!(
+                    stalled_ms = gap.as_millis() as u64,
+                    "this node was stalled; its rate-limit buckets are reconciled with the other members before use"
+                );
+                self.inner
+                    .history
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .record_stall(Instant::now());
+                buckets.mark_stale();
             }
             // Also when another caller (a check, the drain) refreshed the view first.
             self.refresh();

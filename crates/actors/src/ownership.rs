@@ -36,6 +36,9 @@ pub struct ViewHistory {
     past: Vec<(Vec<u64>, Instant)>,
     /// When this node last entered the view (started, restarted, or came back).
     joined_at: Option<Instant>,
+    /// When this node last resumed from a stall (paused, frozen): the others may have
+    /// served its keys meanwhile, whatever its own view says.
+    stalled_at: Option<Instant>,
 }
 
 impl ViewHistory {
@@ -46,6 +49,7 @@ impl ViewHistory {
             current: Vec::new(),
             past: Vec::new(),
             joined_at: None,
+            stalled_at: None,
         }
     }
 
@@ -71,6 +75,12 @@ impl ViewHistory {
             self.past.remove(0);
         }
         true
+    }
+
+    /// Records that this node resumed at `now` from a stall: for a window, every other
+    /// member may hold state for any key it owns.
+    pub fn record_stall(&mut self, now: Instant) {
+        self.stalled_at = Some(now);
     }
 
     /// Whether this node is one of the owners in its newest view (or the view is empty:
@@ -111,6 +121,17 @@ impl ViewHistory {
                 .collect();
             if let Some(o) = colony_placement::owner(key.as_bytes(), &others) {
                 prior.push(o);
+            }
+        }
+        // Just resumed from a stall: any other member may have served the key meanwhile.
+        if self
+            .stalled_at
+            .is_some_and(|t| now.saturating_duration_since(t) <= window)
+        {
+            for n in &self.current {
+                if *n != self.node_id && !prior.contains(n) {
+                    prior.push(*n);
+                }
             }
         }
         for (view, replaced_at) in self.past.iter().rev() {
@@ -222,6 +243,28 @@ mod tests {
         );
         assert_eq!(
             h.locate(&k, t0 + Duration::from_secs(60), W),
+            Locate::Mine { prior: vec![] }
+        );
+    }
+
+    #[test]
+    fn after_a_stall_every_other_member_is_asked_within_the_window() {
+        let t0 = Instant::now();
+        let mut h = ViewHistory::new(1);
+        h.record(vec![1, 2, 3], t0);
+        let k = key_owned_by(1, &[1, 2, 3], None);
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!(h.locate(&k, later, W), Locate::Mine { prior: vec![] });
+        h.record_stall(later);
+        match h.locate(&k, later + Duration::from_secs(1), W) {
+            Locate::Mine { mut prior } => {
+                prior.sort_unstable();
+                assert_eq!(prior, vec![2, 3]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            h.locate(&k, later + Duration::from_secs(30), W),
             Locate::Mine { prior: vec![] }
         );
     }

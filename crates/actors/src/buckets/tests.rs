@@ -233,8 +233,21 @@ async fn released_buckets_answer_moved_and_installed_or_replicated_ones_continue
         .map(|i| format!("r{i}"))
         .find(|k| colony_placement::owner(k.as_bytes(), &[1, 2]) == Some(1))
         .unwrap();
-    b.store_replicas(vec![(replicated.clone(), state)]);
+    b.store_replicas(vec![(replicated.clone(), state.clone())]);
     assert_eq!(remaining(&b.check(vec![item(&replicated, 1)]).await[0]), 96);
+
+    // Asked for a key it holds only a replica of (e.g. its push to the new owner failed
+    // and the tombstone was turned back into a replica), it hands the replica over rather
+    // than answering "unknown", which would make the new owner start afresh.
+    let kept = (0..1000)
+        .map(|i| format!("p{i}"))
+        .find(|k| colony_placement::owner(k.as_bytes(), &[1, 2]) == Some(2))
+        .unwrap();
+    b.store_replicas(vec![(kept.clone(), state.clone())]);
+    assert_eq!(
+        b.release(kept.clone(), 2).await.unwrap(),
+        PullAnswer::State(state)
+    );
 
     // A key owned by node 2 that this node never had is sent there.
     let theirs = key_owned_by(2);
@@ -427,4 +440,96 @@ async fn a_node_that_has_not_joined_owns_no_bucket_and_starts_none() {
         99
     );
     b.stop().await;
+}
+
+/// Node 2 after it served some of node 1's buckets while node 1 was stalled: it answers
+/// pulls with the states it holds, "unknown" for other keys.
+struct ServedMeanwhile;
+
+impl Actor for ServedMeanwhile {
+    type Msg = crate::router::RouterMsg;
+    type State = HashMap<String, colony_ratelimit::BucketState>;
+    type Arguments = HashMap<String, colony_ratelimit::BucketState>;
+    async fn pre_start(
+        &self,
+        _: ActorRef<Self::Msg>,
+        held: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(held)
+    }
+    async fn handle(
+        &self,
+        _: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        held: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        use crate::router::{PullReply, RouterMsg, Wire};
+        if let RouterMsg::Pull(Wire(Ok(req)), port) = msg {
+            let answers = req
+                .keys
+                .iter()
+                .map(|k| {
+                    held.remove(k)
+                        .map_or(PullAnswer::Unknown, PullAnswer::State)
+                })
+                .collect();
+            let _ = port.send(Wire(Ok(PullReply { answers })));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn after_a_stall_a_bucket_continues_from_whichever_copy_admitted_more() {
+    let (served, untouched) = (key_owned_by(1), {
+        let first = key_owned_by(1);
+        (0..1000)
+            .map(|i| format!("u{i}"))
+            .find(|k| colony_placement::owner(k.as_bytes(), &[1, 2]) == Some(1) && *k != first)
+            .unwrap()
+    });
+    // While node 1 was paused, node 2 took `served` over and admitted 30 of it.
+    let mut slot = None;
+    let it = item(&served, 30);
+    colony_ratelimit::check(
+        &mut slot,
+        it.algorithm,
+        &it.limit,
+        30,
+        crate::leases::now_ms(),
+    )
+    .unwrap();
+    let held: HashMap<_, _> = [(served.clone(), slot.unwrap())].into();
+    let (peer, _) = Actor::spawn(None, ServedMeanwhile, held).await.unwrap();
+    let view = Arc::new(TwoNodes {
+        peer: peer.get_cell(),
+    });
+    // No handoff window: node 1 has long been the owner (it asks nobody at first use).
+    let config = crate::HandoffConfig {
+        window: Duration::ZERO,
+        ..Default::default()
+    };
+    let handoff = Handoff::new(1, view, config);
+    let b = Buckets::start(BucketsConfig {
+        shards: 1,
+        handoff: Some(handoff),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(admitted(&b, &served, 5).await, 5);
+    assert_eq!(admitted(&b, &untouched, 5).await, 5);
+    b.mark_stale();
+    assert_eq!(
+        remaining(&b.check(vec![item(&served, 1)]).await[0]),
+        69,
+        "node 2's copy (30 admitted) wins over the stale one (5)"
+    );
+    assert_eq!(
+        remaining(&b.check(vec![item(&untouched, 1)]).await[0]),
+        94,
+        "nobody served it meanwhile: the node's own copy continues"
+    );
+    b.stop().await;
+    peer.stop(None);
 }
