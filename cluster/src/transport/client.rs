@@ -11,7 +11,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     /// Fault injection dropped this call before sending it (blocked peer, or loss).
-    #[error("traffic to node {0} is dropped by fault injection")]
+    #[error("traffic to node {0} is blocked (or lost) by fault injection")]
     Blocked(NodeId),
     /// The peer could not be reached (connection refused, reset, DNS...).
     #[error("node {peer} at {addr} is unreachable: {reason}")]

@@ -286,9 +286,10 @@ impl ShardState {
                 h.counters().moved.fetch_add(1, Ordering::Relaxed);
                 return Step::Done(Err(BucketError::Moved(t.to)));
             }
-            if t.until_ms > now && h.is_alive(t.to) {
-                // The new owner is up but the session to it is not yet (it has just
-                // started): keep the tombstone, the caller retries.
+            if t.until_ms > now && h.members().contains(&t.to) {
+                // The new owner is an active member but the session to it is not up yet
+                // (it has just started): keep the tombstone, the caller retries. (A
+                // suspected or dead one is no longer a member: its state is taken back.)
                 return Step::Done(Err(BucketError::Unavailable));
             }
             // The new owner is gone (or the tombstone is old): what was handed over is
