@@ -150,7 +150,7 @@ impl SharedShard {
             return None;
         }
         let now = now_ms();
-        Some(items.iter().map(|it| st.apply_live(it, now)).collect())
+        items.iter().map(|it| st.apply_live(it, now)).collect()
     }
 }
 
@@ -240,34 +240,29 @@ impl ShardState {
         }
     }
 
-    /// Checks `it` on its live bucket (unavailable if there is none: callers look first).
-    fn apply_live(&mut self, it: &ShardItem, now: u64) -> ItemResult {
+    /// Checks `it` on its live bucket; `None` when there is none.
+    fn apply_live(&mut self, it: &ShardItem, now: u64) -> Option<ItemResult> {
+        let b = self.buckets.get_mut(&it.key)?;
+        let r = b
+            .check(it.algorithm, &it.limit, it.hits, now)
+            .map_err(BucketError::Limit);
         self.mark_dirty(&it.key, it.hits);
-        match self.buckets.get_mut(&it.key) {
-            Some(b) => b
-                .check(it.algorithm, &it.limit, it.hits, now)
-                .map_err(BucketError::Limit),
-            None => Err(BucketError::Unavailable),
-        }
+        Some(r)
     }
 
     /// Checks `it` on the live bucket, creating it from `base` (or afresh) when missing.
     fn apply(&mut self, it: ShardItem, base: Option<BucketState>, now: u64) -> ItemResult {
-        self.mark_dirty(&it.key, it.hits);
-        match self.buckets.get_mut(&it.key) {
-            Some(b) => b
-                .check(it.algorithm, &it.limit, it.hits, now)
-                .map_err(BucketError::Limit),
-            None => {
-                let mut slot = base;
-                let d = colony_ratelimit::check(&mut slot, it.algorithm, &it.limit, it.hits, now)
-                    .map_err(BucketError::Limit)?;
-                if let Some(b) = slot {
-                    self.buckets.insert(it.key, b);
-                }
-                Ok(d)
-            }
+        if let Some(r) = self.apply_live(&it, now) {
+            return r;
         }
+        self.mark_dirty(&it.key, it.hits);
+        let mut slot = base;
+        let d = colony_ratelimit::check(&mut slot, it.algorithm, &it.limit, it.hits, now)
+            .map_err(BucketError::Limit)?;
+        if let Some(b) = slot {
+            self.buckets.insert(it.key, b);
+        }
+        Ok(d)
     }
 
     /// Decides an item: check it here, send it on, or wait for its state.
