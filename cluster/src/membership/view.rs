@@ -106,6 +106,15 @@ struct Tombstone {
     since: Instant,
 }
 
+/// The metadata of `id`'s own process incarnation or a later one; `None` while the book only
+/// has what an earlier process of the same node announced. Peers would otherwise route to,
+/// push buckets to and count a just-restarted node as `active` while it is still joining.
+fn meta_of(book: &HashMap<u64, MetaRecord>, id: &NodeIdentity) -> Option<NodeMeta> {
+    book.get(&id.node_id)
+        .filter(|r| r.boot >= id.boot)
+        .map(|r| r.meta.clone())
+}
+
 /// Bookkeeping that turns foca's member table plus the metadata book into events and the
 /// published member list. Owned by the agent loop; not shared.
 #[derive(Debug, Default)]
@@ -275,6 +284,10 @@ impl Tracker {
     }
 
     /// The member list to publish: foca's table plus tombstones, ourselves excluded.
+    ///
+    /// A member's metadata is shown only once its current process has announced it
+    /// (see [`meta_of`]): a restarted node is listed without metadata, not as its previous
+    /// life's `active`, until its own (`joining`) arrives.
     pub(crate) fn entries(
         &self,
         members: &[Member<NodeIdentity>],
@@ -289,7 +302,7 @@ impl Tracker {
                     view: MemberView {
                         node_id: id.node_id,
                         gossip_addr: id.addr,
-                        meta: book.get(&id.node_id).map(|r| r.meta.clone()),
+                        meta: meta_of(book, id),
                         status: m.state().into(),
                         incarnation: m.incarnation().into(),
                         boot: id.boot,
@@ -430,10 +443,21 @@ mod tests {
         );
 
         // Same node id restarted: old identity reported down, new one up once its meta is in.
+        // Until then it is listed without metadata, not as its previous life's `active`.
         let restarted = id(1, 1000, 60);
+        let c = t.reconcile(&[Member::alive(restarted.clone())], &book, &seen, now);
+        assert_eq!(kinds(&c), ["down"]);
+        let listed = t.entries(&[Member::alive(restarted.clone())], &book, &seen);
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].view.meta.is_none(), "{:?}", listed[0].view);
         book.insert(1, record(1, 60, NodeState::Joining));
         let c = t.reconcile(&[Member::alive(restarted.clone())], &book, &seen, now);
-        assert_eq!(kinds(&c), ["down", "up"]);
+        assert_eq!(kinds(&c), ["up"]);
+        let listed = t.entries(&[Member::alive(restarted.clone())], &book, &seen);
+        assert_eq!(
+            listed[0].view.meta.as_ref().map(|m| m.state),
+            Some(NodeState::Joining)
+        );
 
         // Wiped node (new id) on the same address: node 1 stays listed as Down.
         let wiped = id(2, 1000, 70);
