@@ -7,7 +7,7 @@
 use crate::raft::log_store::LogStore;
 use crate::raft::network::HttpNetwork;
 use crate::raft::state_machine::{StateMachineStore, StoreError};
-use crate::raft::{NodeId, NodeInfo, Raft};
+use crate::raft::{quorum, NodeId, NodeInfo, Raft};
 use crate::transport::client::{PeerClient, TransportError};
 use crate::transport::faults::Faults;
 use crate::transport::server::{self, InternalState};
@@ -337,7 +337,21 @@ impl RaftNode {
                 why: "this node is handing over Raft leadership".into(),
             };
         }
-        let mut hint = match self.raft.client_write(proposal.clone()).await {
+        let limit = quorum::limit(self.raft.config());
+        if let Some(since) = quorum::cut_off(&self.raft.metrics().borrow(), limit) {
+            // Not proposed: refused outright, so the client goes to a node that can commit.
+            return Attempt::done(Err(WriteError::Unavailable(quorum::explain(since))));
+        }
+        let written = tokio::select! {
+            written = self.raft.client_write(proposal.clone()) => written,
+            since = quorum::until_cut_off(&self.raft, limit) => {
+                return Attempt::done(Err(WriteError::Unavailable(format!(
+                    "{}; the write was proposed, so it may still be applied",
+                    quorum::explain(since)
+                ))));
+            }
+        };
+        let mut hint = match written {
             Ok(resp) => return Attempt::done(resp.data.map_err(WriteError::Rejected)),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 f.leader_id.map(|id| LeaderHint {
@@ -365,11 +379,17 @@ impl RaftNode {
             self.counters
                 .forwarded_writes
                 .fetch_add(1, Ordering::Relaxed);
-            let reply: WriteReply = match self
-                .peers
-                .call(leader.0, &leader.1, paths::WRITE, proposal, FORWARD_TIMEOUT)
-                .await
-            {
+            let forwarded = tokio::select! {
+                reply = self.peers.call(leader.0, &leader.1, paths::WRITE, proposal, FORWARD_TIMEOUT) => reply,
+                () = self.leader_replaced(leader.0) => {
+                    return Attempt::done(Err(WriteError::Unavailable(format!(
+                        "the Raft leader changed while node {} held the forwarded write; \
+                         it may still be applied",
+                        leader.0
+                    ))));
+                }
+            };
+            let reply: WriteReply = match forwarded {
                 Ok(r) => r,
                 // Nothing reached the leader (no connection, or refused before the write
                 // was handled): safe to send again. A connection lost after sending may
@@ -412,6 +432,27 @@ impl RaftNode {
             leader: last,
             why: "the Raft leader keeps changing; retry shortly".into(),
         }
+    }
+
+    /// Resolves once this node has known a leader other than `old` for a while: the grace
+    /// lets `old` answer what it was committing when it lost leadership (a drain). A write
+    /// forwarded to a leader that was cut off gets no answer at all, and waiting out
+    /// [`FORWARD_TIMEOUT`] for it would stall the client for seconds after the failover.
+    async fn leader_replaced(&self, old: NodeId) {
+        let grace = quorum::limit(self.raft.config());
+        let replaced = self
+            .raft
+            .wait(None)
+            .metrics(
+                |m| m.current_leader.is_some_and(|l| l != old),
+                "another leader",
+            )
+            .await;
+        if replaced.is_err() {
+            // Raft shut down: the forward's own timeout ends the wait.
+            return std::future::pending().await;
+        }
+        tokio::time::sleep(grace).await;
     }
 
     /// The leader's id and internal address, from a hint or this node's view.
@@ -480,7 +521,22 @@ impl RaftNode {
             // A draining leader has stopped confirming its leadership: ask the next one.
             None
         } else {
-            match self.raft.ensure_linearizable().await {
+            let limit = quorum::limit(self.raft.config());
+            let cut_off = quorum::cut_off(&self.raft.metrics().borrow(), limit);
+            if let Some(since) = cut_off {
+                return Err(ReadAttempt::Failed(WriteError::Unavailable(
+                    quorum::explain(since),
+                )));
+            }
+            let confirmed = tokio::select! {
+                confirmed = self.raft.ensure_linearizable() => confirmed,
+                since = quorum::until_cut_off(&self.raft, limit) => {
+                    return Err(ReadAttempt::Failed(WriteError::Unavailable(
+                        quorum::explain(since),
+                    )));
+                }
+            };
+            match confirmed {
                 Ok(_) => return Ok(()),
                 Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
                     f.leader_id.map(|id| LeaderHint {

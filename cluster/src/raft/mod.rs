@@ -8,6 +8,7 @@
 
 pub mod log_store;
 pub mod network;
+pub(crate) mod quorum;
 pub mod state_machine;
 pub mod types;
 

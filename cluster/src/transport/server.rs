@@ -2,7 +2,7 @@
 
 use super::faults::Faults;
 use super::wire::{self, paths, LeaderHint, ReadIndexReply, WriteReply, AUTH_HEADER, CONTENT_TYPE};
-use crate::raft::{NodeId, NodeInfo, Raft, TypeConfig};
+use crate::raft::{quorum, NodeId, NodeInfo, Raft, TypeConfig};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -138,7 +138,21 @@ async fn write(State(s): State<InternalState>, headers: HeaderMap, body: Bytes) 
     if s.stepping_down.load(Ordering::SeqCst) {
         return s.reply(&WriteReply::NotLeader(None));
     }
-    let reply = match tokio::time::timeout(WRITE_TIMEOUT, s.raft.client_write(proposal)).await {
+    let limit = quorum::limit(s.raft.config());
+    if quorum::cut_off(&s.raft.metrics().borrow(), limit).is_some() {
+        // Not proposed: the forwarder waits for the leader the others elect meanwhile.
+        return s.reply(&WriteReply::NotLeader(None));
+    }
+    let committed = tokio::select! {
+        committed = tokio::time::timeout(WRITE_TIMEOUT, s.raft.client_write(proposal)) => committed,
+        since = quorum::until_cut_off(&s.raft, limit) => {
+            return s.reply(&WriteReply::Unavailable(format!(
+                "{}; the write was proposed, so it may still be applied",
+                quorum::explain(since)
+            )));
+        }
+    };
+    let reply = match committed {
         Err(_) => WriteReply::Unavailable("the leader did not commit the write in time".into()),
         Ok(Ok(resp)) => WriteReply::Applied {
             result: resp.data,
@@ -159,7 +173,16 @@ async fn read_index(State(s): State<InternalState>, headers: HeaderMap, body: By
     if s.stepping_down.load(Ordering::SeqCst) {
         return s.reply(&ReadIndexReply::NotLeader(None));
     }
-    let reply = match tokio::time::timeout(WRITE_TIMEOUT, s.raft.ensure_linearizable()).await {
+    let limit = quorum::limit(s.raft.config());
+    if quorum::cut_off(&s.raft.metrics().borrow(), limit).is_some() {
+        return s.reply(&ReadIndexReply::NotLeader(None));
+    }
+    let confirmed = tokio::select! {
+        confirmed = tokio::time::timeout(WRITE_TIMEOUT, s.raft.ensure_linearizable()) => confirmed,
+        // Reads have no side effects: the forwarder asks the next leader.
+        _ = quorum::until_cut_off(&s.raft, limit) => return s.reply(&ReadIndexReply::NotLeader(None)),
+    };
+    let reply = match confirmed {
         Err(_) => ReadIndexReply::Unavailable(
             "the leader could not confirm its leadership in time".into(),
         ),
