@@ -60,6 +60,13 @@ pub enum ActorLinkError {
 /// Session id (ractor_cluster's per-server counter) to colony node id, for ready sessions.
 type SessionBook = Arc<RwLock<HashMap<u64, u64>>>;
 
+/// Dials in progress: peer → when we dialed (so a slow handshake is not re-dialed).
+type DialBook = Arc<Mutex<HashMap<u64, Instant>>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(PoisonError::into_inner)
 }
@@ -77,6 +84,7 @@ fn colony_id(name: &str) -> Option<u64> {
 /// short lock and never blocks.
 struct Subscriber {
     book: SessionBook,
+    dials: DialBook,
 }
 
 impl NodeEventSubscription for Subscriber {
@@ -87,6 +95,11 @@ impl NodeEventSubscription for Subscriber {
             return;
         };
         write(&self.book).insert(ses.node_id, peer);
+        // The dial (ours or the peer's) has done its job: once this session closes, the next
+        // reconcile may dial again at once instead of waiting out DIAL_PATIENCE. Otherwise a
+        // session closed by the peer (say, because our renewed identity made it see us Down)
+        // stays down for seconds.
+        lock(&self.dials).remove(&peer);
         tracing::info!(
             peer,
             session = ses.node_id,
@@ -96,6 +109,7 @@ impl NodeEventSubscription for Subscriber {
     }
     fn node_session_disconnected(&self, ses: NodeServerSessionInformation) {
         if let Some(peer) = write(&self.book).remove(&ses.node_id) {
+            lock(&self.dials).remove(&peer);
             tracing::info!(
                 peer,
                 session = ses.node_id,
@@ -111,8 +125,8 @@ pub struct ActorLink {
     node_id: u64,
     server: ActorRef<NodeServerMessage>,
     book: SessionBook,
-    /// Dials in progress: peer → when we dialed (so a slow handshake is not re-dialed).
-    dials: Arc<Mutex<HashMap<u64, Instant>>>,
+    /// Dials in progress (see [`DialBook`]).
+    dials: DialBook,
     local_addr: SocketAddr,
 }
 
@@ -151,10 +165,14 @@ impl ActorLink {
             .await
             .map_err(|e| ActorLinkError::Start(e.to_string()))?;
         let book = SessionBook::default();
+        let dials = DialBook::default();
         server
             .cast(NodeServerMessage::SubscribeToEvents {
                 id: "colony".into(),
-                subscription: Box::new(Subscriber { book: book.clone() }),
+                subscription: Box::new(Subscriber {
+                    book: book.clone(),
+                    dials: dials.clone(),
+                }),
             })
             .map_err(|e| ActorLinkError::Start(e.to_string()))?;
         tokio::spawn(accept_loop(listener, server.clone()));
@@ -162,7 +180,7 @@ impl ActorLink {
             node_id: config.node_id,
             server,
             book,
-            dials: Arc::default(),
+            dials,
             local_addr,
         })
     }
@@ -202,7 +220,7 @@ impl ActorLink {
             return;
         }
         {
-            let mut dials = self.dials.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut dials = lock(&self.dials);
             if dials
                 .get(&peer)
                 .is_some_and(|t| t.elapsed() < DIAL_PATIENCE)
@@ -226,10 +244,7 @@ impl ActorLink {
     /// Stops every session to `peer` (ractor_cluster would not notice a dead peer on its
     /// own); its remote actors disappear and pending calls to them fail at once.
     pub async fn disconnect(&self, peer: u64, why: &str) {
-        self.dials
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&peer);
+        lock(&self.dials).remove(&peer);
         let sessions = match ractor::call_t!(
             self.server,
             NodeServerMessage::GetSessions,
@@ -344,7 +359,46 @@ async fn accept_loop(listener: TcpListener, server: ActorRef<NodeServerMessage>)
 
 #[cfg(test)]
 mod tests {
-    use super::colony_id;
+    use super::*;
+
+    async fn link(node_id: u64) -> ActorLink {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let advertise = listener.local_addr().expect("addr");
+        let config = ActorLinkConfig {
+            node_id,
+            advertise,
+            cookie: "test-cookie".into(),
+        };
+        ActorLink::start(config, listener).await.expect("start")
+    }
+
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_the_peer_closed_can_be_dialed_again_at_once() {
+        let (a, b) = (link(1).await, link(2).await);
+        let b_addr = b.local_addr().to_string();
+        a.connect(2, &b_addr).await;
+        until("the session is ready on both sides", || {
+            a.connected() == [2] && b.connected() == [1]
+        })
+        .await;
+        // The peer drops the session (it saw our identity go Down, say).
+        b.disconnect(1, "test").await;
+        until("the session is gone", || a.connected().is_empty()).await;
+        until("no dial is left pending", || lock(&a.dials).is_empty()).await;
+        // So the next reconcile dials straight away instead of waiting out DIAL_PATIENCE.
+        a.connect(2, &b_addr).await;
+        until("the session is back", || a.connected() == [2]).await;
+        a.stop().await;
+        b.stop().await;
+    }
 
     #[test]
     fn node_names_carry_the_colony_id() {
