@@ -466,3 +466,34 @@ async fn blocked_link_is_suspected_then_heals() {
     // At least one side had to renew its identity to come back from Down.
     assert!(view(a, 2).unwrap().boot > b_boot || view(b, 1).unwrap().boot > a_boot);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_one_way_cut_heals_every_node_sees_every_other_alive() {
+    let nodes = cluster(3).await;
+    let (a, b, c) = (&nodes[0].m, &nodes[1].m, &nodes[2].m);
+    // Everything c sends is lost; it still hears the others. They declare it Down and tell
+    // it so, and it renews its identity while it suspects them: foca drops the timers of
+    // those suspicions with the old identity, which used to leave them Suspect on c for good.
+    c.set_impaired(Duration::ZERO, 100);
+    wait_for("a and b declare c Down", DEADLINE, || {
+        status(a, 3) == Some(MemberStatus::Down) && status(b, 3) == Some(MemberStatus::Down)
+    })
+    .await;
+    wait_for("c suspects a and b", DEADLINE, || {
+        [1, 2]
+            .iter()
+            .all(|id| status(c, *id) != Some(MemberStatus::Alive))
+    })
+    .await;
+    c.set_impaired(Duration::ZERO, 0);
+    // A stuck suspicion is reset once it is 2 s overdue (housekeeping runs every second);
+    // before that fix c kept them Suspect for 10 s, until some later message undid it.
+    let took = wait_or_dump(
+        "every node sees the others Alive again",
+        Duration::from_secs(6),
+        || sees_alive(a, &[2, 3]) && sees_alive(b, &[1, 3]) && sees_alive(c, &[1, 2]),
+        || dump_members(&[a, b, c]),
+    )
+    .await;
+    println!("one-way cut healed after {took:?}");
+}

@@ -245,6 +245,7 @@ impl Membership {
             meta_seq: 0,
             meta_sent_at: Instant::now(),
             remove_down_after: cfg.remove_down_after,
+            suspect_to_down: cfg.suspect_to_down,
         };
         agent.broadcast_meta().map_err(MembershipError::Metadata)?;
         agent.announce_to_seeds();
@@ -438,6 +439,7 @@ struct Agent {
     meta_seq: u64,
     meta_sent_at: Instant,
     remove_down_after: Duration,
+    suspect_to_down: Duration,
 }
 
 impl Agent {
@@ -616,6 +618,8 @@ impl Agent {
             }
         }
 
+        self.reprobe_overdue_suspects();
+
         if self.meta_sent_at.elapsed() >= META_REFRESH_INTERVAL {
             if let Err(error) = self.broadcast_meta() {
                 tracing::warn!(%error, "cannot refresh node metadata");
@@ -639,6 +643,31 @@ impl Agent {
         self.rt
             .last_seen
             .retain(|_, at| now.saturating_duration_since(*at) < ttl);
+    }
+
+    /// Gives suspicions whose foca timer was dropped (see [`Tracker::overdue_suspects`]) a
+    /// fresh start: the member is taken as Alive at the next incarnation, so the probe cycle
+    /// decides again. A live member answers and stays; a dead one is suspected anew, with a
+    /// timer, and declared Down a `suspect_to_down` later. Seen after a one-way cut healed:
+    /// the cut-off node kept the Raft leader Suspect for 10 s while everyone else routed to it.
+    fn reprobe_overdue_suspects(&mut self) {
+        let limit = self.suspect_to_down.saturating_mul(2);
+        for (id, incarnation) in self.tracker.overdue_suspects(Instant::now(), limit) {
+            tracing::info!(
+                node_id = id.node_id,
+                addr = %id.addr,
+                incarnation,
+                "suspicion outlived its timeout (foca dropped its timer); probing the member afresh"
+            );
+            let fresh = Member::new(id, incarnation.saturating_add(1), State::Alive);
+            // Not broadcast: only our own, stuck, view is reset; the others never suspected.
+            if let Err(error) = self
+                .foca
+                .apply_many(std::iter::once(fresh), false, &mut self.rt)
+            {
+                tracing::debug!(%error, "cannot reset an overdue suspicion");
+            }
+        }
     }
 
     async fn send_outbox(&mut self) {

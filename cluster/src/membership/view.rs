@@ -125,6 +125,8 @@ pub(crate) struct Tracker {
     statuses: HashMap<SocketAddr, (NodeIdentity, MemberStatus)>,
     /// Replaced node ids still shown as Down, by node id.
     tombstones: HashMap<u64, Tombstone>,
+    /// Members under suspicion: since when, and at which incarnation.
+    suspected_since: HashMap<SocketAddr, (NodeIdentity, u16, Instant)>,
 }
 
 /// What one reconcile produced.
@@ -280,7 +282,35 @@ impl Tracker {
             .iter()
             .map(|m| (m.id().addr, (m.id().clone(), MemberStatus::from(m.state()))))
             .collect();
+        let before = std::mem::take(&mut self.suspected_since);
+        for m in members.iter().filter(|m| m.state() == State::Suspect) {
+            let (id, incarnation) = (m.id(), m.incarnation());
+            let since = before
+                .get(&id.addr)
+                .filter(|(i, n, _)| i == id && *n == incarnation)
+                .map_or(now, |(_, _, since)| *since);
+            self.suspected_since
+                .insert(id.addr, (id.clone(), incarnation, since));
+        }
         changes
+    }
+
+    /// Members suspected, at the same incarnation, for longer than `limit`: foca declares a
+    /// suspect Down after `suspect_to_down`, so these are suspicions whose timer foca dropped.
+    /// It drops every pending timer when our identity changes (a renewal after being
+    /// declared Down) or when it loses its last live member, and a suspect that never hears
+    /// of the suspicion then stays Suspect for good: not an owner in our view while the
+    /// others route to it.
+    pub(crate) fn overdue_suspects(
+        &self,
+        now: Instant,
+        limit: Duration,
+    ) -> Vec<(NodeIdentity, u16)> {
+        self.suspected_since
+            .values()
+            .filter(|(_, _, since)| now.saturating_duration_since(*since) > limit)
+            .map(|(id, incarnation, _)| (id.clone(), *incarnation))
+            .collect()
     }
 
     /// The member list to publish: foca's table plus tombstones, ourselves excluded.
@@ -428,6 +458,38 @@ mod tests {
         let down = [Member::down(a)];
         assert_eq!(kinds(&t.reconcile(&down, &book, &seen, now)), ["down"]);
         assert!(kinds(&t.reconcile(&down, &book, &seen, now)).is_empty());
+    }
+
+    #[test]
+    fn a_suspicion_is_overdue_only_past_the_limit_at_the_same_incarnation() {
+        let mut t = Tracker::default();
+        let seen = HashMap::new();
+        let book = HashMap::from([(1, record(1, 50, NodeState::Active))]);
+        let a = id(1, 1000, 50);
+        let start = Instant::now();
+        let limit = Duration::from_secs(2);
+        let suspect = |inc| [Member::new(a.clone(), inc, State::Suspect)];
+
+        t.reconcile(&suspect(3), &book, &seen, start);
+        t.reconcile(&suspect(3), &book, &seen, start + Duration::from_secs(1));
+        assert!(t.overdue_suspects(start + limit, limit).is_empty());
+        let later = start + Duration::from_secs(3);
+        assert_eq!(t.overdue_suspects(later, limit), [(a.clone(), 3)]);
+        // Refuted (a higher incarnation) and suspected again: the clock starts over.
+        t.reconcile(&suspect(4), &book, &seen, later);
+        assert!(t
+            .overdue_suspects(later + Duration::from_secs(1), limit)
+            .is_empty());
+        // Alive again: nothing overdue.
+        t.reconcile(
+            &[Member::new(a.clone(), 5, State::Alive)],
+            &book,
+            &seen,
+            later,
+        );
+        assert!(t
+            .overdue_suspects(later + Duration::from_secs(9), limit)
+            .is_empty());
     }
 
     #[test]
