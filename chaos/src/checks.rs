@@ -559,7 +559,7 @@ pub fn convergence(
     for f in faults {
         match f.converged_ms {
             Some(c) => times.push((c - f.heal_ms) / 1000.0),
-            None => problems.push(format!("{} of node {}: {}", f.kind, f.node, f.note)),
+            None => problems.push(format!("{} of {}: {}", f.kind, f.targets(), f.note)),
         }
     }
     if let Err(e) = final_ok {

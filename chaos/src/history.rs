@@ -56,8 +56,12 @@ pub struct FaultEvent {
     pub kind: String,
     /// Target node (1-based, as printed).
     pub node: usize,
+    /// The other nodes a minority fault hit (1-based); empty for one-node faults.
+    pub also: Vec<usize>,
     /// Whether the target was the Raft leader when the fault started.
     pub was_leader: bool,
+    /// Whether the leader was among the nodes hit.
+    pub leader_hit: bool,
     /// Fault start, ms since the start.
     pub start_ms: f64,
     /// Healed (restarted, resumed, partition lifted), ms since the start.
@@ -68,6 +72,24 @@ pub struct FaultEvent {
     pub leader_after: Option<usize>,
     /// Notes (exit status after SIGTERM, ...).
     pub note: String,
+}
+
+impl FaultEvent {
+    /// The nodes hit, as printed: `n2`, `n1 (leader)`, `n4+n5 (with the leader)`.
+    pub fn targets(&self) -> String {
+        let nodes: Vec<String> = std::iter::once(self.node)
+            .chain(self.also.iter().copied())
+            .map(|n| format!("n{n}"))
+            .collect();
+        let role = if self.was_leader {
+            " (leader)"
+        } else if self.leader_hit {
+            " (with the leader)"
+        } else {
+            ""
+        };
+        format!("{}{role}", nodes.join("+"))
+    }
 }
 
 /// The shared, append-only history.

@@ -164,10 +164,11 @@ fn recheck(path: &std::path::Path) -> Result<bool> {
 }
 
 fn run(args: &Args) -> Result<bool> {
-    const SCENARIOS: [&str; 7] = [
+    const SCENARIOS: [&str; 8] = [
         "smoke",
         "mixed",
         "impaired",
+        "minority",
         "drain-leader",
         "rolling-restart",
         "rolling-upgrade",
@@ -324,11 +325,10 @@ fn run(args: &Args) -> Result<bool> {
         c.check_alive()?;
         let f = nemesis::inject(&mut c, &history, p, &ctx.down)?;
         println!(
-            "  {:>5.1}s {} n{}{}: healed at {:.1}s, converged {}",
+            "  {:>5.1}s {} {}: healed at {:.1}s, converged {}",
             f.start_ms / 1000.0,
             f.kind,
-            f.node,
-            if f.was_leader { " (leader)" } else { "" },
+            f.targets(),
             f.heal_ms / 1000.0,
             f.converged_ms
                 .map_or("NOT".to_string(), |t| format!("at {:.1}s", t / 1000.0))

@@ -2,7 +2,7 @@
 //!
 //! Every fault is healed before the next one starts, and the cluster must converge in
 //! between (recorded as the fault's convergence time), so a 3-node cluster never loses
-//! two nodes at once.
+//! two nodes at once. The `*-minority` kinds hit a minority at once, by design.
 
 use crate::cluster::Cluster;
 use crate::history::{FaultEvent, History};
@@ -45,6 +45,12 @@ pub enum Kind {
     /// Test-only switches (no root): [`LOSS_PERCENT`] % of the Raft RPCs and gossip
     /// datagrams the node sends are dropped.
     Loss,
+    /// `kill -9` of a minority at once (⌊(n−1)/2⌋ nodes: 2 of 5, 1 of 3), the target and
+    /// the next indices, then each restarted in place.
+    KillMinority,
+    /// A minority (as for [`Kind::KillMinority`]) is cut off from the majority with the
+    /// test-only switches; its members still talk to each other. Then healed.
+    PartitionMinority,
 }
 
 /// Delay of [`Kind::Delay`]: most of a Raft append's budget. openraft times an append out
@@ -66,7 +72,7 @@ impl Kind {
     ];
 
     /// Every kind, for looking one up by name.
-    pub const EVERY: [Kind; 11] = [
+    pub const EVERY: [Kind; 13] = [
         Kind::Kill9Restart,
         Kind::KillLeader,
         Kind::Pause,
@@ -78,6 +84,8 @@ impl Kind {
         Kind::NetLoss,
         Kind::Delay,
         Kind::Loss,
+        Kind::KillMinority,
+        Kind::PartitionMinority,
     ];
 
     /// What `mixed` draws from: every fault that needs no root.
@@ -102,6 +110,7 @@ impl Kind {
         matches!(
             self,
             Kind::Partition
+                | Kind::PartitionMinority
                 | Kind::NetPartition
                 | Kind::NetOneWay
                 | Kind::NetLoss
@@ -124,6 +133,17 @@ impl Kind {
             Kind::NetLoss => "net-loss",
             Kind::Delay => "delay",
             Kind::Loss => "loss",
+            Kind::KillMinority => "kill-minority",
+            Kind::PartitionMinority => "partition-minority",
+        }
+    }
+
+    /// How many nodes it hits in a cluster of `nodes`: a minority for the `*-minority`
+    /// kinds, else one.
+    pub fn width(self, nodes: usize) -> usize {
+        match self {
+            Kind::KillMinority | Kind::PartitionMinority => (nodes.saturating_sub(1) / 2).max(1),
+            _ => 1,
         }
     }
 
@@ -173,6 +193,7 @@ const ROLL_STEP_MS: u64 = 8000;
 /// until `duration` is filled (faults that need no root); `impaired` delays and then drops
 /// the leader's and a follower's messages; `drain-leader` gracefully restarts the leader
 /// repeatedly;
+/// `minority` kills and cuts off a minority at once, each with and without the leader in it;
 /// `rolling-restart` restarts every node in turn (last index first, as a StatefulSet
 /// rolls), as many rounds as fit; `rolling-upgrade` does one such round onto the new
 /// binary.
@@ -226,6 +247,16 @@ pub fn plan(
                 (Kind::Delay, Target::Follower),
                 (Kind::Loss, Target::Leader),
                 (Kind::Loss, Target::Follower),
+            ];
+            k.shuffle(&mut rng);
+            k
+        }
+        "minority" => {
+            let mut k = vec![
+                (Kind::KillMinority, Target::Leader),
+                (Kind::KillMinority, Target::Follower),
+                (Kind::PartitionMinority, Target::Leader),
+                (Kind::PartitionMinority, Target::Follower),
             ];
             k.shuffle(&mut rng);
             k
@@ -289,8 +320,17 @@ pub fn inject(
         (Target::Follower, Some(l)) if p.node == l => (l + 1) % c.len(),
         _ => p.node,
     };
-    let mark = |up: bool| down[node].store(!up, Ordering::Relaxed);
-    let others: Vec<usize> = (0..c.len()).filter(|&j| j != node).collect();
+    // The target and, for a minority, the next indices after it. A follower-targeted
+    // minority starts on a follower, but may wrap round onto the leader.
+    let group: Vec<usize> = (0..p.kind.width(c.len()))
+        .map(|k| (node + k) % c.len())
+        .collect();
+    let mark = |up: bool| {
+        for &j in &group {
+            down[j].store(!up, Ordering::Relaxed);
+        }
+    };
+    let others: Vec<usize> = (0..c.len()).filter(|j| !group.contains(j)).collect();
     let start_ms = h.now_ms();
     let mut note = String::new();
     let hold = Duration::from_millis(p.hold_ms);
@@ -298,14 +338,20 @@ pub fn inject(
     // fault switches were cleared.
     let mut heal_ms = None;
     match p.kind {
-        Kind::Kill9Restart | Kind::KillLeader => {
+        Kind::Kill9Restart | Kind::KillLeader | Kind::KillMinority => {
             mark(false);
-            c.kill9(node)?;
+            for &j in &group {
+                c.kill9(j)?;
+            }
             std::thread::sleep(hold);
-            c.restart(node)?;
+            for &j in &group {
+                c.restart(j)?;
+            }
             heal_ms = Some(h.now_ms());
-            // Best effort: convergence below reports a node that never gets ready.
-            let _ = c.wait_ready(node);
+            for &j in &group {
+                // Best effort: convergence below reports a node that never gets ready.
+                let _ = c.wait_ready(j);
+            }
             mark(true);
         }
         Kind::Pause => {
@@ -353,11 +399,13 @@ pub fn inject(
             std::thread::sleep(hold);
             c.impair(node, 0, 0)?;
         }
-        Kind::Partition => {
+        Kind::Partition | Kind::PartitionMinority => {
             mark(false);
-            c.set_faults(node, &others, &others)?;
+            for &j in &group {
+                c.set_faults(j, &others, &others)?;
+            }
             for &j in &others {
-                c.set_faults(j, &[node], &[node])?;
+                c.set_faults(j, &group, &group)?;
             }
             std::thread::sleep(hold);
             for j in 0..c.len() {
@@ -377,7 +425,9 @@ pub fn inject(
     Ok(FaultEvent {
         kind: p.kind.name().to_string(),
         node: node + 1,
+        also: group.iter().skip(1).map(|j| j + 1).collect(),
         was_leader: leader == Some(node),
+        leader_hit: leader.is_some_and(|l| group.contains(&l)),
         start_ms,
         heal_ms,
         converged_ms,
@@ -443,6 +493,29 @@ mod tests {
             Duration::from_secs(600),
         );
         assert!(mixed.iter().all(|s| Kind::MIXED.contains(&s.kind)));
+    }
+
+    #[test]
+    fn the_minority_scenario_kills_and_cuts_off_a_minority_with_and_without_the_leader() {
+        let p = plan(
+            "minority",
+            2,
+            5,
+            Duration::from_secs(3),
+            Duration::from_secs(60),
+        );
+        assert_eq!(p.len(), 4);
+        for kind in [Kind::KillMinority, Kind::PartitionMinority] {
+            for target in [Target::Leader, Target::Follower] {
+                assert!(p.iter().any(|s| s.kind == kind && s.target == target));
+            }
+            assert_eq!(kind.width(5), 2);
+            assert_eq!(kind.width(3), 1);
+            assert_eq!(kind.width(7), 3);
+        }
+        assert_eq!(Kind::Partition.width(5), 1);
+        assert!(Kind::KillMinority.is_crash_like() && !Kind::KillMinority.is_partition_like());
+        assert!(Kind::PartitionMinority.is_partition_like());
     }
 
     #[test]

@@ -130,11 +130,10 @@ pub fn summary(
         };
         let _ = writeln!(
             s,
-            "  {:>5.1}s  {:<16} n{}{}  healed {:>5.1}s  {conv}; longest write gap {:.2} s{}",
+            "  {:>5.1}s  {:<16} {}  healed {:>5.1}s  {conv}; longest write gap {:.2} s{}",
             f.start_ms / 1000.0,
             f.kind,
-            f.node,
-            if f.was_leader { " (leader)" } else { "" },
+            f.targets(),
             f.heal_ms / 1000.0,
             g.secs(),
             if f.note.is_empty() {
@@ -203,6 +202,8 @@ pub fn svg(bins: &[Bin], faults: &[FaultEvent], gaps: &[Gap], title: &str) -> St
         ("pause", "#ffb74d"),
         ("graceful-restart", "#64b5f6"),
         ("partition", "#81c784"),
+        ("kill-minority", "#c62828"),
+        ("partition-minority", "#2e7d32"),
     ];
     for f in faults {
         let c = colors
@@ -213,10 +214,10 @@ pub fn svg(bins: &[Bin], faults: &[FaultEvent], gaps: &[Gap], title: &str) -> St
         let x2 = x(f.converged_ms.unwrap_or(f.heal_ms));
         let _ = writeln!(
             s,
-            r##"<rect x="{x0:.1}" y="{top}" width="{:.1}" height="{ph}" fill="{c}" opacity="0.45"><title>{} n{}</title></rect>"##,
+            r##"<rect x="{x0:.1}" y="{top}" width="{:.1}" height="{ph}" fill="{c}" opacity="0.45"><title>{} {}</title></rect>"##,
             (x1 - x0).max(1.0),
             f.kind,
-            f.node
+            f.targets()
         );
         let _ = writeln!(
             s,
@@ -225,11 +226,11 @@ pub fn svg(bins: &[Bin], faults: &[FaultEvent], gaps: &[Gap], title: &str) -> St
         );
         let _ = writeln!(
             s,
-            r##"<text x="{:.1}" y="{}" fill="#333">{} n{}</text>"##,
+            r##"<text x="{:.1}" y="{}" fill="#333">{} {}</text>"##,
             x0 + 2.0,
             top + 12.0,
             f.kind,
-            f.node
+            f.targets()
         );
     }
     for g in gaps {
