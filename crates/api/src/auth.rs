@@ -11,18 +11,22 @@ use axum::response::{IntoResponse, Response};
 use colony_core::apikey::secret_matches;
 use colony_core::tenant::Tenant;
 use colony_state::machine::AuthFailure;
+use std::sync::Arc;
 
 /// Proof that the request carries the admin token.
 #[derive(Debug, Clone, Copy)]
 pub struct Admin;
 
 /// The tenant a request's API key resolved to.
+///
+/// Cheap to clone (shared): the tier-limit layer resolves it once and the handler's
+/// extractor takes it from the request's extensions.
 #[derive(Debug, Clone)]
 pub struct TenantCaller {
     /// The tenant, as of the request.
-    pub tenant: Tenant,
+    pub tenant: Arc<Tenant>,
     /// The key id used.
-    pub key_id: String,
+    pub key_id: Arc<str>,
 }
 
 /// A 401 with `WWW-Authenticate: Bearer`, as RFC 6750 asks.
@@ -110,8 +114,8 @@ impl FromRequestParts<AppState> for TenantCaller {
             .raft
             .read_state(|s| match s.authenticate(token, now_ms()) {
                 Ok((tenant, key)) => Ok(TenantCaller {
-                    tenant: tenant.clone(),
-                    key_id: key.id.clone(),
+                    tenant: Arc::new(tenant.clone()),
+                    key_id: Arc::from(key.id.as_str()),
                 }),
                 Err(AuthFailure::Unknown) => Err(unauthorized("unknown API key")),
                 Err(AuthFailure::Revoked) => Err(unauthorized("this API key has been revoked")),

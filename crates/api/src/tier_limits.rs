@@ -87,7 +87,7 @@ pub struct Effective {
     /// Trusted caller: no rate or concurrency limits.
     pub bypass_limits: bool,
     /// Name of the concurrency policy: `<tier>-concurrency`, or `custom-concurrency`
-    /// when the tenant overrides it.
+    /// when the tenant overrides it (empty without a concurrency limit).
     pub concurrency_policy: String,
 }
 
@@ -118,10 +118,11 @@ impl Effective {
                 .monthly_budget_usd
                 .or_else(|| tier.and_then(|t| t.monthly_budget_usd)),
             bypass_limits: o.bypass_limits,
-            concurrency_policy: if o.concurrency.is_some() {
-                "custom-concurrency".to_string()
-            } else {
-                format!("{}-concurrency", tenant.tier)
+            // Named only when there is a concurrency limit: most requests never need it.
+            concurrency_policy: match (o.concurrency, tier.and_then(|t| t.concurrency)) {
+                (Some(_), _) => "custom-concurrency".to_string(),
+                (None, Some(_)) => format!("{}-concurrency", tenant.tier),
+                (None, None) => String::new(),
             },
         }
     }

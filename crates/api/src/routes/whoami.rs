@@ -14,7 +14,7 @@ pub async fn whoami(caller: TenantCaller, State(app): State<AppState>) -> Json<V
     let eff = Effective::of(t, tier.as_ref());
     Json(json!({
         "tenant": { "id": t.id, "name": t.name, "tier": t.tier, "status": t.status },
-        "key_id": caller.key_id,
+        "key_id": &*caller.key_id,
         "effective": {
             "limits": eff.limits,
             "endpoint_weights": eff.endpoint_weights,
