@@ -6,8 +6,9 @@
 
 use crate::raft::log_store::LogStore;
 use crate::raft::network::HttpNetwork;
+use crate::raft::quorum::{self, Guarded};
 use crate::raft::state_machine::{StateMachineStore, StoreError};
-use crate::raft::{quorum, NodeId, NodeInfo, Raft};
+use crate::raft::{NodeId, NodeInfo, Raft};
 use crate::transport::client::{PeerClient, TransportError};
 use crate::transport::faults::Faults;
 use crate::transport::server::{self, InternalState};
@@ -337,20 +338,19 @@ impl RaftNode {
                 why: "this node is handing over Raft leadership".into(),
             };
         }
-        let limit = quorum::limit(self.raft.config());
-        if let Some(since) = quorum::cut_off(&self.raft.metrics().borrow(), limit) {
-            // Not proposed: refused outright, so the client goes to a node that can commit.
-            return Attempt::done(Err(WriteError::Unavailable(quorum::explain(since))));
-        }
-        let written = tokio::select! {
-            written = self.raft.client_write(proposal.clone()) => written,
-            since = quorum::until_cut_off(&self.raft, limit) => {
-                return Attempt::done(Err(WriteError::Unavailable(format!(
-                    "{}; the write was proposed, so it may still be applied",
-                    quorum::explain(since)
-                ))));
-            }
-        };
+        let written =
+            match quorum::guard(&self.raft, self.raft.client_write(proposal.clone())).await {
+                Guarded::Done(written) => written,
+                // Not proposed: refused outright, so the client goes to a node that can commit.
+                Guarded::Refused(since) => {
+                    return Attempt::done(Err(WriteError::Unavailable(quorum::explain(since))))
+                }
+                Guarded::GaveUp(since) => {
+                    return Attempt::done(Err(WriteError::Unavailable(quorum::explain_proposed(
+                        since,
+                    ))))
+                }
+            };
         let mut hint = match written {
             Ok(resp) => return Attempt::done(resp.data.map_err(WriteError::Rejected)),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
@@ -521,16 +521,9 @@ impl RaftNode {
             // A draining leader has stopped confirming its leadership: ask the next one.
             None
         } else {
-            let limit = quorum::limit(self.raft.config());
-            let cut_off = quorum::cut_off(&self.raft.metrics().borrow(), limit);
-            if let Some(since) = cut_off {
-                return Err(ReadAttempt::Failed(WriteError::Unavailable(
-                    quorum::explain(since),
-                )));
-            }
-            let confirmed = tokio::select! {
-                confirmed = self.raft.ensure_linearizable() => confirmed,
-                since = quorum::until_cut_off(&self.raft, limit) => {
+            let confirmed = match quorum::guard(&self.raft, self.raft.ensure_linearizable()).await {
+                Guarded::Done(confirmed) => confirmed,
+                Guarded::Refused(since) | Guarded::GaveUp(since) => {
                     return Err(ReadAttempt::Failed(WriteError::Unavailable(
                         quorum::explain(since),
                     )));

@@ -8,6 +8,7 @@
 //! already proposed is answered "outcome unknown" instead of hanging. The factor of two
 //! keeps a busy machine's scheduling hiccups from failing writes that would still commit.
 
+use std::future::Future;
 use std::time::Duration;
 
 use openraft::{RaftMetrics, ServerState};
@@ -36,7 +37,7 @@ pub(crate) fn cut_off(
 ///
 /// openraft republishes its metrics at least every tick (1.5 heartbeat intervals), so this
 /// notices within about that much after the limit.
-pub(crate) async fn until_cut_off(raft: &Raft, limit: Duration) -> Duration {
+async fn until_cut_off(raft: &Raft, limit: Duration) -> Duration {
     let mut metrics = raft.metrics();
     loop {
         if let Some(since) = cut_off(&metrics.borrow_and_update(), limit) {
@@ -49,12 +50,45 @@ pub(crate) async fn until_cut_off(raft: &Raft, limit: Duration) -> Duration {
     }
 }
 
+/// How an operation run through [`guard`] ended.
+pub(crate) enum Guarded<T> {
+    /// It ran to its end.
+    Done(T),
+    /// This node was a cut-off leader already: the operation was never started.
+    Refused(Duration),
+    /// This node became a cut-off leader while the operation ran (a write may still be
+    /// applied).
+    GaveUp(Duration),
+}
+
+/// Runs a leader-side operation (a write, a read-index confirmation) unless this node is a
+/// leader cut off from its majority, and gives it up if it becomes one meanwhile.
+pub(crate) async fn guard<T>(raft: &Raft, op: impl Future<Output = T>) -> Guarded<T> {
+    let limit = limit(raft.config());
+    // Checked before `op` is first polled: a refused write was never proposed.
+    if let Some(since) = cut_off(&raft.metrics().borrow(), limit) {
+        return Guarded::Refused(since);
+    }
+    tokio::select! {
+        out = op => Guarded::Done(out),
+        since = until_cut_off(raft, limit) => Guarded::GaveUp(since),
+    }
+}
+
 /// The message for a write or read refused (or given up) because of [`cut_off`].
 pub(crate) fn explain(since: Duration) -> String {
     format!(
         "this node is the Raft leader but has heard from no majority for {} ms (it is probably \
          cut off, and the others have elected another leader); retry through another node",
         since.as_millis()
+    )
+}
+
+/// [`explain`], for a write given up after it was proposed.
+pub(crate) fn explain_proposed(since: Duration) -> String {
+    format!(
+        "{}; the write was proposed, so it may still be applied",
+        explain(since)
     )
 }
 

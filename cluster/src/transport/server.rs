@@ -2,7 +2,8 @@
 
 use super::faults::Faults;
 use super::wire::{self, paths, LeaderHint, ReadIndexReply, WriteReply, AUTH_HEADER, CONTENT_TYPE};
-use crate::raft::{quorum, NodeId, NodeInfo, Raft, TypeConfig};
+use crate::raft::quorum::{self, Guarded};
+use crate::raft::{NodeId, NodeInfo, Raft, TypeConfig};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -138,18 +139,13 @@ async fn write(State(s): State<InternalState>, headers: HeaderMap, body: Bytes) 
     if s.stepping_down.load(Ordering::SeqCst) {
         return s.reply(&WriteReply::NotLeader(None));
     }
-    let limit = quorum::limit(s.raft.config());
-    if quorum::cut_off(&s.raft.metrics().borrow(), limit).is_some() {
+    let write = tokio::time::timeout(WRITE_TIMEOUT, s.raft.client_write(proposal));
+    let committed = match quorum::guard(&s.raft, write).await {
+        Guarded::Done(committed) => committed,
         // Not proposed: the forwarder waits for the leader the others elect meanwhile.
-        return s.reply(&WriteReply::NotLeader(None));
-    }
-    let committed = tokio::select! {
-        committed = tokio::time::timeout(WRITE_TIMEOUT, s.raft.client_write(proposal)) => committed,
-        since = quorum::until_cut_off(&s.raft, limit) => {
-            return s.reply(&WriteReply::Unavailable(format!(
-                "{}; the write was proposed, so it may still be applied",
-                quorum::explain(since)
-            )));
+        Guarded::Refused(_) => return s.reply(&WriteReply::NotLeader(None)),
+        Guarded::GaveUp(since) => {
+            return s.reply(&WriteReply::Unavailable(quorum::explain_proposed(since)))
         }
     };
     let reply = match committed {
@@ -173,14 +169,13 @@ async fn read_index(State(s): State<InternalState>, headers: HeaderMap, body: By
     if s.stepping_down.load(Ordering::SeqCst) {
         return s.reply(&ReadIndexReply::NotLeader(None));
     }
-    let limit = quorum::limit(s.raft.config());
-    if quorum::cut_off(&s.raft.metrics().borrow(), limit).is_some() {
-        return s.reply(&ReadIndexReply::NotLeader(None));
-    }
-    let confirmed = tokio::select! {
-        confirmed = tokio::time::timeout(WRITE_TIMEOUT, s.raft.ensure_linearizable()) => confirmed,
+    let confirm = tokio::time::timeout(WRITE_TIMEOUT, s.raft.ensure_linearizable());
+    let confirmed = match quorum::guard(&s.raft, confirm).await {
+        Guarded::Done(confirmed) => confirmed,
         // Reads have no side effects: the forwarder asks the next leader.
-        _ = quorum::until_cut_off(&s.raft, limit) => return s.reply(&ReadIndexReply::NotLeader(None)),
+        Guarded::Refused(_) | Guarded::GaveUp(_) => {
+            return s.reply(&ReadIndexReply::NotLeader(None))
+        }
     };
     let reply = match confirmed {
         Err(_) => ReadIndexReply::Unavailable(
