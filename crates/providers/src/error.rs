@@ -1,6 +1,7 @@
 //! Why a provider could not be built ([`ConfigError`]) or did not answer
 //! ([`ProviderError`]), with what the retry loop and the breaker need to know.
 
+use crate::egress::EgressDenied;
 use std::fmt;
 use std::time::Duration;
 
@@ -8,14 +9,44 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// `base_url` is not an `http://` or `https://` URL.
-    #[error("base_url {0:?} must start with http:// or https://")]
+    #[error("base_url {0:?} must be an http:// or https:// url")]
     BaseUrl(String),
+    /// `base_url` does not parse as a URL.
+    #[error("base_url {url:?} is not a valid url: {reason}")]
+    InvalidBaseUrl {
+        /// The URL as given.
+        url: String,
+        /// What the parser said.
+        reason: String,
+    },
+    /// `base_url` has no host.
+    #[error("base_url {0:?} has no host")]
+    BaseUrlNoHost(String),
+    /// `base_url` carries a user name or password (not echoed: it may be a secret).
+    #[error("base_url must not contain a user name or password (use a named credential)")]
+    BaseUrlUserinfo,
+    /// `base_url` has a query (`?...`).
+    #[error("base_url {0:?} must not contain a query (?...)")]
+    BaseUrlQuery(String),
+    /// `base_url` has a fragment (`#...`).
+    #[error("base_url {0:?} must not contain a fragment (#...)")]
+    BaseUrlFragment(String),
     /// `https://` needs the crate's `tls` feature.
     #[error("base_url {0:?} is https but colony-providers was built without the `tls` feature")]
     TlsDisabled(String),
-    /// The environment variable named by `api_key_env` is not set.
-    #[error("environment variable {0} (api_key_env) is not set")]
-    MissingApiKey(String),
+    /// The credential is not bound to the provider's host and port.
+    #[error("credential {credential:?} may not be sent to {host} (allowed: {allowed})")]
+    CredentialHost {
+        /// The credential's name.
+        credential: String,
+        /// The provider's `host:port`.
+        host: String,
+        /// The hosts the credential is bound to, comma-separated (`none` if empty).
+        allowed: String,
+    },
+    /// The provider's address is refused by the egress policy.
+    #[error(transparent)]
+    Egress(#[from] EgressDenied),
     /// A builtin provider's model is neither `echo` nor `mock`.
     #[error("unknown builtin model {0:?} (expected \"echo\" or \"mock\")")]
     UnknownBuiltinModel(String),
@@ -57,6 +88,8 @@ pub enum ErrorKind {
     CircuitOpen,
     /// A failure injected by the builtin `mock` model (`error_rate`).
     Injected,
+    /// The egress policy refused the provider's address: nothing was sent.
+    EgressDenied,
 }
 
 impl fmt::Display for ErrorKind {
@@ -70,6 +103,7 @@ impl fmt::Display for ErrorKind {
             Self::Malformed => "malformed response",
             Self::CircuitOpen => "circuit open",
             Self::Injected => "injected failure",
+            Self::EgressDenied => "egress refused",
         })
     }
 }
@@ -98,7 +132,10 @@ pub struct ProviderError {
 impl ProviderError {
     /// An error of `kind` with a message; retryable as the kind implies, no status.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        let retryable = !matches!(kind, ErrorKind::InsufficientQuota | ErrorKind::Status);
+        let retryable = !matches!(
+            kind,
+            ErrorKind::InsufficientQuota | ErrorKind::Status | ErrorKind::EgressDenied
+        );
         Self {
             kind,
             retryable,
@@ -112,7 +149,8 @@ impl ProviderError {
 
     /// Whether this failure says something about the provider's health, so the circuit
     /// breaker counts it. Caller errors (4xx other than 408/429) and `insufficient_quota`
-    /// mean the provider answered coherently: they do not open the breaker.
+    /// mean the provider answered coherently: they do not open the breaker. An egress
+    /// refusal never reached the provider.
     pub fn is_provider_failure(&self) -> bool {
         match self.kind {
             ErrorKind::Timeout
@@ -121,7 +159,15 @@ impl ProviderError {
             | ErrorKind::Malformed
             | ErrorKind::Injected => true,
             ErrorKind::Status => self.retryable,
-            ErrorKind::InsufficientQuota | ErrorKind::CircuitOpen => false,
+            ErrorKind::InsufficientQuota | ErrorKind::CircuitOpen | ErrorKind::EgressDenied => {
+                false
+            }
         }
+    }
+}
+
+impl From<EgressDenied> for ProviderError {
+    fn from(denied: EgressDenied) -> Self {
+        Self::new(ErrorKind::EgressDenied, denied.to_string())
     }
 }

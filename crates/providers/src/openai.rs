@@ -1,6 +1,11 @@
 //! The OpenAI chat completions wire format (also served by vLLM, Ollama, llama.cpp
 //! server and LiteLLM): the request body, reading an answer, reading an error, and one
 //! HTTP attempt. Retrying is the caller's job ([`crate::provider`]).
+//!
+//! What comes back from a provider URL is chosen by the tenant, so an answer says as
+//! little as it can about what answered: redirects are not followed (and their
+//! `Location` is not reported), bodies are read up to a cap, and an error body that is
+//! not a provider's JSON error is reported by its size only, never echoed.
 
 use crate::config::ProviderConfig;
 use crate::error::{ErrorKind, ProviderError};
@@ -22,6 +27,21 @@ pub struct Answer {
 
 /// The OpenAI error code for an exhausted account (sent with HTTP 429).
 pub const INSUFFICIENT_QUOTA: &str = "insufficient_quota";
+
+/// Longest provider error message kept, in characters.
+pub const MAX_ERROR_MESSAGE_CHARS: usize = 200;
+
+/// Longest provider error code or type kept, in characters.
+const MAX_ERROR_CODE_CHARS: usize = 100;
+
+/// `s` cut to at most `max` characters (on a character boundary), control characters
+/// turned into spaces so a provider cannot forge log lines.
+fn clip(s: &str, max: usize) -> String {
+    s.chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
 
 /// `{base_url}/chat/completions`.
 pub fn endpoint(config: &ProviderConfig) -> String {
@@ -83,7 +103,9 @@ pub fn parse_answer(status: u16, body: &[u8]) -> Result<Answer, ProviderError> {
 
 /// Reads an error answer. Understands OpenAI's `{"error": {"message", "type", "code"}}`,
 /// vLLM's top-level `{"message", "type", "code"}` and Ollama's `{"error": "text"}`;
-/// `retry_after` is what the headers asked for (see [`retry_after`]).
+/// `retry_after` is what the headers asked for (see [`retry_after`]). The message is
+/// clipped to [`MAX_ERROR_MESSAGE_CHARS`]; any other body is described by its size only
+/// (`HTTP 503 with a non-JSON body (17 bytes)`), never echoed.
 pub fn parse_error(status: u16, body: &[u8], retry_after: Option<Duration>) -> ProviderError {
     let v: Option<Value> = serde_json::from_slice(body).ok();
     let obj = v
@@ -91,16 +113,28 @@ pub fn parse_error(status: u16, body: &[u8], retry_after: Option<Duration>) -> P
         .map(|v| v.get("error").filter(|e| e.is_object()).unwrap_or(v));
     let field = |name: &str| -> Option<String> {
         match obj?.get(name)? {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
+            Value::String(s) => Some(clip(s, MAX_ERROR_CODE_CHARS)),
+            Value::Number(n) => Some(clip(&n.to_string(), MAX_ERROR_CODE_CHARS)),
             _ => None,
         }
     };
     let code = field("code");
     let kind_field = field("type");
-    let message = field("message")
-        .or_else(|| v.as_ref()?.get("error")?.as_str().map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned());
+    let provider_message = match obj.and_then(|o| o.get("message")) {
+        Some(Value::String(m)) => Some(m.as_str()),
+        _ => v
+            .as_ref()
+            .and_then(|v| v.get("error"))
+            .and_then(Value::as_str),
+    };
+    let message = match (provider_message, &v) {
+        (Some(m), _) => clip(m, MAX_ERROR_MESSAGE_CHARS),
+        (None, Some(_)) => format!(
+            "HTTP {status} with a JSON body without an error message ({} bytes)",
+            body.len()
+        ),
+        (None, None) => format!("HTTP {status} with a non-JSON body ({} bytes)", body.len()),
+    };
     let quota = [&code, &kind_field]
         .iter()
         .any(|c| c.as_deref() == Some(INSUFFICIENT_QUOTA));
@@ -132,6 +166,10 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap, now: SystemTime) -> Opt
 }
 
 fn transport(e: &reqwest::Error, timeout: Duration) -> ProviderError {
+    // The resolver refused the name's addresses: nothing was sent.
+    if let Some(denied) = crate::egress::find_denied(e) {
+        return ProviderError::from(denied.clone());
+    }
     if e.is_timeout() {
         ProviderError::new(
             ErrorKind::Timeout,
@@ -143,31 +181,89 @@ fn transport(e: &reqwest::Error, timeout: Duration) -> ProviderError {
     }
 }
 
-/// One POST to `url` with `body`, bounded by `timeout`.
+/// The error for a 3xx answer: redirects are not followed, and where it pointed is not
+/// reported.
+pub fn redirect_error(status: u16) -> ProviderError {
+    let mut e = ProviderError::new(
+        ErrorKind::Status,
+        format!("redirects are not followed (HTTP {status})"),
+    );
+    e.status = Some(status);
+    e.retryable = false;
+    e
+}
+
+/// Reads the body of `resp`, or `None` when it is larger than `max` bytes (judged from
+/// `Content-Length` before reading, then while reading).
+async fn read_capped(
+    resp: &mut reqwest::Response,
+    max: usize,
+    timeout: Duration,
+) -> Result<Option<Vec<u8>>, ProviderError> {
+    let declared = resp.content_length();
+    if declared.is_some_and(|len| len > u64::try_from(max).unwrap_or(u64::MAX)) {
+        return Ok(None);
+    }
+    let hint = declared
+        .and_then(|len| usize::try_from(len).ok())
+        .unwrap_or(0)
+        .min(max)
+        .min(64 * 1024);
+    let mut buf = Vec::with_capacity(hint);
+    while let Some(chunk) = resp.chunk().await.map_err(|e| transport(&e, timeout))? {
+        // buf.len() <= max always holds, so this cannot underflow.
+        if chunk.len() > max - buf.len() {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Some(buf))
+}
+
+/// One POST to `url` with `body`, bounded by `timeout`, reading at most `max_bytes` of
+/// the answer; `bearer` is sent as `Authorization: Bearer` (the caller checked that it
+/// may go to this host).
 pub(crate) async fn attempt(
     http: &reqwest::Client,
-    url: &str,
-    api_key: Option<&str>,
+    url: &url::Url,
+    bearer: Option<&str>,
     body: Vec<u8>,
     timeout: Duration,
+    max_bytes: usize,
 ) -> Result<Answer, ProviderError> {
     let mut req = http
-        .post(url)
+        .post(url.clone())
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(reqwest::header::ACCEPT, "application/json")
         .body(body)
         .timeout(timeout);
-    if let Some(key) = api_key {
+    if let Some(key) = bearer {
         req = req.bearer_auth(key);
     }
-    let resp = req.send().await.map_err(|e| transport(&e, timeout))?;
+    let mut resp = req.send().await.map_err(|e| transport(&e, timeout))?;
     let status = resp.status().as_u16();
+    if (300..400).contains(&status) {
+        return Err(redirect_error(status));
+    }
     let wait = retry_after(resp.headers(), SystemTime::now());
-    let bytes = resp.bytes().await.map_err(|e| transport(&e, timeout))?;
-    if (200..300).contains(&status) {
-        parse_answer(status, &bytes)
-    } else {
-        Err(parse_error(status, &bytes, wait))
+    let body = read_capped(&mut resp, max_bytes, timeout).await?;
+    let success = (200..300).contains(&status);
+    match body {
+        Some(bytes) if success => parse_answer(status, &bytes),
+        Some(bytes) => Err(parse_error(status, &bytes, wait)),
+        None if success => {
+            let mut e = malformed(
+                format!("response body larger than {max_bytes} bytes"),
+                status,
+            );
+            e.retryable = false;
+            Err(e)
+        }
+        None => {
+            let mut e = parse_error(status, b"", wait);
+            e.message = format!("HTTP {status} with a body larger than {max_bytes} bytes");
+            Err(e)
+        }
     }
 }
 
@@ -264,7 +360,36 @@ mod tests {
             (html.kind, html.retryable, html.status),
             (ErrorKind::Status, true, Some(503))
         );
-        assert_eq!(html.message, "<html>down</html>");
+        assert_eq!(html.message, "HTTP 503 with a non-JSON body (17 bytes)");
+
+        let other_json = parse_error(500, br#"{"detail":"internal stack trace"}"#, None);
+        assert_eq!(
+            other_json.message,
+            "HTTP 500 with a JSON body without an error message (33 bytes)"
+        );
+    }
+
+    #[test]
+    fn provider_messages_are_clipped_on_a_char_boundary() {
+        let long = "é".repeat(300);
+        let body = json!({"error": {"message": long, "code": "x".repeat(500)}}).to_string();
+        let e = parse_error(400, body.as_bytes(), None);
+        assert_eq!(e.message.chars().count(), MAX_ERROR_MESSAGE_CHARS);
+        assert!(e.message.chars().all(|c| c == 'é'));
+        assert_eq!(e.code.unwrap().len(), MAX_ERROR_CODE_CHARS);
+        let forged = parse_error(400, br#"{"error":"a\nINFO forged log line"}"#, None);
+        assert_eq!(forged.message, "a INFO forged log line");
+    }
+
+    #[test]
+    fn redirects_are_errors_without_their_location() {
+        let e = redirect_error(302);
+        assert_eq!(
+            (e.kind, e.retryable, e.status),
+            (ErrorKind::Status, false, Some(302))
+        );
+        assert_eq!(e.message, "redirects are not followed (HTTP 302)");
+        assert!(!e.is_provider_failure());
     }
 
     #[test]

@@ -16,21 +16,44 @@
 //! ([`ProviderError::is_provider_failure`]); a 400 is the caller's fault and counts as a
 //! healthy answer. A breaker that is open (or out of half-open probes) ends the call at
 //! once with [`ErrorKind::CircuitOpen`].
+//!
+//! Egress: each OpenAI provider has its own HTTP client that follows no redirects, uses
+//! no proxy (`HTTP_PROXY` in the node's environment must not route around the policy)
+//! and resolves names only through a [`PolicyResolver`] for the provider's host, which
+//! checks every address against the [`EgressPolicy`] before the client connects to
+//! exactly those addresses. An IP-literal host is never resolved, so it is checked when
+//! the provider is built (a [`ConfigError::Egress`]) and again before every attempt. A
+//! refusal is [`ErrorKind::EgressDenied`]: not retried, not a provider failure, and
+//! nothing was sent. The credential goes only to a `host:port` it is bound to.
 
 use crate::breaker::Breaker;
 use crate::builtin::BuiltinModel;
 use crate::cache::{CacheKey, ResponseCache};
-use crate::config::{Kind, ProviderConfig, ProviderId};
+use crate::config::{Kind, ProviderConfig, ProviderId, Target};
+use crate::egress::{EgressPolicy, PolicyResolver};
 use crate::error::{ConfigError, ErrorKind, ProviderError};
 use crate::message::{ChatMessage, Completion};
 use crate::openai::{self, Answer};
 use crate::retry::backoff;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A pooled HTTP client suitable for providers (share one across providers).
-pub fn http_client() -> Result<reqwest::Client, ConfigError> {
+/// The HTTP client of one OpenAI provider: no redirects, no proxy, names resolved and
+/// checked by the policy resolver for `target`'s host.
+fn http_client(
+    egress: &Arc<EgressPolicy>,
+    target: &Target,
+) -> Result<reqwest::Client, ConfigError> {
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .referer(false)
+        .dns_resolver(PolicyResolver::new(
+            egress.clone(),
+            target.host.clone(),
+            target.port,
+        ))
         .connect_timeout(Duration::from_secs(5))
         .pool_idle_timeout(Duration::from_secs(30))
         .tcp_nodelay(true)
@@ -38,9 +61,44 @@ pub fn http_client() -> Result<reqwest::Client, ConfigError> {
         .map_err(|e| ConfigError::Client(e.to_string()))
 }
 
+/// An OpenAI provider's client and checked destination.
+#[derive(Debug)]
+struct OpenAiBackend {
+    http: reqwest::Client,
+    /// The chat completions endpoint.
+    url: url::Url,
+    /// The host as the URL writes it.
+    host: String,
+    /// `host:port`, as credentials are bound.
+    host_port: String,
+    /// The address of an IP-literal host (checked before every attempt).
+    literal: Option<SocketAddr>,
+    egress: Arc<EgressPolicy>,
+}
+
+impl OpenAiBackend {
+    fn new(config: &ProviderConfig, egress: Arc<EgressPolicy>) -> Result<Self, ConfigError> {
+        let target = config.target()?;
+        let literal = target.literal.map(|ip| SocketAddr::new(ip, target.port));
+        if let Some(addr) = literal {
+            egress.check(&target.host, addr)?;
+        }
+        let http = http_client(&egress, &target)?;
+        let host_port = target.host_port();
+        Ok(Self {
+            http,
+            url: target.url,
+            host: target.host,
+            host_port,
+            literal,
+            egress,
+        })
+    }
+}
+
 #[derive(Debug)]
 enum Backend {
-    OpenAi { http: reqwest::Client, url: String },
+    OpenAi(OpenAiBackend),
     Builtin(BuiltinModel),
 }
 
@@ -53,41 +111,30 @@ pub struct Provider {
 }
 
 impl Provider {
-    /// A provider with its own HTTP client, sharing `breaker` with every provider of the
-    /// same [`ProviderId`] (get it from [`crate::Registry`]).
-    pub fn new(config: ProviderConfig, breaker: Arc<Breaker>) -> Result<Self, ConfigError> {
-        let http = match config.kind {
-            Kind::OpenAi => Some(http_client()?),
-            Kind::Builtin => None,
-        };
-        Self::build(config, breaker, http)
-    }
-
-    /// A provider using the pooled `http` client.
-    pub fn with_client(
+    /// A provider with its own HTTP client whose connections `egress` governs, sharing
+    /// `breaker` with the providers of the same tenant and [`ProviderId`] (get both from
+    /// [`crate::Registry::provider`]; tests may build one directly).
+    pub fn new(
         config: ProviderConfig,
         breaker: Arc<Breaker>,
-        http: reqwest::Client,
+        egress: impl Into<Arc<EgressPolicy>>,
     ) -> Result<Self, ConfigError> {
-        Self::build(config, breaker, Some(http))
+        Self::build(config, egress.into(), |_| breaker)
     }
 
-    fn build(
+    /// Validates `config`, checks it against `egress` and only then asks `breaker` for
+    /// the breaker, so a refused config never takes a registry slot.
+    pub(crate) fn build(
         config: ProviderConfig,
-        breaker: Arc<Breaker>,
-        http: Option<reqwest::Client>,
+        egress: Arc<EgressPolicy>,
+        breaker: impl FnOnce(&ProviderConfig) -> Arc<Breaker>,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
         let backend = match config.kind {
-            Kind::OpenAi => Backend::OpenAi {
-                http: match http {
-                    Some(h) => h,
-                    None => http_client()?,
-                },
-                url: openai::endpoint(&config),
-            },
+            Kind::OpenAi => Backend::OpenAi(OpenAiBackend::new(&config, egress)?),
             Kind::Builtin => Backend::Builtin(BuiltinModel::from_config(&config)?),
         };
+        let breaker = breaker(&config);
         Ok(Self {
             config,
             breaker,
@@ -226,14 +273,30 @@ impl Provider {
         attempt: u32,
     ) -> Result<Answer, ProviderError> {
         match &self.backend {
-            Backend::OpenAi { http, url } => {
+            Backend::OpenAi(b) => {
+                // Resolved names are checked by the resolver; a literal is checked here.
+                if let Some(addr) = b.literal {
+                    b.egress.check(&b.host, addr)?;
+                }
+                let bearer = match &self.config.credential {
+                    Some(c) if c.allows(&b.host_port) => Some(c.value.as_str()),
+                    Some(c) => {
+                        // Unreachable after validate(); kept so no path sends it elsewhere.
+                        return Err(ProviderError::new(
+                            ErrorKind::EgressDenied,
+                            format!("credential {:?} may not be sent to {}", c.name, b.host_port),
+                        ));
+                    }
+                    None => None,
+                };
                 let body = openai::request_body(&self.config, messages);
                 openai::attempt(
-                    http,
-                    url,
-                    self.config.api_key.as_deref(),
+                    &b.http,
+                    &b.url,
+                    bearer,
                     body,
                     self.config.timeout,
+                    self.config.max_response_bytes,
                 )
                 .await
             }

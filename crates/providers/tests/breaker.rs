@@ -17,19 +17,29 @@ use support::{MockServer, Reply};
 
 const COOLDOWN_MS: u64 = 300;
 
+const TENANT: &str = "acme";
+
 fn registry() -> Registry {
-    Registry::new(BreakerConfig {
-        window_ms: 60_000,
-        min_calls: 4,
-        failure_rate: 0.5,
-        cooldown_ms: COOLDOWN_MS,
-        half_open_probes: 1,
-    })
+    Registry::new(
+        BreakerConfig {
+            window_ms: 60_000,
+            min_calls: 4,
+            failure_rate: 0.5,
+            cooldown_ms: COOLDOWN_MS,
+            half_open_probes: 1,
+        },
+        support::loopback(),
+    )
     .unwrap()
 }
 
 fn provider(reg: &Registry, server: &MockServer) -> Provider {
+    tenant_provider(reg, TENANT, server)
+}
+
+fn tenant_provider(reg: &Registry, tenant: &str, server: &MockServer) -> Provider {
     reg.provider(
+        tenant,
         ProviderConfig::openai(&server.base_url, "m")
             .with_timeout(Duration::from_secs(5))
             .with_retry(RetryPolicy::none()),
@@ -102,7 +112,9 @@ async fn opens_rejects_fast_half_opens_and_closes_after_a_good_probe() {
     );
     let all = reg.stats();
     assert_eq!(all.len(), 1);
-    assert_eq!(all[0].1, s);
+    assert_eq!(all[0].0, TENANT);
+    assert_eq!(all[0].1, p.id());
+    assert_eq!(all[0].2, s);
 }
 
 #[tokio::test]
@@ -149,13 +161,17 @@ async fn providers_with_one_identity_share_a_breaker() {
     // Different params (another evaluation), same base URL and model: same provider.
     let b = reg
         .provider(
+            TENANT,
             ProviderConfig::openai(format!("{}/", server.base_url), "m")
                 .with_param("temperature", json!(0.7))
                 .with_retry(RetryPolicy::none()),
         )
         .unwrap();
     let other_model = reg
-        .provider(ProviderConfig::openai(&server.base_url, "other").with_retry(RetryPolicy::none()))
+        .provider(
+            TENANT,
+            ProviderConfig::openai(&server.base_url, "other").with_retry(RetryPolicy::none()),
+        )
         .unwrap();
     assert!(Arc::ptr_eq(a.breaker(), b.breaker()));
     assert!(!Arc::ptr_eq(a.breaker(), other_model.breaker()));
@@ -175,6 +191,7 @@ async fn an_opening_breaker_stops_the_retries_of_a_call() {
     let reg = registry();
     let p = reg
         .provider(
+            TENANT,
             ProviderConfig::openai(&server.base_url, "m").with_retry(RetryPolicy::new(
                 9,
                 Duration::from_millis(1),
@@ -187,4 +204,38 @@ async fn an_opening_breaker_stops_the_retries_of_a_call() {
     assert_eq!(err.attempts, 4, "min_calls failures open it");
     assert_eq!(err.status, Some(500), "the last attempt's status is kept");
     assert_eq!(server.count(), 4);
+}
+
+#[tokio::test]
+async fn one_tenants_failures_do_not_open_another_tenants_breaker() {
+    // The attack: a hostile tenant fails calls to a provider identity another tenant
+    // also uses (same base URL and model), to open a breaker they would share.
+    let server = MockServer::start(vec![]).await;
+    let reg = registry();
+    let victim = tenant_provider(&reg, "victim", &server);
+    let attacker = tenant_provider(&reg, "attacker", &server);
+    assert_eq!(victim.id(), attacker.id(), "the same provider identity");
+    assert!(!Arc::ptr_eq(victim.breaker(), attacker.breaker()));
+
+    open_it(&attacker, &server).await;
+    assert_eq!(
+        attacker.complete(&ask()).await.unwrap_err().kind,
+        ErrorKind::CircuitOpen
+    );
+    assert_eq!(victim.breaker().state(), BreakerState::Closed);
+    assert_eq!(victim.complete(&ask()).await.unwrap().text, "default");
+
+    // A provider the victim builds later gets the victim's (closed) breaker too.
+    let again = tenant_provider(&reg, "victim", &server);
+    assert!(Arc::ptr_eq(victim.breaker(), again.breaker()));
+    let stats = reg.stats();
+    assert_eq!(stats.len(), 2);
+    assert_eq!(
+        (stats[0].0.as_str(), stats[0].2.state),
+        ("attacker", BreakerState::Open)
+    );
+    assert_eq!(
+        (stats[1].0.as_str(), stats[1].2.state),
+        ("victim", BreakerState::Closed)
+    );
 }

@@ -7,12 +7,14 @@
 mod support;
 
 use colony_providers::{
-    BreakerConfig, ChatMessage, ErrorKind, Kind, ProviderConfig, ProviderSpec, Registry,
-    ResponseCache, RetryPolicy,
+    BreakerConfig, ChatMessage, ConfigError, Credential, ErrorKind, ProviderConfig, ProviderSpec,
+    Registry, ResponseCache, RetryPolicy,
 };
 use serde_json::json;
 use std::time::{Duration, Instant, SystemTime};
 use support::{MockServer, Reply};
+
+const TENANT: &str = "acme";
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -20,10 +22,14 @@ fn ms(n: u64) -> Duration {
 
 fn registry() -> Registry {
     // A breaker that never opens in these tests: they are about retries.
-    Registry::new(BreakerConfig {
-        min_calls: u32::MAX,
-        ..BreakerConfig::default()
-    })
+    // The test servers listen on loopback, which the default policy refuses.
+    Registry::new(
+        BreakerConfig {
+            min_calls: u32::MAX,
+            ..BreakerConfig::default()
+        },
+        support::loopback(),
+    )
     .unwrap()
 }
 
@@ -47,16 +53,17 @@ async fn success_returns_text_and_usage_and_sends_model_messages_params_and_key(
         "kind": "openai",
         "base_url": server.base_url,
         "model": "test-model",
-        "api_key_env": "COLONY_TEST_KEY",
         "params": {"temperature": 0.0, "max_tokens": 8, "seed": 42, "top_p": 0.9,
                    "stop": ["\n"], "top_k": 5},
         "timeout_ms": 5000,
     }))
     .unwrap();
-    let config = spec
-        .resolve(|var| (var == "COLONY_TEST_KEY").then(|| "sk-test".to_string()))
-        .unwrap();
-    let provider = registry().provider(config).unwrap();
+    let config = spec.resolve().unwrap().with_credential(Credential::new(
+        "test",
+        "sk-test",
+        [server.host_port()],
+    ));
+    let provider = registry().provider(TENANT, config).unwrap();
 
     let c = provider.complete(&ask()).await.unwrap();
     assert_eq!(c.text, "4");
@@ -82,18 +89,23 @@ async fn success_returns_text_and_usage_and_sends_model_messages_params_and_key(
 }
 
 #[tokio::test]
-async fn missing_api_key_variable_is_a_config_error() {
-    let spec = ProviderSpec {
-        kind: Kind::OpenAi,
-        base_url: "http://127.0.0.1:1/v1".into(),
-        model: "m".into(),
-        params: Default::default(),
-        api_key_env: Some("COLONY_TEST_UNSET".into()),
-        timeout_ms: None,
-        retry: None,
-    };
-    let err = spec.resolve(|_| None).unwrap_err();
-    assert!(err.to_string().contains("COLONY_TEST_UNSET"));
+async fn a_credential_for_another_host_is_a_config_error() {
+    let server = MockServer::start(vec![]).await;
+    let config = config(&server, 0, 1).with_credential(Credential::new(
+        "openai",
+        "sk-test",
+        ["api.openai.com:443"],
+    ));
+    let err = registry().provider(TENANT, config).unwrap_err();
+    assert!(matches!(err, ConfigError::CredentialHost { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "credential \"openai\" may not be sent to {} (allowed: api.openai.com:443)",
+            server.host_port()
+        )
+    );
+    assert_eq!(server.count(), 0);
 }
 
 #[tokio::test]
@@ -104,7 +116,7 @@ async fn retries_5xx_with_growing_backoff_then_succeeds() {
         Reply::ok("fine"),
     ])
     .await;
-    let provider = registry().provider(config(&server, 3, 60)).unwrap();
+    let provider = registry().provider(TENANT, config(&server, 3, 60)).unwrap();
     let started = Instant::now();
     let c = provider.complete(&ask()).await.unwrap();
     assert_eq!(c.text, "fine");
@@ -125,7 +137,7 @@ async fn retries_5xx_with_growing_backoff_then_succeeds() {
 #[tokio::test]
 async fn gives_up_after_max_retries_plus_one_attempts() {
     let server = MockServer::start(vec![Reply::status(503); 10]).await;
-    let provider = registry().provider(config(&server, 2, 5)).unwrap();
+    let provider = registry().provider(TENANT, config(&server, 2, 5)).unwrap();
     let err = provider.complete(&ask()).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Status);
     assert_eq!(err.status, Some(503));
@@ -142,12 +154,12 @@ async fn retries_408_and_409_but_not_other_4xx() {
         Reply::ok("ok"),
     ])
     .await;
-    let provider = registry().provider(config(&server, 3, 5)).unwrap();
+    let provider = registry().provider(TENANT, config(&server, 3, 5)).unwrap();
     assert_eq!(provider.complete(&ask()).await.unwrap().attempts, 3);
 
     for status in [400, 401, 404, 422] {
         let server = MockServer::start(vec![Reply::status(status), Reply::ok("never")]).await;
-        let provider = registry().provider(config(&server, 3, 5)).unwrap();
+        let provider = registry().provider(TENANT, config(&server, 3, 5)).unwrap();
         let err = provider.complete(&ask()).await.unwrap_err();
         assert_eq!(
             (err.kind, err.status, err.retryable),
@@ -164,7 +176,7 @@ async fn retries_408_and_409_but_not_other_4xx() {
 async fn honours_retry_after_seconds_on_429() {
     let server = MockServer::start(vec![Reply::rate_limited("1"), Reply::ok("later")]).await;
     // A 1 ms backoff base: the wait can only come from Retry-After.
-    let provider = registry().provider(config(&server, 2, 1)).unwrap();
+    let provider = registry().provider(TENANT, config(&server, 2, 1)).unwrap();
     let c = provider.complete(&ask()).await.unwrap();
     assert_eq!((c.text.as_str(), c.attempts), ("later", 2));
     assert!(
@@ -178,7 +190,7 @@ async fn honours_retry_after_seconds_on_429() {
 async fn honours_retry_after_http_date_on_429() {
     let at = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
     let server = MockServer::start(vec![Reply::rate_limited(&at), Reply::ok("later")]).await;
-    let provider = registry().provider(config(&server, 2, 1)).unwrap();
+    let provider = registry().provider(TENANT, config(&server, 2, 1)).unwrap();
     let c = provider.complete(&ask()).await.unwrap();
     assert_eq!(c.attempts, 2);
     // The date has 1 s resolution: at least (2 s - 1 s) minus the request's own time.
@@ -191,7 +203,7 @@ async fn retry_after_longer_than_allowed_ends_the_call_retryable() {
     let config = config(&server, 3, 1).with_retry(
         RetryPolicy::new(3, ms(1), ms(10)).with_max_retry_after(Duration::from_secs(30)),
     );
-    let provider = registry().provider(config).unwrap();
+    let provider = registry().provider(TENANT, config).unwrap();
     let err = provider.complete(&ask()).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::RateLimited);
     assert!(err.retryable);
@@ -203,7 +215,7 @@ async fn retry_after_longer_than_allowed_ends_the_call_retryable() {
 #[tokio::test]
 async fn insufficient_quota_is_not_retried() {
     let server = MockServer::start(vec![Reply::insufficient_quota(), Reply::ok("never")]).await;
-    let provider = registry().provider(config(&server, 5, 1)).unwrap();
+    let provider = registry().provider(TENANT, config(&server, 5, 1)).unwrap();
     let err = provider.complete(&ask()).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::InsufficientQuota);
     assert_eq!(err.status, Some(429));
@@ -219,7 +231,7 @@ async fn insufficient_quota_is_not_retried() {
 async fn a_malformed_body_is_retried_once() {
     let server =
         MockServer::start(vec![Reply::malformed("<html>oops</html>"), Reply::ok("ok")]).await;
-    let provider = registry().provider(config(&server, 3, 1)).unwrap();
+    let provider = registry().provider(TENANT, config(&server, 3, 1)).unwrap();
     assert_eq!(provider.complete(&ask()).await.unwrap().attempts, 2);
 
     let server = MockServer::start(vec![
@@ -228,7 +240,7 @@ async fn a_malformed_body_is_retried_once() {
         Reply::ok("never"),
     ])
     .await;
-    let provider = registry().provider(config(&server, 3, 1)).unwrap();
+    let provider = registry().provider(TENANT, config(&server, 3, 1)).unwrap();
     let err = provider.complete(&ask()).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Malformed);
     assert_eq!(err.status, Some(200));
@@ -242,7 +254,7 @@ async fn every_attempt_has_a_timeout_and_timeouts_are_retried() {
     let slow = Reply::ok("too late").after(ms(2_000));
     let server = MockServer::start(vec![slow.clone(), slow]).await;
     let config = config(&server, 1, 1).with_timeout(ms(200));
-    let provider = registry().provider(config).unwrap();
+    let provider = registry().provider(TENANT, config).unwrap();
     let started = Instant::now();
     let err = provider.complete(&ask()).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Timeout);
@@ -256,7 +268,7 @@ async fn every_attempt_has_a_timeout_and_timeouts_are_retried() {
 async fn latency_is_that_of_the_successful_attempt() {
     let server =
         MockServer::start(vec![Reply::status(500), Reply::ok("slow").after(ms(150))]).await;
-    let provider = registry().provider(config(&server, 1, 1)).unwrap();
+    let provider = registry().provider(TENANT, config(&server, 1, 1)).unwrap();
     let c = provider.complete(&ask()).await.unwrap();
     assert_eq!(c.attempts, 2);
     assert!(c.latency_ms >= 150, "{}", c.latency_ms);
@@ -271,7 +283,7 @@ async fn connection_errors_are_retried() {
     };
     let config = ProviderConfig::openai(format!("http://127.0.0.1:{port}/v1"), "m")
         .with_retry(RetryPolicy::new(2, ms(20), ms(1_000)));
-    let provider = registry().provider(config).unwrap();
+    let provider = registry().provider(TENANT, config).unwrap();
     let started = Instant::now();
     let err = provider.complete(&ask()).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Connection);
@@ -283,7 +295,7 @@ async fn connection_errors_are_retried() {
 #[tokio::test]
 async fn cached_answers_are_per_tenant() {
     let server = MockServer::start(vec![Reply::ok("a1"), Reply::ok("b1"), Reply::ok("a2")]).await;
-    let provider = registry().provider(config(&server, 0, 1)).unwrap();
+    let provider = registry().provider(TENANT, config(&server, 0, 1)).unwrap();
     let db = sled::Config::new().temporary(true).open().unwrap();
     let cache = ResponseCache::new(db.open_tree("cache").unwrap(), Duration::from_secs(60));
 
@@ -308,7 +320,10 @@ async fn cached_answers_are_per_tenant() {
 
     // Different params are a different request.
     let hot = registry()
-        .provider(config(&server, 0, 1).with_param("temperature", json!(1.0)))
+        .provider(
+            TENANT,
+            config(&server, 0, 1).with_param("temperature", json!(1.0)),
+        )
         .unwrap();
     let c = hot.complete_cached(&cache, "acme", &ask()).await.unwrap();
     assert_eq!((c.text.as_str(), c.cached), ("a2", false));
@@ -318,19 +333,25 @@ async fn cached_answers_are_per_tenant() {
 #[tokio::test]
 async fn builtin_echo_and_mock_need_no_network() {
     let reg = registry();
-    let echo = reg.provider(ProviderConfig::builtin("echo")).unwrap();
+    let echo = reg
+        .provider(TENANT, ProviderConfig::builtin("echo"))
+        .unwrap();
     let c = echo.complete(&ask()).await.unwrap();
     assert_eq!(c.text, "2 + 2?");
     let usage = c.usage.unwrap();
     assert_eq!((usage.prompt_tokens, usage.completion_tokens), (2 + 3, 3));
 
     let mock = reg
-        .provider(ProviderConfig::builtin("mock").with_param("responses", json!({"2 + 2?": "4"})))
+        .provider(
+            TENANT,
+            ProviderConfig::builtin("mock").with_param("responses", json!({"2 + 2?": "4"})),
+        )
         .unwrap();
     assert_eq!(mock.complete(&ask()).await.unwrap().text, "4");
 
     let slow = reg
         .provider(
+            TENANT,
             ProviderConfig::builtin("mock")
                 .with_param("latency_ms", json!(300))
                 .with_timeout(ms(50))
@@ -348,6 +369,7 @@ async fn builtin_mock_failures_replay_exactly_and_are_retried() {
     let make = || {
         registry()
             .provider(
+                TENANT,
                 ProviderConfig::builtin("mock")
                     .with_param("error_rate", json!(0.5))
                     .with_param("seed", json!(3))

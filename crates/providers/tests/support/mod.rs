@@ -1,17 +1,32 @@
 //! A real OpenAI-compatible HTTP server on 127.0.0.1:0 whose answers are scripted per
-//! request, recording what it received and when.
+//! request, recording every request it received (any method, any path) and when; and a
+//! raw TCP server answering one fixed byte string, for answers axum will not produce.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use axum::Router;
+use colony_providers::{EgressPolicy, EgressRule};
 use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Rules from `providers.egress.allow`-style entries.
+pub fn rules(entries: &[&str]) -> Vec<EgressRule> {
+    let entries: Vec<String> = entries.iter().map(|s| s.to_string()).collect();
+    EgressPolicy::parse(&entries).unwrap()
+}
+
+/// A policy allowing loopback (what the test servers listen on).
+pub fn loopback() -> EgressPolicy {
+    EgressPolicy::new(rules(&["127.0.0.0/8"]), vec![])
+}
 
 /// One scripted answer.
 #[derive(Debug, Clone)]
@@ -81,6 +96,24 @@ impl Reply {
         }
     }
 
+    /// A redirect to `location`.
+    pub fn redirect(status: u16, location: &str) -> Self {
+        Self::Raw {
+            status,
+            body: String::new(),
+            headers: vec![("location".into(), location.into())],
+        }
+    }
+
+    /// Any status with an HTML body.
+    pub fn html(status: u16, body: &str) -> Self {
+        Self::Raw {
+            status,
+            body: body.into(),
+            headers: vec![("content-type".into(), "text/html".into())],
+        }
+    }
+
     pub fn after(self, delay: Duration) -> Self {
         Self::Delay(delay, Box::new(self))
     }
@@ -90,6 +123,7 @@ impl Reply {
 #[derive(Debug, Clone)]
 pub struct Received {
     pub at: Instant,
+    pub method: String,
     pub path: String,
     pub authorization: Option<String>,
     pub body: serde_json::Value,
@@ -103,6 +137,7 @@ struct Shared {
 /// The running server; stops when dropped.
 pub struct MockServer {
     pub base_url: String,
+    pub addr: SocketAddr,
     shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -114,9 +149,8 @@ impl MockServer {
             script: Mutex::new(script.into()),
             received: Mutex::new(Vec::new()),
         });
-        let app = Router::new()
-            .route("/v1/chat/completions", post(handle))
-            .with_state(shared.clone());
+        // Every method and path: a client following a redirect here would be seen.
+        let app = Router::new().fallback(handle).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
@@ -124,9 +158,20 @@ impl MockServer {
         });
         Self {
             base_url: format!("http://{addr}/v1"),
+            addr,
             shared,
             task,
         }
+    }
+
+    /// `127.0.0.1:PORT`, as credentials and rules name it.
+    pub fn host_port(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
     }
 
     /// Appends answers to the script.
@@ -157,10 +202,17 @@ impl Drop for MockServer {
     }
 }
 
-async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     shared.received.lock().unwrap().push(Received {
         at: Instant::now(),
-        path: "/v1/chat/completions".into(),
+        method: method.to_string(),
+        path: uri.path().to_string(),
         authorization: headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -212,4 +264,99 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             }
         }
     }
+}
+
+/// A plain TCP server on 127.0.0.1:0 that reads each request and answers `response`
+/// verbatim, then closes the connection; counts connections. Stops when dropped
+/// (after its next connection).
+pub struct RawServer {
+    pub base_url: String,
+    pub addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RawServer {
+    pub fn start(response: Vec<u8>) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (count, stopped) = (connections.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(mut conn) = conn else { continue };
+                count.fetch_add(1, Ordering::SeqCst);
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                read_request(&mut conn);
+                let _ = conn.write_all(&response);
+                let _ = conn.flush();
+            }
+        });
+        Self {
+            base_url: format!("http://{addr}/v1"),
+            addr,
+            connections,
+            stop,
+        }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for RawServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so the thread ends.
+        let _ = std::net::TcpStream::connect(self.addr);
+    }
+}
+
+/// Reads one request's headers and its Content-Length body.
+fn read_request(conn: &mut std::net::TcpStream) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let header_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < header_end + len {
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// A chunked HTTP/1.1 answer with `status` whose body is `chunks` chunks of `size` bytes
+/// of `fill` (no Content-Length: the client only learns the size by reading).
+pub fn chunked_response(status: u16, chunks: usize, size: usize, fill: u8) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status} OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    for _ in 0..chunks {
+        out.extend_from_slice(format!("{size:x}\r\n").as_bytes());
+        out.extend(std::iter::repeat_n(fill, size));
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
 }
