@@ -11,15 +11,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 fn tenant(node: &Node, id: &str) -> String {
-    // Enterprise (10000/min): these tests test buckets of their own, not the tier limits,
-    // and must not run into the free tier's 100 tenant requests a minute.
-    let r = node.admin(
-        "POST",
-        "/v1/tenants",
-        &json!({"id": id, "name": id, "tier": "enterprise"}),
-    );
-    assert_eq!(r.status, 201, "{}", r.text);
-    r.json["api_key"].as_str().unwrap().to_string()
+    node.create_tenant(id)
 }
 
 fn check(node: &Node, key: &str, items: Value) -> Value {

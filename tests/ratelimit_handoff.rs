@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Longer than the default `ratelimit.max_duration_ms`: the tests using it raise the cap.
 const YEAR_MS: u64 = 365 * 86_400_000;
 
 /// How a whole check request ended, as the client saw it.
@@ -84,7 +85,13 @@ struct Tally {
 fn a_join_and_a_drain_under_traffic_hand_buckets_over_exactly() {
     const KEYS: usize = 24;
     const LIMIT: u64 = 5_000;
-    let mut c = Cluster::start(3, NodeOptions::default());
+    // Year-long buckets (so nothing refills during the test) are over the default
+    // `ratelimit.max_duration_ms` of one day.
+    let opts = NodeOptions {
+        sets: vec![format!("ratelimit.max_duration_ms={YEAR_MS}")],
+        ..NodeOptions::default()
+    };
+    let mut c = Cluster::start(3, opts);
     let api_key = c.enterprise_tenant("acme");
     c.wait_active(3);
     c.wait_routable(&api_key);

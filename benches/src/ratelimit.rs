@@ -121,7 +121,10 @@ fn start_colony(
     wait: Duration,
     logs: Option<PathBuf>,
 ) -> Result<(Cluster, String)> {
-    let spec = Spec::new(args_bin.to_path_buf(), wait, logs, "bench");
+    let mut spec = Spec::new(args_bin.to_path_buf(), wait, logs, "bench");
+    // ratelimit-memory creates a million buckets for one tenant: above the default cap.
+    spec.sets
+        .push("ratelimit.max_buckets_per_tenant=100000000".into());
     let cluster =
         Cluster::start(spec, n).with_context(|| format!("starting {n} colony node(s)"))?;
     let client = Client::new(Duration::from_secs(5));

@@ -18,12 +18,23 @@
 //! admitted more wins. A check of a key this node has just become the owner of waits while
 //! the previous owner is asked for the state (see [`crate::handoff`]); checks of other keys
 //! go on meanwhile.
+//!
+//! Live buckets per tenant: every shard of a node counts its live and stale buckets by
+//! tenant in one [`TenantCounts`] (the tenant is read from the key, see
+//! [`crate::buckets::tenant_of_key`]). A check that would create a brand-new bucket for a
+//! tenant already at `max_buckets_per_tenant` is refused ([`BucketError::TooManyBuckets`]);
+//! a bucket that continues a state from elsewhere (handed over, pulled, a replica or a stale
+//! copy) is an existing bucket and always taken in, even past the maximum (refusing it
+//! would lose the hits it admitted). A bucket frees its slot when it is swept at rest,
+//! handed to another owner, or its shard is replaced after a panic. The count is touched
+//! only when a bucket is created or removed, never by a check of a live bucket.
 
-use crate::buckets::BucketError;
+use crate::buckets::{tenant_of_key, BucketError};
 use crate::handoff::{Handoff, PullAnswer};
 use crate::ownership::Locate;
 use colony_ratelimit::{Algorithm, BucketState, Decision, Limit};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
@@ -101,20 +112,244 @@ impl std::fmt::Debug for ShardArgs {
     }
 }
 
+/// Live buckets per tenant on one node, shared by all its shards (see the module docs).
+#[derive(Debug)]
+pub struct TenantCounts {
+    max: usize,
+    /// Tenants with at least one live bucket (a tenant at 0 is removed).
+    counts: Mutex<HashMap<Box<str>, usize>>,
+}
+
+impl TenantCounts {
+    /// Counts allowing at most `max` live buckets per tenant.
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            counts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The most live buckets per tenant.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Live buckets of `tenant`.
+    pub fn live(&self, tenant: &str) -> usize {
+        self.lock().get(tenant).copied().unwrap_or(0)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Box<str>, usize>> {
+        // Nothing panics while the lock is held; a poisoned map is still consistent.
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts a new bucket of `tenant` if it has fewer than `max`; else its count.
+    fn try_add(&self, tenant: &str) -> Result<(), usize> {
+        let mut counts = self.lock();
+        match counts.get_mut(tenant) {
+            Some(n) if *n >= self.max => Err(*n),
+            Some(n) => {
+                *n = n.saturating_add(1);
+                Ok(())
+            }
+            None if self.max == 0 => Err(0),
+            None => {
+                counts.insert(tenant.into(), 1);
+                Ok(())
+            }
+        }
+    }
+
+    /// Counts a bucket of `tenant` that may not be refused (it continues a state).
+    fn add(&self, tenant: &str) {
+        let mut counts = self.lock();
+        match counts.get_mut(tenant) {
+            Some(n) => *n = n.saturating_add(1),
+            None => {
+                counts.insert(tenant.into(), 1);
+            }
+        }
+    }
+
+    /// Uncounts `n` buckets of each tenant.
+    fn remove<'a>(&self, gone: impl IntoIterator<Item = (&'a str, usize)>) {
+        let mut counts = self.lock();
+        for (tenant, n) in gone {
+            if let Some(c) = counts.get_mut(tenant) {
+                *c = c.saturating_sub(n);
+                if *c == 0 {
+                    counts.remove(tenant);
+                }
+            }
+        }
+    }
+}
+
+/// Bucket states by key whose tenant-scoped keys are counted in a [`TenantCounts`]: every
+/// insertion of a new key counts it, every removal (including dropping the map) uncounts
+/// it, so the counts cannot drift from the maps whichever path adds or drops a bucket.
+struct CountedMap {
+    map: HashMap<String, BucketState>,
+    tenants: Arc<TenantCounts>,
+}
+
+impl CountedMap {
+    fn new(tenants: Arc<TenantCounts>) -> Self {
+        Self {
+            map: HashMap::new(),
+            tenants,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn contains_key(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+
+    fn get(&self, key: &str) -> Option<&BucketState> {
+        self.map.get(key)
+    }
+
+    fn get_mut(&mut self, key: &str) -> Option<&mut BucketState> {
+        self.map.get_mut(key)
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &String> {
+        self.map.keys()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&String, &BucketState)> {
+        self.map.iter()
+    }
+
+    /// Inserts a state that continues an existing bucket: counted, never refused.
+    fn insert(&mut self, key: String, state: BucketState) -> Option<BucketState> {
+        match self.map.entry(key) {
+            Entry::Occupied(mut e) => Some(e.insert(state)),
+            Entry::Vacant(e) => {
+                if let Some(t) = tenant_of_key(e.key()) {
+                    self.tenants.add(t);
+                }
+                e.insert(state);
+                None
+            }
+        }
+    }
+
+    /// Counts a brand-new bucket under `key` (not in the map), unless its tenant has the
+    /// most live buckets already; [`CountedMap::insert_reserved`] then inserts it. Checked
+    /// and counted in one step, so shards creating buckets of one tenant at once cannot
+    /// overshoot the maximum together.
+    fn reserve(&self, key: &str) -> Result<(), BucketError> {
+        let Some(t) = tenant_of_key(key) else {
+            return Ok(());
+        };
+        self.tenants
+            .try_add(t)
+            .map_err(|live| BucketError::TooManyBuckets {
+                tenant: t.to_string(),
+                live: live as u64,
+                max: self.tenants.max() as u64,
+            })
+    }
+
+    /// Inserts a bucket counted by [`CountedMap::reserve`].
+    fn insert_reserved(&mut self, key: String, state: BucketState) {
+        match self.map.entry(key) {
+            Entry::Occupied(mut e) => {
+                // Not expected (the key was missing when reserved): counted once already.
+                if let Some(t) = tenant_of_key(e.key()) {
+                    self.tenants.remove([(t, 1)]);
+                }
+                e.insert(state);
+            }
+            Entry::Vacant(e) => {
+                e.insert(state);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &str) -> Option<BucketState> {
+        let s = self.map.remove(key)?;
+        if let Some(t) = tenant_of_key(key) {
+            self.tenants.remove([(t, 1)]);
+        }
+        Some(s)
+    }
+
+    fn extend(&mut self, entries: impl IntoIterator<Item = (String, BucketState)>) {
+        for (k, s) in entries {
+            self.insert(k, s);
+        }
+    }
+
+    /// Keeps the states for which `keep` is true; one lock of the counts for all removals.
+    fn retain(&mut self, mut keep: impl FnMut(&String, &mut BucketState) -> bool) {
+        let mut gone: HashMap<String, usize> = HashMap::new();
+        self.map.retain(|k, s| {
+            let kept = keep(k, s);
+            if !kept {
+                if let Some(t) = tenant_of_key(k) {
+                    match gone.get_mut(t) {
+                        Some(n) => *n += 1,
+                        None => {
+                            gone.insert(t.to_string(), 1);
+                        }
+                    }
+                }
+            }
+            kept
+        });
+        if !gone.is_empty() {
+            self.tenants
+                .remove(gone.iter().map(|(t, n)| (t.as_str(), *n)));
+        }
+    }
+
+    /// Uncounts every state and hands them all out, leaving the map empty.
+    fn take(&mut self) -> HashMap<String, BucketState> {
+        self.uncount_all();
+        std::mem::take(&mut self.map)
+    }
+
+    fn uncount_all(&self) {
+        let mut by_tenant: HashMap<&str, usize> = HashMap::new();
+        for t in self.map.keys().filter_map(|k| tenant_of_key(k)) {
+            *by_tenant.entry(t).or_default() += 1;
+        }
+        if !by_tenant.is_empty() {
+            self.tenants.remove(by_tenant);
+        }
+    }
+}
+
+impl Drop for CountedMap {
+    /// A shard's state is dropped when its shard is replaced (after a panic): its buckets
+    /// are gone, so they leave the counts.
+    fn drop(&mut self) {
+        self.uncount_all();
+    }
+}
+
 /// A shard's state behind its lock: the actor and the handle's fast path share it.
 #[derive(Clone)]
 #[allow(missing_debug_implementations)] // reply ports and permits inside
 pub struct SharedShard(Arc<Mutex<ShardState>>);
 
 impl SharedShard {
-    /// Fresh, empty state for shard `index` (a restarted shard starts from this too).
-    pub fn new(index: usize, handoff: Option<Handoff>) -> Self {
+    /// Fresh, empty state for shard `index` (a restarted shard starts from this too), whose
+    /// live buckets are counted per tenant in `tenants` (shared by the node's shards).
+    pub fn new(index: usize, handoff: Option<Handoff>, tenants: Arc<TenantCounts>) -> Self {
         Self(Arc::new(Mutex::new(ShardState {
             index,
             handoff,
-            buckets: HashMap::new(),
+            buckets: CountedMap::new(tenants.clone()),
             replicas: HashMap::new(),
-            stale: HashMap::new(),
+            stale: CountedMap::new(tenants),
             moved: HashMap::new(),
             dirty: HashSet::new(),
             waiting: HashMap::new(),
@@ -133,7 +368,7 @@ impl SharedShard {
     /// Done under the lock, so no check after it is answered from a stale copy unasked.
     pub fn mark_stale(&self) {
         let mut st = self.lock();
-        let live = std::mem::take(&mut st.buckets);
+        let live = st.buckets.take();
         st.dirty.clear();
         st.stale.extend(live);
     }
@@ -185,10 +420,13 @@ struct PendingBatch {
 pub struct ShardState {
     index: usize,
     handoff: Option<Handoff>,
-    buckets: HashMap<String, BucketState>,
+    /// Live buckets (counted per tenant).
+    buckets: CountedMap,
+    /// Copies sent by other owners (not counted: each is counted live on its owner).
     replicas: HashMap<String, BucketState>,
-    /// Live buckets from before a stall: may be behind what others served meanwhile.
-    stale: HashMap<String, BucketState>,
+    /// Live buckets from before a stall: may be behind what others served meanwhile
+    /// (counted per tenant, like live ones: they hold memory and become live on use).
+    stale: CountedMap,
     moved: HashMap<String, Tombstone>,
     dirty: HashSet<String>,
     waiting: HashMap<String, Vec<Parked>>,
@@ -251,15 +489,26 @@ impl ShardState {
     }
 
     /// Checks `it` on the live bucket, creating it from `base` (or afresh) when missing.
+    /// A bucket created afresh counts against its tenant's live buckets and is refused
+    /// (nothing charged, nothing kept) when the tenant has the most already; one continued
+    /// from `base` is an existing bucket and is always kept.
     fn apply(&mut self, it: ShardItem, base: Option<BucketState>, now: u64) -> ItemResult {
         if let Some(r) = self.apply_live(&it, now) {
             return r;
         }
-        self.mark_dirty(&it.key, it.hits);
+        let fresh = base.is_none();
         let mut slot = base;
         let d = colony_ratelimit::check(&mut slot, it.algorithm, &it.limit, it.hits, now)
             .map_err(BucketError::Limit)?;
-        if let Some(b) = slot {
+        // A peek of a missing bucket creates nothing.
+        let Some(b) = slot else { return Ok(d) };
+        if fresh {
+            self.buckets.reserve(&it.key)?;
+        }
+        self.mark_dirty(&it.key, it.hits);
+        if fresh {
+            self.buckets.insert_reserved(it.key, b);
+        } else {
             self.buckets.insert(it.key, b);
         }
         Ok(d)

@@ -7,6 +7,7 @@
 
 use crate::bucket_shard::{
     BucketShard, ItemResult, KeyedStates, ShardArgs, ShardItem, ShardMsg, SharedShard,
+    TenantCounts,
 };
 use crate::handoff::{Handoff, PullAnswer};
 use crate::leases::Leases;
@@ -32,6 +33,12 @@ pub struct BucketsConfig {
     pub sweep_every: Duration,
     /// Ownership and bucket movement between nodes; `None` for a node on its own.
     pub handoff: Option<Handoff>,
+    /// Most live buckets one tenant may have on this node (`ratelimit.max_buckets_per_tenant`):
+    /// past it, a check that would create a new bucket of the tenant is refused with
+    /// [`BucketError::TooManyBuckets`]; its existing buckets keep working, and a bucket that
+    /// comes to rest and is swept (or leaves the node) frees its slot. Counted over the
+    /// tenant-scoped keys of [`tenant_bucket_key`] only (tier buckets are not counted).
+    pub max_buckets_per_tenant: usize,
 }
 
 impl Default for BucketsConfig {
@@ -42,8 +49,32 @@ impl Default for BucketsConfig {
             call_timeout: Duration::from_secs(2),
             sweep_every: Duration::from_secs(10),
             handoff: None,
+            max_buckets_per_tenant: DEFAULT_MAX_BUCKETS_PER_TENANT,
         }
     }
+}
+
+/// Default of [`BucketsConfig::max_buckets_per_tenant`].
+pub const DEFAULT_MAX_BUCKETS_PER_TENANT: usize = 100_000;
+
+/// The key of a tenant's bucket `name`/`key`: `<len>:<tenant>/<len>:<name>/<key>`. The
+/// lengths make it unambiguous whatever the parts contain, so two tenants never share a
+/// bucket, and [`tenant_of_key`] reads the tenant back (the owner counts live buckets per
+/// tenant with it).
+pub fn tenant_bucket_key(tenant: &str, name: &str, key: &str) -> String {
+    format!("{}:{tenant}/{}:{name}/{key}", tenant.len(), name.len())
+}
+
+/// The tenant of a key made by [`tenant_bucket_key`]; `None` for any other key (tier
+/// buckets `tier/...`, test keys), which are not counted per tenant.
+pub fn tenant_of_key(key: &str) -> Option<&str> {
+    let (len, rest) = key.split_once(':')?;
+    if len.is_empty() || len.len() > 20 || !len.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let len: usize = len.parse().ok()?;
+    let tenant = rest.get(..len)?;
+    rest.get(len..)?.starts_with('/').then_some(tenant)
 }
 
 /// One check request.
@@ -74,6 +105,17 @@ pub enum BucketError {
     /// The bucket is owned by another node now (the caller sends the item there).
     #[error("the bucket moved to node {0}")]
     Moved(u64),
+    /// The check would create a new bucket for a tenant that already has `live` live
+    /// buckets on the bucket's owner node, and `max` is the most it may have there.
+    #[error("tenant {tenant} has {live} live buckets on the node that owns this bucket, the most allowed (ratelimit.max_buckets_per_tenant = {max}): its existing buckets keep working, a new one is refused until others come to rest")]
+    TooManyBuckets {
+        /// The tenant.
+        tenant: String,
+        /// Its live buckets on the owner node.
+        live: u64,
+        /// `ratelimit.max_buckets_per_tenant` of the owner node.
+        max: u64,
+    },
 }
 
 /// The shards, shared between the supervisor (which replaces failed ones) and handles.
@@ -110,6 +152,7 @@ pub struct SupervisorArgs {
     restarts: Arc<AtomicU64>,
     sweep_every: Duration,
     handoff: Option<Handoff>,
+    tenants: Arc<TenantCounts>,
 }
 
 /// Supervisor state.
@@ -121,6 +164,7 @@ pub struct SupervisorState {
     restarts: Arc<AtomicU64>,
     sweep_every: Duration,
     handoff: Option<Handoff>,
+    tenants: Arc<TenantCounts>,
 }
 
 /// The bucket supervisor actor.
@@ -134,7 +178,8 @@ impl BucketSupervisor {
         i: usize,
     ) -> Result<(), ActorProcessingErr> {
         // Fresh state: a shard that panicked may have left its buckets half-updated.
-        let state = SharedShard::new(i, st.handoff.clone());
+        // A failed shard's buckets leave the tenant counts when its old state is dropped.
+        let state = SharedShard::new(i, st.handoff.clone(), st.tenants.clone());
         let args = ShardArgs {
             sweep_every: st.sweep_every,
             state: state.clone(),
@@ -165,6 +210,7 @@ impl Actor for BucketSupervisor {
             restarts: args.restarts,
             sweep_every: args.sweep_every,
             handoff: args.handoff,
+            tenants: args.tenants,
         };
         for i in 0..n {
             Self::spawn_shard(&myself, &mut st, i).await?;
@@ -228,6 +274,7 @@ pub struct Buckets {
     supervisor: ActorRef<SupervisorMsg>,
     config: BucketsConfig,
     leases: Leases,
+    tenants: Arc<TenantCounts>,
 }
 
 impl std::fmt::Debug for Buckets {
@@ -249,11 +296,13 @@ impl Buckets {
         let shards = config.shards.max(1);
         let table: ShardTable = Arc::new(RwLock::new(vec![None; shards]));
         let restarts = Arc::new(AtomicU64::new(0));
+        let tenants = Arc::new(TenantCounts::new(config.max_buckets_per_tenant));
         let args = SupervisorArgs {
             table: table.clone(),
             restarts: restarts.clone(),
             sweep_every: config.sweep_every,
             handoff: config.handoff.clone(),
+            tenants: tenants.clone(),
         };
         let (supervisor, _) = Actor::spawn(None, BucketSupervisor, args)
             .await
@@ -268,7 +317,13 @@ impl Buckets {
             supervisor,
             config,
             leases: Leases::default(),
+            tenants,
         })
+    }
+
+    /// Live buckets of `tenant` on this node (its live and stale copies in every shard).
+    pub fn live_buckets_of(&self, tenant: &str) -> usize {
+        self.tenants.live(tenant)
     }
 
     /// The concurrency lease table of this node (leases of the tenants it owns). It lives

@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`bucket_shard`]: [`bucket_shard::BucketShard`], one actor holding the rate-limit buckets
 //!   whose keys hash to it (an actor per bucket would cost ~11 KB each: a million keys would
-//!   not fit; a shard keeps a bucket at ~100 bytes)
+//!   not fit; a shard keeps a bucket at ~100 bytes); the shards of a node count live buckets
+//!   per tenant and refuse a tenant's new bucket past `max_buckets_per_tenant`
 //! - [`buckets`]: the bucket supervisor (restarts a failed shard with backoff and counts it)
 //!   and [`buckets::Buckets`], the handle that splits a batch by shard, bounds in-flight work
 //!   and times every call out
@@ -25,7 +26,10 @@ pub mod ownership;
 pub mod router;
 pub mod routing;
 
-pub use buckets::{BucketError, Buckets, BucketsConfig, CheckItem};
+pub use buckets::{
+    tenant_bucket_key, tenant_of_key, BucketError, Buckets, BucketsConfig, CheckItem,
+    DEFAULT_MAX_BUCKETS_PER_TENANT,
+};
 pub use handoff::{Handoff, HandoffConfig, HandoffCounters};
 pub use leases::{LeaseOutcome, LeaseTable, Leases};
 pub use router::{LeaseOp, Router, RouterArgs, RouterMsg, ROUTER_GROUP, ROUTER_SCOPE};

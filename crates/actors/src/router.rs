@@ -135,6 +135,17 @@ pub enum WireOutcome {
     Unavailable,
     /// The bucket is owned by this other node now: send the item there.
     Moved(u64),
+    /// The check would create a new bucket for a tenant that has the most live buckets on
+    /// the owner already. Added after the first release: a peer that does not know it
+    /// cannot decode the reply, and answers the items unavailable.
+    TooManyBuckets {
+        /// The tenant.
+        tenant: String,
+        /// Its live buckets on the owner.
+        live: u64,
+        /// The owner's `ratelimit.max_buckets_per_tenant`.
+        max: u64,
+    },
 }
 
 impl From<Result<Decision, BucketError>> for WireOutcome {
@@ -145,6 +156,9 @@ impl From<Result<Decision, BucketError>> for WireOutcome {
             Err(BucketError::Overloaded) => Self::Overloaded,
             Err(BucketError::Unavailable) => Self::Unavailable,
             Err(BucketError::Moved(n)) => Self::Moved(n),
+            Err(BucketError::TooManyBuckets { tenant, live, max }) => {
+                Self::TooManyBuckets { tenant, live, max }
+            }
         }
     }
 }
@@ -157,6 +171,9 @@ impl From<WireOutcome> for Result<Decision, BucketError> {
             WireOutcome::Overloaded => Err(BucketError::Overloaded),
             WireOutcome::Unavailable => Err(BucketError::Unavailable),
             WireOutcome::Moved(n) => Err(BucketError::Moved(n)),
+            WireOutcome::TooManyBuckets { tenant, live, max } => {
+                Err(BucketError::TooManyBuckets { tenant, live, max })
+            }
         }
     }
 }
@@ -521,6 +538,22 @@ mod tests {
         // Another payload type under the same variant is an error, not a panic.
         let other = Wire(Ok(CheckReply { results: vec![] })).into_bytes();
         assert!(Wire::<CheckBatch>::from_bytes(other).0.is_err());
+    }
+
+    #[test]
+    fn a_refused_new_bucket_travels_back_to_the_caller() {
+        let refused = BucketError::TooManyBuckets {
+            tenant: "acme".into(),
+            live: 3,
+            max: 3,
+        };
+        let reply = CheckReply {
+            results: vec![WireOutcome::from(Err(refused.clone()))],
+        };
+        let back = Wire::<CheckReply>::from_bytes(Wire(Ok(reply)).into_bytes()).0;
+        let outcome: Result<Result<Decision, BucketError>, String> =
+            back.map(|mut r| r.results.remove(0).into());
+        assert_eq!(outcome, Ok(Err(refused)));
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub mod route {
     pub const EVALUATIONS: &str = "evaluations";
     /// `GET /v1/usage`.
     pub const USAGE: &str = "usage";
+    /// `/v1/credentials` and `/v1/credentials/{name}`.
+    pub const CREDENTIALS: &str = "credentials";
 }
 
 /// The limits in force for a tenant: tier values with the tenant's overrides applied.
@@ -252,7 +254,12 @@ async fn charge(
                     "a tier limit could not be applied; see the node's log",
                 ));
             }
-            Err(BucketError::Overloaded | BucketError::Unavailable | BucketError::Moved(_)) => {
+            Err(
+                BucketError::Overloaded
+                | BucketError::Unavailable
+                | BucketError::Moved(_)
+                | BucketError::TooManyBuckets { .. },
+            ) => {
                 // Fail closed: an unlimited tenant is worse than a short retry.
                 return Err(Problem::new(
                     ErrorCode::Unavailable,

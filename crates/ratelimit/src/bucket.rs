@@ -312,4 +312,29 @@ mod tests {
             assert!(st.is_at_rest(1000 + 420), "{algo}");
         }
     }
+
+    #[test]
+    fn a_bucket_of_the_longest_allowed_duration_comes_to_rest_within_it() {
+        // The API refuses durations over `ratelimit.max_duration_ms` (1 day by default) so
+        // that every bucket without a burst rests, and can be forgotten, within a day of
+        // its last hit, however hard it was used; the arithmetic holds at any scale.
+        const DAY: u64 = 86_400_000;
+        let start = u64::MAX - 3 * DAY; // late clocks must not overflow either
+        for limit in [1, 7, 1_000, u64::MAX] {
+            let l = Limit::new(limit, DAY);
+            for algo in Algorithm::ALL {
+                let mut s = None;
+                let d = hit(&mut s, algo, &l, limit, start);
+                assert_eq!(d.status, Status::UnderLimit, "{algo} {limit}");
+                assert!(d.reset_after_ms <= DAY + crate::sliding_window::sub_window_ms(DAY));
+                let st = s.as_ref().unwrap();
+                assert!(!st.is_at_rest(start), "{algo} {limit}");
+                let rested = start + DAY + crate::sliding_window::sub_window_ms(DAY);
+                assert!(st.is_at_rest(rested), "{algo} {limit}");
+                // And a check at the far end of time neither panics nor wraps.
+                let d = hit(&mut s, algo, &l, 1, u64::MAX);
+                assert_eq!(d.status, Status::UnderLimit, "{algo} {limit}");
+            }
+        }
+    }
 }

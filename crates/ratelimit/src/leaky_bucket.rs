@@ -64,7 +64,7 @@ impl LeakyBucketState {
     pub(crate) fn advance(&mut self, limit: &Limit, now_ms: u64) {
         let now = now_ms.max(self.updated_ms);
         let mut meter = self.meter();
-        meter.drain(now - self.updated_ms);
+        meter.drain(now.saturating_sub(self.updated_ms));
         let meter = meter.rescaled(limit);
         self.limit = *limit;
         self.updated_ms = now;

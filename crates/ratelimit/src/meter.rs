@@ -3,7 +3,9 @@
 //! One hit is `duration_ms` units, so draining (or refilling) `limit` hits per
 //! `duration_ms` is exactly `limit` units per millisecond. Every quantity is an integer
 //! in these units: no float, no rounding, no drift however the elapsed time is split
-//! up. The products are at most `u64::MAX²`, so `u128` holds them without overflow.
+//! up. The products are at most `u64::MAX²`, so `u128` holds them without overflow; every
+//! operation saturates anyway, and a zero rate or unit (possible only in a corrupt or
+//! foreign state, never in a validated limit) is taken as 1, so no input can panic.
 
 use crate::{Decision, Limit, Status};
 
@@ -25,24 +27,29 @@ impl Meter {
     /// A meter for `limit` with `used` units in use (clamped to the capacity, so a
     /// corrupt or foreign state can never make the bucket hold more than it may).
     pub(crate) fn new(limit: &Limit, used: u128) -> Self {
-        let unit = u128::from(limit.duration_ms);
-        let capacity = u128::from(limit.capacity()) * unit;
+        let unit = u128::from(limit.duration_ms.max(1));
+        let capacity = u128::from(limit.capacity()).saturating_mul(unit);
         Meter {
             used: used.min(capacity),
             capacity,
-            rate: u128::from(limit.limit),
+            rate: u128::from(limit.limit.max(1)),
             unit,
         }
     }
 
     /// A meter for `limit` with `hits` whole hits in use.
     pub(crate) fn with_used_hits(limit: &Limit, hits: u64) -> Self {
-        Meter::new(limit, u128::from(hits) * u128::from(limit.duration_ms))
+        Meter::new(
+            limit,
+            u128::from(hits).saturating_mul(u128::from(limit.duration_ms.max(1))),
+        )
     }
 
     /// Units as a stored pair: whole hits and the remainder in `1 / duration_ms`.
     pub(crate) fn join(limit: &Limit, whole: u64, frac: u64) -> u128 {
-        (u128::from(whole) * u128::from(limit.duration_ms)).saturating_add(u128::from(frac))
+        u128::from(whole)
+            .saturating_mul(u128::from(limit.duration_ms.max(1)))
+            .saturating_add(u128::from(frac))
     }
 
     /// Splits units into whole hits and a remainder below one hit.
@@ -66,7 +73,7 @@ impl Meter {
 
     /// Free units as (whole hits, remainder).
     pub(crate) fn free_parts(&self) -> (u64, u64) {
-        self.split(self.capacity - self.used)
+        self.split(self.capacity.saturating_sub(self.used))
     }
 
     /// The hits in use, rounded up: what a different algorithm takes over.
@@ -76,7 +83,9 @@ impl Meter {
 
     /// Lets `elapsed_ms` of draining happen.
     pub(crate) fn drain(&mut self, elapsed_ms: u64) {
-        self.used = self.used.saturating_sub(self.rate * u128::from(elapsed_ms));
+        self.used = self
+            .used
+            .saturating_sub(self.rate.saturating_mul(u128::from(elapsed_ms)));
     }
 
     /// The same level under a new limit: hits in use stay in use, exactly when the
@@ -84,14 +93,16 @@ impl Meter {
     /// forgiving a fraction), then clamped to the new capacity (a shrunken bucket is
     /// full, not over-full, so it does not stay blocked beyond its own reset time).
     pub(crate) fn rescaled(&self, limit: &Limit) -> Meter {
-        let new_unit = u128::from(limit.duration_ms);
+        let new_unit = u128::from(limit.duration_ms.max(1));
         if new_unit == self.unit {
             return Meter::new(limit, self.used);
         }
         let whole = self.used / self.unit;
         let frac = self.used % self.unit;
         // frac < unit and whole <= u64::MAX, so neither product overflows u128.
-        let used = (whole * new_unit).saturating_add((frac * new_unit).div_ceil(self.unit));
+        let used = whole
+            .saturating_mul(new_unit)
+            .saturating_add(frac.saturating_mul(new_unit).div_ceil(self.unit));
         Meter::new(limit, used)
     }
 
@@ -110,13 +121,14 @@ impl Meter {
 
     /// Decides `hits` (0 = peek) and consumes them if they fit. `limit` is echoed.
     pub(crate) fn decide(&mut self, hits: u64, limit: u64) -> Decision {
-        let need = u128::from(hits) * self.unit;
+        let need = u128::from(hits).saturating_mul(self.unit);
         let (status, wait) = if hits == 0 {
             if self.remaining() > 0 {
                 (Status::UnderLimit, self.ms_until_used_at_most(0))
             } else {
-                // capacity >= unit because the capacity is at least one hit.
-                let one_fits = self.capacity - self.unit;
+                // capacity >= unit for a validated limit (the capacity is at least one
+                // hit); saturating for a corrupt one.
+                let one_fits = self.capacity.saturating_sub(self.unit);
                 (Status::OverLimit, self.ms_until_used_at_most(one_fits))
             }
         } else {
@@ -127,7 +139,7 @@ impl Meter {
                 }
                 _ if need <= self.capacity => (
                     Status::OverLimit,
-                    self.ms_until_used_at_most(self.capacity - need),
+                    self.ms_until_used_at_most(self.capacity.saturating_sub(need)),
                 ),
                 // More than the bucket can ever hold: report when it is at rest.
                 _ => (Status::OverLimit, self.ms_until_used_at_most(0)),
@@ -189,5 +201,27 @@ mod tests {
         let mut m = Meter::with_used_hits(&small, u64::MAX);
         let d = m.decide(1, 1);
         assert_eq!(d.reset_after_ms, u64::MAX, "saturates instead of wrapping");
+    }
+
+    #[test]
+    fn a_corrupt_limit_never_panics() {
+        // Zero limit, duration and burst cannot pass validation, but a state received from
+        // elsewhere carries its own limit: the arithmetic must still be total.
+        let corrupt = Limit {
+            limit: 0,
+            duration_ms: 0,
+            burst: Some(0),
+        };
+        let mut m = Meter::new(&corrupt, u128::MAX);
+        assert_eq!(m.used(), 0, "clamped to a capacity of 0");
+        let _ = m.decide(0, 0);
+        let _ = m.decide(1, 0);
+        let _ = m.decide(u64::MAX, 0);
+        m.drain(u64::MAX);
+        let _ = (m.used_parts(), m.free_parts(), m.used_hits_ceil());
+        let r = m.rescaled(&Limit::new(10, 1000));
+        assert_eq!(r.used(), 0);
+        let back = Meter::with_used_hits(&Limit::new(10, 1000), 10).rescaled(&corrupt);
+        let _ = (back.used_parts(), back.free_parts(), back.used_hits_ceil());
     }
 }

@@ -533,3 +533,191 @@ async fn after_a_stall_a_bucket_continues_from_whichever_copy_admitted_more() {
     b.stop().await;
     peer.stop(None);
 }
+
+/// A check of tenant `tenant`'s bucket `key`, keyed as the API keys it.
+fn tenant_item(tenant: &str, key: &str, limit: Limit, hits: u64) -> CheckItem {
+    CheckItem {
+        key: crate::tenant_bucket_key(tenant, "n", key),
+        algorithm: Algorithm::TokenBucket,
+        limit,
+        hits,
+    }
+}
+
+fn too_many(r: &Result<Decision, BucketError>) -> bool {
+    matches!(r, Err(BucketError::TooManyBuckets { .. }))
+}
+
+#[tokio::test]
+async fn a_tenant_at_its_bucket_cap_gets_no_new_bucket_while_others_still_do() {
+    // Four shards: the tenant's buckets are spread over them, and the cap is per node.
+    let b = Buckets::start(BucketsConfig {
+        shards: 4,
+        max_buckets_per_tenant: 3,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let minute = Limit::new(100, 60_000);
+    for k in ["k0", "k1", "k2"] {
+        let r = b.check(vec![tenant_item("a", k, minute, 1)]).await;
+        assert_eq!(remaining(&r[0]), 99, "{k}");
+    }
+    assert_eq!(b.live_buckets_of("a"), 3);
+    // The 4th bucket of tenant a is refused, naming the tenant and the setting...
+    let r = b.check(vec![tenant_item("a", "k3", minute, 1)]).await;
+    assert_eq!(
+        r[0],
+        Err(BucketError::TooManyBuckets {
+            tenant: "a".into(),
+            live: 3,
+            max: 3
+        })
+    );
+    let text = r[0].as_ref().unwrap_err().to_string();
+    assert!(
+        text.contains("tenant a has 3 live buckets") && text.contains("max_buckets_per_tenant"),
+        "{text}"
+    );
+    // ...in a batch too, where only the new bucket fails; nothing of it was kept.
+    let r = b
+        .check(vec![
+            tenant_item("a", "k0", minute, 1),
+            tenant_item("a", "k4", minute, 1),
+            tenant_item("a", "k1", minute, 0),
+        ])
+        .await;
+    assert_eq!(remaining(&r[0]), 98, "an existing bucket keeps working");
+    assert!(too_many(&r[1]), "{:?}", r[1]);
+    assert_eq!(remaining(&r[2]), 99, "a peek of an existing bucket");
+    assert_eq!(
+        remaining(&b.check(vec![tenant_item("a", "k5", minute, 0)]).await[0]),
+        100,
+        "a peek creates nothing, so it is answered even at the cap"
+    );
+    assert_eq!(b.live_buckets_of("a"), 3);
+    assert_eq!(b.len().await, 3);
+
+    // Tenant b is not held back by tenant a.
+    for k in ["k0", "k1", "k2"] {
+        let r = b.check(vec![tenant_item("b", k, minute, 1)]).await;
+        assert_eq!(remaining(&r[0]), 99, "b/{k}");
+    }
+    assert!(too_many(
+        &b.check(vec![tenant_item("b", "k3", minute, 1)]).await[0]
+    ));
+    // Keys that are not tenant-scoped (tier buckets) are not counted or refused.
+    for k in ["tier/1:a/60s", "tier/1:a/3600s", "plain"] {
+        assert!(b.check(vec![item(k, 1)]).await[0].is_ok(), "{k}");
+    }
+    assert_eq!((b.live_buckets_of("a"), b.live_buckets_of("b")), (3, 3));
+
+    // A bucket handed over by its previous owner is an existing bucket: taken in even past
+    // the cap (refusing it would forget what it admitted), and counted.
+    let mut slot = None;
+    colony_ratelimit::check(
+        &mut slot,
+        Algorithm::TokenBucket,
+        &minute,
+        10,
+        crate::leases::now_ms(),
+    )
+    .unwrap();
+    let handed = crate::tenant_bucket_key("a", "n", "handed");
+    assert_eq!(b.install(vec![(handed.clone(), slot.unwrap())]).await, 1);
+    assert_eq!(b.live_buckets_of("a"), 4);
+    let r = b
+        .check(vec![CheckItem {
+            key: handed,
+            algorithm: Algorithm::TokenBucket,
+            limit: minute,
+            hits: 1,
+        }])
+        .await;
+    assert_eq!(remaining(&r[0]), 89);
+    assert!(too_many(
+        &b.check(vec![tenant_item("a", "k3", minute, 1)]).await[0]
+    ));
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_bucket_that_comes_to_rest_frees_its_tenants_slot() {
+    let b = Buckets::start(BucketsConfig {
+        shards: 2,
+        max_buckets_per_tenant: 2,
+        sweep_every: Duration::from_millis(20),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // One hit per 100 ms: a bucket hit once is back at rest 100 ms later.
+    let short = Limit::new(1, 100);
+    for k in ["k0", "k1"] {
+        assert!(b.check(vec![tenant_item("a", k, short, 1)]).await[0].is_ok());
+    }
+    assert!(too_many(
+        &b.check(vec![tenant_item("a", "k2", short, 1)]).await[0]
+    ));
+    let mut admitted = None;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let r = b.check(vec![tenant_item("a", "k2", short, 1)]).await.remove(0);
+        if !too_many(&r) {
+            admitted = Some(r);
+            break;
+        }
+    }
+    let r = admitted.expect("a slot was freed once the buckets came to rest and were swept");
+    assert_eq!(remaining(&r), 0, "the new bucket was created and charged");
+    assert!(b.live_buckets_of("a") <= 2);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_restarted_shard_gives_its_tenants_slots_back() {
+    let b = Buckets::start(BucketsConfig {
+        shards: 1,
+        max_buckets_per_tenant: 2,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let minute = Limit::new(100, 60_000);
+    for k in ["k0", "k1"] {
+        assert!(b.check(vec![tenant_item("a", k, minute, 1)]).await[0].is_ok());
+    }
+    assert_eq!(b.live_buckets_of("a"), 2);
+    b.inject_panic(Some(0));
+    // The restarted shard starts empty, and its old buckets leave the count with it.
+    let mut freed = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if b.restarts() == 1 && b.live_buckets_of("a") == 0 {
+            freed = true;
+            break;
+        }
+    }
+    assert!(freed, "live {} after restart", b.live_buckets_of("a"));
+    let mut served = false;
+    for _ in 0..100 {
+        if b.check(vec![tenant_item("a", "k2", minute, 1)]).await[0].is_ok() {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served);
+    b.stop().await;
+}
+
+#[test]
+fn the_tenant_is_read_back_from_tenant_scoped_keys_only() {
+    use crate::{tenant_bucket_key, tenant_of_key};
+    for (t, n, k) in [("acme", "n", "k"), ("a/1:b", "c", "d"), ("é", "ü", "/")] {
+        assert_eq!(tenant_of_key(&tenant_bucket_key(t, n, k)), Some(t));
+    }
+    for k in ["", "k", "tier/4:acme/60s", "lease/4:acme", ":a/", "x:a/", "9:a/", "1:é/"] {
+        assert_eq!(tenant_of_key(k), None, "{k:?}");
+    }
+}

@@ -6,6 +6,14 @@
 //! Each item is checked on the node that owns its bucket (see `colony_actors::routing`), so
 //! a bucket's count is exact cluster-wide whichever node the client calls, while membership
 //! is stable.
+//!
+//! Caps against a hostile tenant, each answered as that item's `error`:
+//! - `duration_ms` at most `ratelimit.max_duration_ms` (`ApiSettings::max_duration_ms`),
+//!   checked here before anything is routed, so every bucket without a burst above its
+//!   limit is back at rest, and forgotten, within that long of its last hit;
+//! - at most `ratelimit.max_buckets_per_tenant` live buckets per tenant on the owner node,
+//!   enforced by the owner when a check would create a bucket
+//!   (`colony_actors::BucketError::TooManyBuckets`).
 
 use crate::auth::TenantCaller;
 use crate::extract::ApiJson;
@@ -14,7 +22,7 @@ use crate::problem::{ApiResult, ErrorCode, Problem};
 use crate::AppState;
 use axum::extract::State;
 use axum::{Extension, Json};
-use colony_actors::{BucketError, CheckContext, CheckItem};
+use colony_actors::{tenant_bucket_key, BucketError, CheckContext, CheckItem};
 use colony_ratelimit::{Algorithm, Limit, Status};
 use serde::{Deserialize, Serialize};
 
@@ -81,9 +89,21 @@ pub struct CheckAnswer {
     responses: Vec<ItemAnswer>,
 }
 
-/// The tenant-scoped bucket key; lengths make it unambiguous whatever the parts contain.
+/// The tenant-scoped bucket key; lengths make it unambiguous whatever the parts contain,
+/// and the owner reads the tenant back from it to count the tenant's live buckets.
 fn bucket_key(tenant: &str, name: &str, key: &str) -> String {
-    format!("{}:{tenant}/{}:{name}/{key}", tenant.len(), name.len())
+    tenant_bucket_key(tenant, name, key)
+}
+
+/// Refuses a `duration_ms` over the node's cap: such a bucket would take longer than the
+/// cap to come back to rest, so it could not be forgotten for that long.
+fn check_duration(duration_ms: u64, max_duration_ms: u64) -> Result<(), String> {
+    if duration_ms > max_duration_ms {
+        return Err(format!(
+            "duration_ms must be at most {max_duration_ms} (ratelimit.max_duration_ms), got {duration_ms}"
+        ));
+    }
+    Ok(())
 }
 
 fn check_text(field: &str, v: &str) -> Result<(), String> {
@@ -110,11 +130,15 @@ pub async fn check(
         ));
     }
     let tenant = caller.tenant.id.as_str();
+    let max_duration_ms = app.settings.max_duration_ms;
     let mut answers: Vec<Option<ItemAnswer>> = Vec::with_capacity(body.requests.len());
     let mut items = Vec::new();
     let mut positions = Vec::new();
     for (i, it) in body.requests.into_iter().enumerate() {
-        if let Err(e) = check_text("name", &it.name).and_then(|_| check_text("key", &it.key)) {
+        if let Err(e) = check_text("name", &it.name)
+            .and_then(|_| check_text("key", &it.key))
+            .and_then(|_| check_duration(it.duration_ms, max_duration_ms))
+        {
             answers.push(Some(ItemAnswer::Error { error: e }));
             continue;
         }
@@ -175,7 +199,26 @@ pub async fn check(
 
 #[cfg(test)]
 mod tests {
-    use super::bucket_key;
+    use super::{bucket_key, check_duration};
+
+    #[test]
+    fn durations_over_the_cap_are_refused_naming_the_field_and_the_key() {
+        assert!(check_duration(86_400_000, 86_400_000).is_ok());
+        assert!(check_duration(1, 86_400_000).is_ok());
+        for d in [86_400_001, u64::MAX] {
+            let e = check_duration(d, 86_400_000).unwrap_err();
+            assert!(e.starts_with("duration_ms must be at most 86400000"), "{e}");
+            assert!(e.contains("ratelimit.max_duration_ms"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_owner_reads_the_tenant_back_from_the_key() {
+        for (t, n, k) in [("acme", "n", "k"), ("a/1:b", "c", "d"), ("t", "x/y", "")] {
+            assert_eq!(colony_actors::tenant_of_key(&bucket_key(t, n, k)), Some(t));
+        }
+        assert_eq!(bucket_key("acme", "n", "k"), "4:acme/1:n/k", "the wire format is kept");
+    }
 
     #[test]
     fn bucket_keys_are_unambiguous_and_tenant_scoped() {
