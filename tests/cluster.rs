@@ -402,7 +402,7 @@ fn fault_injection_is_off_by_default_and_strangers_cannot_join() {
             seeds: vec![c.node(0).gossip_addr.clone()],
             env: vec![(
                 "COLONY_CLUSTER_SECRET".into(),
-                "not-the-cluster-secret-000".into(),
+                "5e8a2c7f1b9d3e6a4c0f8b2d7e1a5c9f3b6d0e4a8c2f7b1d9e5a3c6f0b8d4e2a".into(),
             )],
             no_wait_ready: true,
             ..Default::default()

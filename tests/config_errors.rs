@@ -169,7 +169,10 @@ fn a_cluster_needs_a_secret_and_valid_seeds() {
     assert_config_error(&["--bootstrap"], &[], "cluster.secret");
     assert_config_error(
         &["--seed", "not-an-address"],
-        &[("COLONY_CLUSTER_SECRET", "0123456789abcdef0123")],
+        &[(
+            "COLONY_CLUSTER_SECRET",
+            "7d2b9e4a1c6f8b3e5a0d7c2f9b4e1a6c8f3d5b0e7a2c9f4b1e6d8a3c5f0b7e2d",
+        )],
         "cluster.seeds",
     );
     assert_config_error(&[], &[("COLONY_CLUSTER_SECRET", "short")], "cluster.secret");

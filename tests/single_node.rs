@@ -233,7 +233,7 @@ fn generated_admin_token_is_private_and_a_different_env_token_is_reported() {
     let opts = NodeOptions {
         env: vec![(
             "COLONY_ADMIN_TOKEN".into(),
-            "a-different-token-123456".into(),
+            "c4e8a1f7b3d9e5a2c6f0b8d4e1a7c3f9b5d2e6a0c8f4b1d7e3a9c5f2b6d0e8a4".into(),
         )],
         ..Default::default()
     };

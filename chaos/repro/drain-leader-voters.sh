@@ -8,7 +8,7 @@ B=${1:-target/release/colony}
 B=$(realpath "$B")
 DIR=$(mktemp -d)
 cd "$DIR"
-export COLONY_ADMIN_TOKEN=repro-admin-token-123456 COLONY_CLUSTER_SECRET=repro-secret-abcdef123456
+export COLONY_ADMIN_TOKEN=$(openssl rand -hex 32) COLONY_CLUSTER_SECRET=$(openssl rand -hex 32)
 start() {
     i=$1
     shift

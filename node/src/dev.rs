@@ -45,7 +45,10 @@ pub fn run(args: &DevArgs) -> anyhow::Result<()> {
     };
     let secret_path = args.dir.join("cluster-secret");
     let secret = match std::fs::read_to_string(&secret_path) {
-        Ok(s) if s.trim().len() >= 16 => s.trim().to_string(),
+        // A secret file from an older version may be too weak for today's nodes.
+        Ok(s) if crate::secrets::check_secret("cluster.secret", s.trim()).is_ok() => {
+            s.trim().to_string()
+        }
         _ => {
             let s = hex::encode(rand::random::<[u8; 24]>());
             datadir::write_private(&secret_path, &s)
@@ -80,6 +83,13 @@ pub fn run(args: &DevArgs) -> anyhow::Result<()> {
             .args(["--cluster", &cluster])
             .env("COLONY_CLUSTER_SECRET", &secret)
             .env("COLONY_ADMIN_TOKEN", &token)
+            // A dev cluster calls local models (Ollama, vLLM, mock servers) on loopback,
+            // which a node refuses by default; a value given to `colony dev` wins.
+            .env(
+                "COLONY_PROVIDERS_EGRESS_ALLOW",
+                std::env::var("COLONY_PROVIDERS_EGRESS_ALLOW")
+                    .unwrap_or_else(|_| "127.0.0.0/8,::1/128".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

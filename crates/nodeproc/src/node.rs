@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Log lines kept per node, shown when something goes wrong.
 const LOG_TAIL: usize = 200;
@@ -40,15 +40,12 @@ impl Spec {
     /// A spec with a fresh admin token and cluster secret, named after `label` (e.g.
     /// `bench`) so a stray process can be told apart.
     pub fn new(bin: PathBuf, wait: Duration, log_dir: Option<PathBuf>, label: &str) -> Spec {
-        let nonce = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let pid = std::process::id();
+        // Nodes refuse secrets of under 128 bits: 256 random bits each.
+        let random = || hex::encode(rand::random::<[u8; 32]>());
         Spec {
             bin,
-            admin_token: format!("{label}-admin-{pid}-{nonce}"),
-            cluster_secret: format!("{label}-secret-{pid}-{nonce}"),
+            admin_token: format!("{label}-admin-{}", random()),
+            cluster_secret: format!("{label}-secret-{}", random()),
             wait,
             log_dir,
             sets: Vec::new(),
@@ -191,7 +188,9 @@ impl Node {
             }
         }
         cmd.env("COLONY_ADMIN_TOKEN", &spec.admin_token)
-            .env("COLONY_CLUSTER_SECRET", &spec.cluster_secret);
+            .env("COLONY_CLUSTER_SECRET", &spec.cluster_secret)
+            // Mock providers of benches and chaos runs listen on loopback.
+            .env("COLONY_PROVIDERS_EGRESS_ALLOW", "127.0.0.0/8");
         let mut file = match &spec.log_dir {
             Some(dir) => {
                 let path = dir.join(format!("{label}.log"));
