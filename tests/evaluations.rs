@@ -19,13 +19,7 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// Creates tenant `id` on the enterprise tier and returns its API key.
 fn tenant(node: &Node, id: &str) -> String {
-    let r = node.admin(
-        "POST",
-        "/v1/tenants",
-        &json!({"id": id, "name": id, "tier": "enterprise"}),
-    );
-    assert_eq!(r.status, 201, "{}", r.text);
-    r.json["api_key"].as_str().unwrap().to_string()
+    node.create_tenant(id)
 }
 
 /// Submits `spec` as the tenant with `key`; asserts 202 and returns the answer.
@@ -40,36 +34,13 @@ fn submit(node: &Node, key: &str, spec: &Value) -> Value {
 /// `GET /v1/evaluations/{id}` as the tenant; asserts 200.
 #[track_caller]
 fn get_eval(node: &Node, key: &str, id: &str) -> Value {
-    node.get(&format!("/v1/evaluations/{id}"), Some(key))
-        .ok()
-        .clone()
+    node.evaluation(key, id)
 }
 
 /// Waits until the evaluation has one of `statuses` and returns it.
 #[track_caller]
 fn wait_status(node: &Node, key: &str, id: &str, statuses: &[&str]) -> Value {
-    let mut last = Value::Null;
-    let found = eventually_or(WAIT, || {
-        let v = get_eval(node, key, id);
-        let hit = statuses.iter().any(|s| v["status"] == *s);
-        last = v.clone();
-        hit.then_some(v)
-    });
-    found.unwrap_or_else(|| panic!("evaluation {id} never reached {statuses:?}; last: {last}"))
-}
-
-/// Like `eventually`, but returns `None` on timeout so the caller can say what it saw.
-fn eventually_or<T>(within: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        if let Some(v) = check() {
-            return Some(v);
-        }
-        if std::time::Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    node.wait_evaluation(key, id, statuses, WAIT)
 }
 
 /// Every result of an evaluation, read page by page with `limit`.
@@ -956,14 +927,8 @@ async fn chat(
 fn an_openai_compatible_provider_is_retried_as_it_asks_and_its_failures_are_recorded() {
     let server = MockOpenAi::start();
     let dir = temp_dir();
-    let node = Node::start_with(
-        dir.path(),
-        NodeOptions {
-            env: vec![("EVAL_TEST_OPENAI_KEY".into(), "sk-test-0123456789".into())],
-            ..NodeOptions::default()
-        },
-    );
-    let key = tenant(&node, "acme");
+    let node = Node::start(dir.path());
+    let key = tenant_with_credential(&node, "acme", &server);
     // Healthy answers first, so the failures below stay under the circuit breaker's rate.
     let cases = [
         (P_FRANCE, "Paris"),
@@ -982,7 +947,7 @@ fn an_openai_compatible_provider_is_retried_as_it_asks_and_its_failures_are_reco
             "base_url": format!("http://127.0.0.1:{}/v1", server.port),
             "model": "gpt-test",
             "params": {"temperature": 0.0, "max_tokens": 16},
-            "api_key_env": "EVAL_TEST_OPENAI_KEY"
+            "credential": "openai"
         }],
         "messages": [
             {"role": "system", "content": "Answer with the city name only."},
@@ -1032,7 +997,7 @@ fn an_openai_compatible_provider_is_retried_as_it_asks_and_its_failures_are_reco
             assert_eq!(
                 auth.as_deref(),
                 Some("Bearer sk-test-0123456789"),
-                "api_key_env is sent as a bearer token"
+                "the credential is sent as a bearer token"
             );
         }
         assert!(
@@ -1091,7 +1056,7 @@ fn an_openai_compatible_provider_is_retried_as_it_asks_and_its_failures_are_reco
 }
 
 #[test]
-fn an_api_key_env_that_is_not_set_fails_the_evaluation() {
+fn a_credential_that_does_not_exist_fails_the_evaluation() {
     let server = MockOpenAi::start();
     let dir = temp_dir();
     let node = Node::start(dir.path());
@@ -1102,7 +1067,7 @@ fn an_api_key_env_that_is_not_set_fails_the_evaluation() {
             "kind": "openai",
             "base_url": format!("http://127.0.0.1:{}/v1", server.port),
             "model": "gpt-test",
-            "api_key_env": "EVAL_TEST_KEY_THAT_IS_NOT_SET"
+            "credential": "not-stored"
         }],
         "prompt": "{{q}}",
         "cases": [{"vars": {"q": P_FRANCE}, "reference": "Paris"}],
@@ -1115,30 +1080,41 @@ fn an_api_key_env_that_is_not_set_fails_the_evaluation() {
     let v = wait_status(&node, &key, &id, &["failed", "completed"]);
     assert_eq!(v["status"], "failed", "{v}");
     let err = v["error"].as_str().unwrap_or_default();
-    assert!(err.contains("EVAL_TEST_KEY_THAT_IS_NOT_SET"), "{v}");
+    assert!(err.contains("not-stored"), "{v}");
     assert_eq!(server.requests(P_FRANCE), 0, "no call without the key");
     assert!(eval_audit(&node, &id).contains(&"evaluation.fail".to_string()));
 }
 
-/// The openai provider of the scripted server, with its key from the node's environment.
+/// The openai provider of the scripted server, with the tenant's credential `openai`.
 fn scripted_provider(server: &MockOpenAi) -> Value {
     json!({
         "id": "gpt",
         "kind": "openai",
         "base_url": format!("http://127.0.0.1:{}/v1", server.port),
         "model": "gpt-test",
-        "api_key_env": "EVAL_TEST_OPENAI_KEY"
+        "credential": "openai"
     })
 }
 
-fn node_with_key(dir: &std::path::Path) -> Node {
-    Node::start_with(
-        dir,
-        NodeOptions {
-            env: vec![("EVAL_TEST_OPENAI_KEY".into(), "sk-test-0123456789".into())],
-            ..NodeOptions::default()
-        },
-    )
+/// A tenant whose credential `openai` (`sk-test-0123456789`) may go to `server`.
+fn tenant_with_credential(node: &Node, id: &str, server: &MockOpenAi) -> String {
+    let key = tenant(node, id);
+    let r = node.call(
+        "PUT",
+        "/v1/credentials/openai",
+        Some(&key),
+        Some(&json!({
+            "value": "sk-test-0123456789",
+            "allowed_hosts": [format!("127.0.0.1:{}", server.port)]
+        })),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        !r.text.contains("sk-test"),
+        "the value is never answered: {}",
+        r.text
+    );
+    key
 }
 
 #[test]
@@ -1149,8 +1125,8 @@ fn a_failed_call_records_the_attempts_it_made() {
     // the error text itself says "after 2 attempt(s)".
     let server = MockOpenAi::start();
     let dir = temp_dir();
-    let node = node_with_key(dir.path());
-    let key = tenant(&node, "acme");
+    let node = Node::start(dir.path());
+    let key = tenant_with_credential(&node, "acme", &server);
     let spec = json!({
         "providers": [scripted_provider(&server)],
         "prompt": "{{q}}",
@@ -1178,8 +1154,8 @@ fn a_failed_call_records_the_attempts_it_made() {
 fn a_repeated_evaluation_is_served_from_the_response_cache_at_no_cost() {
     let server = MockOpenAi::start();
     let dir = temp_dir();
-    let node = node_with_key(dir.path());
-    let key = tenant(&node, "acme");
+    let node = Node::start(dir.path());
+    let key = tenant_with_credential(&node, "acme", &server);
     node.admin(
         "PUT",
         "/v1/pricing/gpt-test",

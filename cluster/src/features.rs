@@ -20,8 +20,13 @@ pub const BUCKET_HANDOFF_V1: &str = "bucket-handoff-v1";
 /// member speaks them ([`lacking_for_log`]).
 pub const RAFT_EVALUATIONS_V1: &str = "raft-evaluations-v1";
 
+/// The Raft commands of tenant provider credentials (`PutCredential`,
+/// `DeleteCredential`): proposed only once every Raft member speaks them, like
+/// [`RAFT_EVALUATIONS_V1`].
+pub const RAFT_CREDENTIALS_V1: &str = "raft-credentials-v1";
+
 /// Every feature this binary speaks.
-pub const SUPPORTED: &[&str] = &[BUCKET_HANDOFF_V1, RAFT_EVALUATIONS_V1];
+pub const SUPPORTED: &[&str] = &[BUCKET_HANDOFF_V1, RAFT_EVALUATIONS_V1, RAFT_CREDENTIALS_V1];
 
 /// The Raft members (`raft_members`: voters and learners) whose newest metadata does not
 /// list `feature`, or whose metadata this node has not seen. Unlike [`enabled`], members

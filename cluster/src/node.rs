@@ -73,6 +73,10 @@ pub struct RaftNodeConfig {
     pub secret: String,
     /// Fault injection switches (inert unless enabled by config).
     pub faults: Faults,
+    /// Largest encoded proposal this node proposes: an entry must replicate well within
+    /// one heartbeat (openraft's append timeout), or it is retried forever and nothing
+    /// after it commits.
+    pub max_entry_bytes: usize,
 }
 
 /// Why a node could not start or a read failed.
@@ -160,6 +164,7 @@ pub struct RaftNode {
     secret: String,
     counters: Arc<NodeCounters>,
     stepping_down: Arc<std::sync::atomic::AtomicBool>,
+    max_entry_bytes: usize,
 }
 
 /// Counters of this node's Raft handle, for metrics.
@@ -249,6 +254,7 @@ impl RaftNode {
             secret: cfg.secret,
             counters,
             stepping_down: Arc::default(),
+            max_entry_bytes: cfg.max_entry_bytes,
         })
     }
 
@@ -305,6 +311,15 @@ impl RaftNode {
     /// for the next leader and is sent again, for up to [`LEADER_CHANGE_WAIT`]. A write
     /// that may have been applied (the leader timed out) is not sent twice.
     pub async fn write(&self, proposal: Proposal) -> Result<CommandOutput, WriteError> {
+        // Refused before it is proposed or forwarded: nothing to retry.
+        let size = proposal.encode().map(|b| b.len()).unwrap_or(usize::MAX);
+        if size > self.max_entry_bytes {
+            return Err(WriteError::Rejected(ApplyError::Conflict(format!(
+                "the change is {size} bytes encoded, more than the largest Raft entry of {} \
+                 (raft.max_entry_bytes)",
+                self.max_entry_bytes
+            ))));
+        }
         let deadline = Instant::now() + LEADER_CHANGE_WAIT;
         loop {
             match self.write_once(&proposal).await {

@@ -5,6 +5,7 @@
 //! - [`config`]: defaults, file, `COLONY_*` variables and flags into one checked config
 //! - [`datadir`]: the node's data directory: node id, admin token file, write check
 //! - [`dev`]: `colony dev`, a local multi-node cluster of child processes
+//! - [`secrets`]: secret strength checks, scrubbing them from the environment, data dir modes
 //! - [`run`]: wiring: storage, Raft, bootstrap, HTTP server, signals, graceful shutdown
 
 mod cli;
@@ -12,6 +13,7 @@ mod config;
 mod datadir;
 mod dev;
 mod run;
+mod secrets;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -43,6 +45,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before the runtime starts: no other thread may read the environment meanwhile.
+    let secrets = match run::take_secrets(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("colony: {e}");
+            return ExitCode::from(2);
+        }
+    };
     run::init_logging(&config.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -54,7 +64,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run::run(config)) {
+    match runtime.block_on(run::run(config, secrets)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(run::RunError::Config(e)) => {
             tracing::error!("{e}");

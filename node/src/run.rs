@@ -22,8 +22,10 @@ use colony_cluster::RaftNodeConfig;
 use colony_core::apikey::{generate_admin_token, hash_secret, secret_matches, MIN_ADMIN_TOKEN_LEN};
 use colony_core::command::{Command, Proposal, ProposalMeta};
 use colony_core::tier::default_tiers;
-use colony_evaluator::{Evaluator, EvaluatorConfig, RunContext, RunSettings};
-use colony_providers::{BreakerConfig, Registry, ResponseCache};
+use colony_evaluator::{
+    Credentials, Evaluator, EvaluatorConfig, OperatorCredential, RunContext, RunLimits, RunSettings,
+};
+use colony_providers::{BreakerConfig, EgressPolicy, Registry, ResponseCache};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,17 +45,39 @@ const DRAIN_STEP_DOWN_WAIT: Duration = Duration::from_secs(5);
 /// On drain, the longest wait for running evaluations to checkpoint and stop.
 const DRAIN_EVALUATIONS_WAIT: Duration = Duration::from_secs(10);
 
+/// What the evaluation runtime is started with, besides the config.
+struct EvaluatorWiring<'a> {
+    node_id: u64,
+    raft: &'a RaftNode,
+    membership: &'a Membership,
+    metrics: &'a Metrics,
+    sealing_key: Arc<colony_core::credential::SealingKey>,
+    own_listeners: Vec<std::net::SocketAddr>,
+    operator_credentials: Vec<OperatorCredential>,
+}
+
+/// The spec limits of the node config.
+fn spec_limits(config: &Config) -> colony_eval::SpecLimits {
+    colony_eval::SpecLimits {
+        max_cases: config.evaluations.max_cases,
+        max_prompt_bytes: config.evaluations.max_prompt_bytes,
+        max_reference_bytes: config.evaluations.max_reference_bytes,
+        max_output_bytes: config.evaluations.max_output_bytes,
+        ..colony_eval::SpecLimits::default()
+    }
+}
+
 /// Starts the evaluation runtime: provider clients, the response cache, the actors.
 async fn start_evaluator(
     config: &Config,
-    node_id: u64,
-    raft: &RaftNode,
-    membership: &Membership,
-    metrics: &Metrics,
+    w: EvaluatorWiring<'_>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Evaluator, RunError> {
+    let rules = EgressPolicy::parse(&config.providers.egress_allow)
+        .map_err(|e| ConfigError::new("providers.egress.allow", e.to_string()))?;
+    let egress = EgressPolicy::new(rules, w.own_listeners);
     let registry = Arc::new(
-        Registry::new(BreakerConfig::default())
+        Registry::new(BreakerConfig::default(), egress)
             .map_err(|e| anyhow::anyhow!("creating provider clients: {e}"))?,
     );
     let cache = if config.evaluations.cache {
@@ -71,21 +95,56 @@ async fn start_evaluator(
     } else {
         None
     };
+    let e = &config.evaluations;
     let ctx = RunContext {
-        raft: raft.clone(),
-        node_id,
+        raft: w.raft.clone(),
+        node_id: w.node_id,
         registry,
         cache,
         counters: Arc::default(),
-        latency: Some(metrics.provider_latency.clone()),
+        latency: Some(w.metrics.provider_latency.clone()),
         settings: RunSettings {
-            checkpoint_every: config.evaluations.checkpoint_every,
-            checkpoint_interval: config.evaluations.checkpoint_interval,
+            checkpoint_every: e.checkpoint_every,
+            checkpoint_interval: e.checkpoint_interval,
+        },
+        credentials: Credentials::new(w.sealing_key, w.operator_credentials),
+        scoring: Arc::new(tokio::sync::Semaphore::new(e.scoring_threads.max(1))),
+        limits: RunLimits {
+            score_timeout: e.score_timeout,
+            max_output_bytes: e.max_output_bytes,
+            max_response_bytes: e.max_response_bytes,
+            // Half the entry cap leaves room for the proposal's own fields.
+            max_checkpoint_bytes: config.raft.max_entry_bytes / 2,
         },
     };
-    Evaluator::start(ctx, membership.clone(), EvaluatorConfig::default(), stop)
+    Evaluator::start(ctx, w.membership.clone(), EvaluatorConfig::default(), stop)
         .await
         .map_err(|e| RunError::Other(anyhow::Error::new(e)))
+}
+
+/// This node's own secret when no cluster secret is configured: generated once and
+/// kept in the data dir (0600).
+fn local_secret(dir: &std::path::Path) -> Result<String, ConfigError> {
+    let path = dir.join("local-secret");
+    let err = |e: std::io::Error| {
+        ConfigError::new("data_dir", format!("cannot use {}: {e}", path.display()))
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 32 => Ok(s.trim().to_string()),
+        Ok(_) => Err(ConfigError::new(
+            "data_dir",
+            format!(
+                "{} is too short; delete it to generate a new one",
+                path.display()
+            ),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let s = hex::encode(rand::random::<[u8; 32]>());
+            datadir::write_private(&path, &s).map_err(err)?;
+            Ok(s)
+        }
+        Err(e) => Err(err(e)),
+    }
 }
 
 /// How a node run ended badly.
@@ -144,10 +203,19 @@ pub fn init_logging(log: &LogConfig) {
 }
 
 /// Runs the node until SIGTERM/SIGINT, then shuts down gracefully.
-pub async fn run(config: Config) -> Result<(), RunError> {
-    let env_token = admin_token_from_env()?;
+pub async fn run(config: Config, secrets: Secrets) -> Result<(), RunError> {
+    let Secrets {
+        admin_token: env_token,
+        operator_credentials,
+    } = secrets;
     let dir = config.data_dir.clone();
     datadir::prepare(&dir)?;
+    crate::secrets::restrict_data_dir(&dir).map_err(|e| {
+        ConfigError::new(
+            "data_dir",
+            format!("cannot restrict {} to its owner: {e}", dir.display()),
+        )
+    })?;
     let node_id = datadir::node_id(&dir)?;
 
     // Bind every listener before opening storage so a clash is reported before anything
@@ -172,11 +240,17 @@ pub async fn run(config: Config) -> Result<(), RunError> {
 
     // Without seeds a single node still runs gossip; with no secret configured it gets a
     // random one, so nobody can join it until it is restarted with a shared secret.
+    // It is kept in the data dir (0600) so credentials sealed with it still open after a
+    // restart.
     let secret = if config.cluster.secret.is_empty() {
-        hex::encode(rand::random::<[u8; 24]>())
+        local_secret(&dir)?
     } else {
         config.cluster.secret.clone()
     };
+    let sealing_key = Arc::new(
+        colony_core::credential::SealingKey::derive(secret.as_bytes())
+            .map_err(|e| anyhow::anyhow!("deriving the credential key: {e}"))?,
+    );
     let faults = Faults::new(config.cluster.fault_injection);
 
     let raft = RaftNode::start(RaftNodeConfig {
@@ -190,6 +264,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         logs_kept_after_snapshot: config.raft.logs_kept_after_snapshot,
         secret: secret.clone(),
         faults: faults.clone(),
+        max_entry_bytes: config.raft.max_entry_bytes,
     })
     .await
     .map_err(|e| match e {
@@ -306,6 +381,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     );
     let buckets = Buckets::start(BucketsConfig {
         handoff: Some(handoff.clone()),
+        max_buckets_per_tenant: config.ratelimit.max_buckets_per_tenant,
         ..BucketsConfig::default()
     })
     .await
@@ -320,12 +396,18 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let limiter = Limiter::new(node_id, buckets.clone(), view, LimiterConfig::default());
 
     let metrics = Arc::new(Metrics::new().context("creating metrics")?);
+    let own_listeners = vec![http_bound, raft_addr, cluster_addr, gossip_addr];
     let evaluator = start_evaluator(
         &config,
-        node_id,
-        &raft,
-        &membership,
-        &metrics,
+        EvaluatorWiring {
+            node_id,
+            raft: &raft,
+            membership: &membership,
+            metrics: &metrics,
+            sealing_key: sealing_key.clone(),
+            own_listeners,
+            operator_credentials,
+        },
         stop_rx.clone(),
     )
     .await?;
@@ -344,8 +426,11 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             write_timeout: config.http.write_timeout,
             max_ready_lag: config.cluster.max_ready_lag,
             lease_ttl: config.ratelimit.lease_ttl,
-            max_eval_cases: config.evaluations.max_cases,
+            spec_limits: spec_limits(&config),
+            max_duration_ms: config.ratelimit.max_duration_ms,
         }),
+        sealing_key,
+        eval_cache: colony_api::routes::EvalCache::default(),
         evaluations: Some(EvaluationParts {
             counters: evaluator.counters_arc(),
             providers: evaluator.registry(),
@@ -680,6 +765,41 @@ fn report_admin_token(hash: &str, env_token: Option<&str>, token_file: &std::pat
              initialised it, or the COLONY_ADMIN_TOKEN it was started with)"
         ),
     }
+}
+
+/// The node's own secrets, read once before the async runtime starts.
+#[derive(Default)]
+pub struct Secrets {
+    /// `COLONY_ADMIN_TOKEN`, if set.
+    admin_token: Option<String>,
+    /// The operator's provider credentials with their values.
+    operator_credentials: Vec<OperatorCredential>,
+}
+
+/// Reads the admin token and the operator's credentials, checks them, and removes every
+/// secret variable from the process environment, so nothing later (no tenant-controlled
+/// path, no child process) can read them. Call before any thread is started.
+pub fn take_secrets(config: &Config) -> Result<Secrets, ConfigError> {
+    let admin_token = admin_token_from_env()?;
+    if let Some(t) = &admin_token {
+        crate::secrets::check_secret("COLONY_ADMIN_TOKEN", t)?;
+    }
+    let operator_credentials = config
+        .load_operator_credentials()?
+        .into_iter()
+        .map(|c| OperatorCredential {
+            name: c.name,
+            value: c.value,
+            allowed_hosts: c.allowed_hosts,
+            tenants: c.tenants,
+        })
+        .collect();
+    let names = config.secret_env_names();
+    crate::secrets::scrub_env(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    Ok(Secrets {
+        admin_token,
+        operator_credentials,
+    })
 }
 
 /// `COLONY_ADMIN_TOKEN`, checked before anything is written.

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The admin token tests start nodes with (unless a test wants a generated one).
-pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const ADMIN_TOKEN: &str = "3f9c2a7b8e1d4f6a0b5c9e2d7a1f3b8c6e4d2a9f7b1c5e3d8a6f2b4c9e1d7a3f";
 
 /// How long a node may take to become ready.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -23,7 +23,7 @@ pub fn colony_bin() -> PathBuf {
 }
 
 /// The cluster secret test clusters share.
-pub const CLUSTER_SECRET: &str = "test-cluster-secret-0123456789";
+pub const CLUSTER_SECRET: &str = "9b1e7c3a5f2d8b4e6a0c9f1d3b7e5a2c8f4d6b0e9a3c7f1b5d2e8a4c6f0b9d3e";
 
 /// A running node. Dropping it kills the process.
 pub struct Node {
@@ -63,6 +63,51 @@ pub struct NodeOptions {
 }
 
 impl Node {
+    /// Creates tenant `id` on the enterprise tier (10000/min, so tests of buckets and
+    /// evaluations do not run into tier limits) and returns its API key.
+    #[track_caller]
+    pub fn create_tenant(&self, id: &str) -> String {
+        let r = self.admin(
+            "POST",
+            "/v1/tenants",
+            &serde_json::json!({"id": id, "name": id, "tier": "enterprise"}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.json["api_key"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// `GET /v1/evaluations/{id}` as the tenant with `key`; asserts 200.
+    #[track_caller]
+    pub fn evaluation(&self, key: &str, id: &str) -> Value {
+        self.get(&format!("/v1/evaluations/{id}"), Some(key))
+            .ok()
+            .clone()
+    }
+
+    /// Polls the evaluation until it has one of `statuses` (at most `within`) and
+    /// returns it; panics with the last state seen otherwise.
+    #[track_caller]
+    pub fn wait_evaluation(
+        &self,
+        key: &str,
+        id: &str,
+        statuses: &[&str],
+        within: Duration,
+    ) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let v = self.evaluation(key, id);
+            if statuses.iter().any(|s| v["status"] == *s) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "evaluation {id} never reached {statuses:?}; last: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Starts a node on `data_dir` with default options and waits until it is ready.
     pub fn start(data_dir: &Path) -> Node {
         Self::start_with(data_dir, NodeOptions::default())
@@ -101,6 +146,9 @@ impl Node {
             cmd.env("COLONY_ADMIN_TOKEN", ADMIN_TOKEN);
         }
         cmd.env("COLONY_CLUSTER_SECRET", CLUSTER_SECRET);
+        // The tests' mock providers listen on loopback, which egress refuses by default;
+        // a test of the egress policy overrides this with its own value.
+        cmd.env("COLONY_PROVIDERS_EGRESS_ALLOW", "127.0.0.0/8");
         for seed in &opts.seeds {
             cmd.args(["--seed", seed]);
         }

@@ -35,3 +35,7 @@ pub use config::{
 };
 pub use meta::{NodeMeta, NodeState};
 pub use view::{MemberEvent, MemberStatus, MemberView};
+
+/// Fuzzing hooks for `fuzz/fuzz_targets/gossip_packet.rs`; not part of the API.
+#[doc(hidden)]
+pub use agent::{decode_for_fuzz, seal_for_fuzz};

@@ -51,6 +51,7 @@ const PREFIX_EVAL: &[u8] = b"r/eval/";
 const PREFIX_EVAL_RESULT: &[u8] = b"r/evres/";
 const PREFIX_EVAL_SPEC: &[u8] = b"r/evspec/";
 const PREFIX_USAGE: &[u8] = b"r/usage/";
+const PREFIX_CREDENTIAL: &[u8] = b"r/cred/";
 const PREFIX_RECORD: &[u8] = b"r/";
 const PREFIX_AUDIT: &[u8] = b"a/";
 const KEY_APPLIED: &[u8] = b"m/applied";
@@ -359,6 +360,11 @@ fn change_kv(change: &Change) -> Result<(Vec<u8>, Option<Vec<u8>>), StoreError> 
             key(PREFIX_USAGE, &format!("{}/{}/{}", k.tenant, k.day, k.model)),
             u.as_ref().map(|u| encode("usage", &(k, u))).transpose()?,
         ),
+        // Tenant ids and credential names contain no '/'; the value carries both anyway.
+        Change::Credential(tenant, name, c) => (
+            key(PREFIX_CREDENTIAL, &format!("{tenant}/{name}")),
+            c.as_ref().map(|c| encode("credential", c)).transpose()?,
+        ),
     })
 }
 
@@ -401,6 +407,9 @@ fn record_change(key: &[u8], value: &[u8]) -> Result<Option<Change>, StoreError>
     } else if key.starts_with(PREFIX_USAGE) {
         let (k, u) = decode(key, value)?;
         Change::Usage(k, Some(u))
+    } else if key.starts_with(PREFIX_CREDENTIAL) {
+        let c: colony_core::credential::StoredCredential = decode(key, value)?;
+        Change::Credential(c.tenant.clone(), c.name.clone(), Some(c))
     } else if key.starts_with(PREFIX_EVAL_RESULT) {
         // Served from storage, not held in memory.
         return Ok(None);

@@ -40,8 +40,10 @@ pub struct ApiSettings {
     pub max_ready_lag: u64,
     /// Lifetime of a tenant concurrency lease that is never released.
     pub lease_ttl: Duration,
-    /// Most cases in one evaluation spec.
-    pub max_eval_cases: usize,
+    /// Bounds on an evaluation spec (cases, prompt, reference and output sizes, ...).
+    pub spec_limits: colony_eval::SpecLimits,
+    /// Largest `duration_ms` of a rate-limit check item.
+    pub max_duration_ms: u64,
 }
 
 /// Whether the node is shutting down (then `/readyz` answers 503), and how far its
@@ -125,6 +127,11 @@ pub struct AppParts {
     pub lifecycle: Lifecycle,
     /// HTTP settings.
     pub settings: Arc<ApiSettings>,
+    /// Seals tenants' provider credentials before they are proposed (key derived from
+    /// the cluster secret).
+    pub sealing_key: Arc<colony_core::credential::SealingKey>,
+    /// Validated specs and aggregates of evaluations, so a GET does not redo them.
+    pub eval_cache: routes::EvalCache,
     /// The evaluation runtime's counters and provider clients (for `/metrics`); `None`
     /// in tests that run the API without it.
     pub evaluations: Option<EvaluationParts>,

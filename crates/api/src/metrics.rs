@@ -34,16 +34,16 @@ pub struct Metrics {
     pub replication_lag: IntGaugeVec,
     /// Actors restarted by their supervisor after a panic or error, by supervisor.
     pub actor_restarts: IntCounterVec,
-    /// Provider call latency (retries included) by evaluation provider id.
+    /// Provider call latency (retries included) by provider kind (`openai`, `builtin`).
     pub provider_latency: HistogramVec,
     /// Evaluations by status (cluster-wide, from the state machine).
     pub evaluations: IntGaugeVec,
     /// Evaluation runtime events on this node (`event` = cases_recorded, cases_failed,
     /// cache_hits, checkpoints, checkpoints_refused, restarts, reassignments, cost_nanos).
     pub evaluation_events: IntCounterVec,
-    /// Provider calls, failures, retries and breaker rejections by provider and event.
+    /// Provider calls, failures, retries and breaker rejections by provider kind and event.
     pub provider_events: IntCounterVec,
-    /// Circuit breaker state by provider: 1 for the current state, 0 for the others.
+    /// Circuit breakers (one per tenant and provider) by provider kind and state.
     pub provider_circuit: IntGaugeVec,
     /// Tenants at or over their monthly budget's soft threshold (80%) and hard cap.
     pub tenants_over_budget: IntGaugeVec,
@@ -132,12 +132,13 @@ impl Metrics {
         let provider_latency = HistogramVec::new(
             HistogramOpts::new(
                 "colony_provider_request_duration_seconds",
-                "Model provider call latency, retries included, by evaluation provider id",
+                "Model provider call latency, retries included, by provider kind",
             )
             .buckets(vec![
                 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
             ]),
-            &["provider"],
+            // Only bounded label values: a tenant chooses provider ids, URLs and models.
+            &["kind"],
         )?;
         registry.register(Box::new(provider_latency.clone()))?;
         let evaluations = IntGaugeVec::new(
@@ -156,17 +157,17 @@ impl Metrics {
         let provider_events = IntCounterVec::new(
             Opts::new(
                 "colony_provider_events_total",
-                "Model provider calls, failures, retries and breaker rejections",
+                "Model provider calls, failures, retries and breaker rejections, by provider kind",
             ),
-            &["provider", "event"],
+            &["kind", "event"],
         )?;
         registry.register(Box::new(provider_events.clone()))?;
         let provider_circuit = IntGaugeVec::new(
             Opts::new(
-                "colony_provider_circuit",
-                "Circuit breaker state by provider (1 = current state)",
+                "colony_provider_circuits",
+                "Circuit breakers (one per tenant and provider) by provider kind and state",
             ),
-            &["provider", "state"],
+            &["kind", "state"],
         )?;
         registry.register(Box::new(provider_circuit.clone()))?;
         let tenants_over_budget = IntGaugeVec::new(
@@ -222,7 +223,7 @@ impl Metrics {
         self.sync(&self.evaluation_events, "evaluation", event, total);
     }
 
-    /// Brings `colony_provider_events_total{provider, event}` up to `total`.
+    /// Brings `colony_provider_events_total{kind, event}` up to `total`.
     pub fn sync_provider_event(&self, provider: &str, event: &str, total: u64) {
         let mut seen = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
         let last = seen

@@ -7,6 +7,7 @@
 //! - the encoding is rmp-serde with named fields ([`Proposal::encode`]).
 
 use crate::apikey::ApiKey;
+use crate::credential::StoredCredential;
 use crate::evaluation::{CheckpointItem, EvaluationRecord};
 use crate::pricing::Price;
 use crate::tenant::{Tenant, TenantStatus, TierOverrides};
@@ -216,6 +217,19 @@ pub enum Command {
         /// What went wrong.
         error: String,
     },
+    /// Create or replace a tenant's provider credential (its value sealed by the
+    /// proposer; see [`crate::credential`]).
+    PutCredential {
+        /// The credential.
+        credential: StoredCredential,
+    },
+    /// Delete a tenant's provider credential.
+    DeleteCredential {
+        /// Owning tenant.
+        tenant: String,
+        /// Credential name.
+        name: String,
+    },
 }
 
 /// What a successfully applied command returns.
@@ -243,6 +257,8 @@ pub enum CommandOutput {
     Price(Price),
     /// An evaluation after the change.
     Evaluation(Box<EvaluationRecord>),
+    /// A credential after the change (its value sealed).
+    Credential(StoredCredential),
 }
 
 /// Why a command was rejected at apply time. Rejected commands change nothing.

@@ -9,10 +9,12 @@
 //! - [`command`]: the versioned Raft commands and what applying them returns
 //! - [`evaluation`]: evaluation records, checkpoint items, usage totals, money as nanos
 //! - [`pricing`]: model prices per 1000 tokens
+//! - [`credential`]: provider credentials as named objects, sealed with the cluster's key
 
 pub mod apikey;
 pub mod audit;
 pub mod command;
+pub mod credential;
 pub mod evaluation;
 pub mod ids;
 pub mod pricing;

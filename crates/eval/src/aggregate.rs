@@ -211,6 +211,7 @@ mod tests {
             },
             cached: false,
             attempts: 1,
+            truncated: false,
         }
     }
 

@@ -63,6 +63,23 @@ pub struct ProviderOutput {
     pub cached: bool,
     /// Calls made, retries included (0 for a precomputed output).
     pub attempts: u32,
+    /// Whether the text was cut to the node's `evaluations.max_output_bytes`.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+impl ProviderOutput {
+    /// Cuts the text to at most `max` bytes (on a character boundary), marking it.
+    pub fn truncate_to(&mut self, max: usize) {
+        if self.text.len() > max {
+            let mut end = max;
+            while !self.text.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.text.truncate(end);
+            self.truncated = true;
+        }
+    }
 }
 
 impl ProviderOutput {
@@ -120,6 +137,9 @@ pub struct CaseResult {
     pub cached: bool,
     /// Calls made, retries included.
     pub attempts: u32,
+    /// Whether the output was cut to the node's output limit before it was scored.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub output_truncated: bool,
     /// BLEU sufficient statistics (when a `bleu` scorer is configured), for corpus BLEU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bleu_stats: Option<BleuStats>,
@@ -212,9 +232,9 @@ pub fn score_case(
         (has("bleu") && !references.is_empty()).then(|| bleu::sentence_stats(text, &references));
     let chrf_stats =
         (has("chrf") && !references.is_empty()).then(|| chrf::sentence_stats(text, &references));
-    let (usage, cached, attempts) = match &output {
-        Ok(o) => (o.usage, o.cached, o.attempts),
-        Err(_) => (Usage::default(), false, 0),
+    let (usage, cached, attempts, output_truncated) = match &output {
+        Ok(o) => (o.usage, o.cached, o.attempts, o.truncated),
+        Err(_) => (Usage::default(), false, 0, false),
     };
     Ok(CaseResult {
         case_index,
@@ -228,6 +248,7 @@ pub fn score_case(
         usage,
         cost_usd,
         error,
+        output_truncated,
         cached,
         attempts,
         bleu_stats,
@@ -284,6 +305,7 @@ mod tests {
             },
             cached: false,
             attempts: 1,
+            truncated: false,
         }
     }
 

@@ -91,9 +91,15 @@ pub struct ProviderSpec {
     /// Sampling and mock settings.
     #[serde(default)]
     pub params: ProviderParams,
-    /// Environment variable holding the API key (`openai` only).
+    /// Name of the provider credential whose value is sent as the bearer key (`openai`
+    /// only): the tenant's own (`PUT /v1/credentials/{name}`) or one the operator
+    /// configured for it. The value goes only to the hosts the credential allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key_env: Option<String>,
+    pub credential: Option<String>,
+    /// No longer accepted (it let a spec read any variable of the node's environment):
+    /// kept in the type only so validation can say what replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<Value>,
 }
 
 /// How a provider is called.

@@ -89,6 +89,25 @@ impl Template {
             .find(|name| !vars.contains_key(*name))
     }
 
+    /// The length in bytes [`Self::render`] would produce, without building it (missing
+    /// vars count as empty), so a size limit can be checked before anything is rendered.
+    pub fn rendered_len(&self, vars: &Map<String, Value>) -> usize {
+        let mut var_len: std::collections::HashMap<&str, usize> = Default::default();
+        let mut total: usize = 0;
+        for part in &self.parts {
+            let n = match part {
+                Part::Literal(text) => text.len(),
+                Part::Var(name) => *var_len.entry(name).or_insert_with(|| match vars.get(name) {
+                    Some(Value::String(s)) => s.len(),
+                    Some(other) => other.to_string().len(),
+                    None => 0,
+                }),
+            };
+            total = total.saturating_add(n);
+        }
+        total
+    }
+
     /// Fills every placeholder from `vars`.
     pub fn render(&self, vars: &Map<String, Value>) -> Result<String, TemplateError> {
         let mut out = String::new();

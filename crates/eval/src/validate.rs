@@ -175,11 +175,11 @@ fn check_provider(p: &ProviderSpec, at: &str, limits: &SpecLimits, errs: &mut Er
             if p.model.trim().is_empty() {
                 errs.push(format!("{at}/model"), "must not be empty");
             }
-            if let Some(name) = &p.api_key_env {
-                if !valid_env_name(name) {
+            if let Some(name) = &p.credential {
+                if colony_core::credential::check_name(name).is_err() {
                     errs.push(
-                        format!("{at}/api_key_env"),
-                        "must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*)",
+                        format!("{at}/credential"),
+                        "must be a credential name: 1 to 64 characters of A-Z a-z 0-9 . _ -",
                     );
                 }
             }
@@ -200,13 +200,20 @@ fn check_provider(p: &ProviderSpec, at: &str, limits: &SpecLimits, errs: &mut Er
                     "builtin providers take no base_url",
                 );
             }
-            if p.api_key_env.is_some() {
+            if p.credential.is_some() {
                 errs.push(
-                    format!("{at}/api_key_env"),
-                    "builtin providers take no api_key_env",
+                    format!("{at}/credential"),
+                    "builtin providers take no credential",
                 );
             }
         }
+    }
+    if p.api_key_env.is_some() {
+        errs.push(
+            format!("{at}/api_key_env"),
+            "api_key_env is no longer accepted (a spec may not read the node's environment): \
+             store the key with PUT /v1/credentials/{name} and name it here with \"credential\"",
+        );
     }
     let params = &p.params;
     let at = format!("{at}/params");
@@ -263,25 +270,23 @@ fn check_provider(p: &ProviderSpec, at: &str, limits: &SpecLimits, errs: &mut Er
     }
 }
 
+/// An `http://` or `https://` URL with a host and an optional path: no user info, query
+/// or fragment (they would let a spec choose what the endpoint path becomes), no spaces.
 fn valid_base_url(url: &str) -> bool {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"));
     match rest {
         Some(rest) => {
-            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-            !host.is_empty() && !host.contains(char::is_whitespace) && !url.contains(' ')
+            let host = rest.split('/').next().unwrap_or("");
+            !host.is_empty()
+                && !host.contains('@')
+                && !url.contains(['?', '#', '\\'])
+                && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+                && url.len() <= 2048
         }
         None => false,
     }
-}
-
-fn valid_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The parsed templates with the pointer of each, or `None` when `prompt`/`messages`
@@ -373,6 +378,7 @@ fn check_scorers(spec: &EvalSpec, limits: &SpecLimits, errs: &mut Errors) -> Vec
                         format!("invalid json schema: {message}"),
                     ),
                     ConfigError::Number { field, .. } => (push_token(&at, field), e.to_string()),
+                    ConfigError::Limit { field, .. } => (push_token(&at, field), e.to_string()),
                 };
                 errs.push(pointer, message);
             }
@@ -431,6 +437,11 @@ fn check_cases(
         );
     }
     let templates = prompt.map(templates).unwrap_or_default();
+    let sizes = Sizes {
+        prompt: limits.max_prompt_bytes,
+        reference: limits.max_reference_bytes,
+        output: limits.max_output_bytes,
+    };
     let needs: Vec<(usize, Needs, String)> = spec
         .scorers
         .iter()
@@ -443,6 +454,69 @@ fn check_cases(
             return;
         }
         check_case(spec, i, case, &templates, &needs, errs);
+        check_case_sizes(i, case, &templates, &sizes, errs);
+    }
+}
+
+/// Byte limits of one case.
+struct Sizes {
+    prompt: usize,
+    reference: usize,
+    output: usize,
+}
+
+/// A case's rendered prompt, references and precomputed outputs against the limits:
+/// checked without rendering, so an oversized prompt costs nothing to refuse.
+fn check_case_sizes(
+    i: usize,
+    case: &CaseSpec,
+    templates: &[(String, &Template)],
+    sizes: &Sizes,
+    errs: &mut Errors,
+) {
+    let at = format!("/cases/{i}");
+    let prompt: usize = templates.iter().fold(0usize, |n, (_, t)| {
+        n.saturating_add(t.rendered_len(&case.vars))
+    });
+    if prompt > sizes.prompt {
+        errs.push(
+            format!("{at}/vars"),
+            format!(
+                "the rendered prompt is {prompt} bytes, more than the limit of {} (evaluations.max_prompt_bytes)",
+                sizes.prompt
+            ),
+        );
+    }
+    let refs: usize = case
+        .reference
+        .iter()
+        .chain(case.references.iter().flatten())
+        .fold(0usize, |n, r| n.saturating_add(r.len()));
+    if refs > sizes.reference {
+        let field = if case.reference.is_some() {
+            "reference"
+        } else {
+            "references"
+        };
+        errs.push(
+            format!("{at}/{field}"),
+            format!(
+                "references are {refs} bytes, more than the limit of {} (evaluations.max_reference_bytes)",
+                sizes.reference
+            ),
+        );
+    }
+    for (id, out) in case.outputs.iter().flatten() {
+        if out.len() > sizes.output {
+            errs.push(
+                push_token(&format!("{at}/outputs"), id),
+                format!(
+                    "output is {} bytes, more than the limit of {} (evaluations.max_output_bytes)",
+                    out.len(),
+                    sizes.output
+                ),
+            );
+        }
     }
 }
 
@@ -555,7 +629,7 @@ mod tests {
                 {"id": "a", "kind": "builtin", "model": "echo"},
                 {"id": "b", "kind": "openai", "base_url": "http://127.0.0.1:9/v1",
                  "model": "gpt", "params": {"temperature": 0.0, "max_tokens": 16, "seed": 7},
-                 "api_key_env": "OPENAI_API_KEY"}
+                 "credential": "openai"}
             ],
             "prompt": "Q: {{question}}",
             "cases": [
@@ -753,6 +827,44 @@ mod tests {
     }
 
     #[test]
+    fn api_key_env_is_refused_and_names_its_replacement() {
+        let e = errors(&with(
+            base(),
+            "/providers/1/api_key_env",
+            json!("COLONY_ADMIN_TOKEN"),
+        ));
+        assert_eq!(e[0].0, "/providers/1/api_key_env");
+        assert!(e[0].1.contains("credential"), "{}", e[0].1);
+        assert!(!e[0].1.contains("COLONY_ADMIN_TOKEN"));
+    }
+
+    #[test]
+    fn sizes_are_checked_before_anything_is_rendered() {
+        // 1000 placeholders of a 10 KB var would render 10 MB per case.
+        let body = json!({
+            "providers": [{"id": "a", "kind": "builtin", "model": "echo"}],
+            "prompt": "{{v}}".repeat(1000),
+            "cases": [{"vars": {"v": "x".repeat(10_000)}, "reference": "r".repeat(70_000)}],
+            "scorers": [{"type": "exact_match"}]
+        });
+        let e = errors(&body);
+        assert_eq!(e[0].0, "/cases/0/vars");
+        assert!(
+            e[0].1.contains("evaluations.max_prompt_bytes"),
+            "{}",
+            e[0].1
+        );
+        assert_eq!(e[1].0, "/cases/0/reference");
+        for url in ["http://h/v1?x=1", "http://h/v1#f", "http://u:p@h/v1"] {
+            assert_eq!(
+                pointers(&with(base(), "/providers/1/base_url", json!(url))),
+                ["/providers/1/base_url"],
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
     fn provider_checks() {
         let dup = with(base(), "/providers/1/id", json!("a"));
         let e = errors(&dup);
@@ -779,8 +891,8 @@ mod tests {
             ["/providers/1/base_url"]
         );
         assert_eq!(
-            pointers(&with(base(), "/providers/1/api_key_env", json!("1KEY"))),
-            ["/providers/1/api_key_env"]
+            pointers(&with(base(), "/providers/1/credential", json!("a/b"))),
+            ["/providers/1/credential"]
         );
         assert_eq!(
             pointers(&with(base(), "/providers/1/params/temperature", json!(3))),

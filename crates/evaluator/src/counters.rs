@@ -21,4 +21,6 @@ pub struct EvalCounters {
     pub restarts: AtomicU64,
     /// Reassignments proposed by this node as leader.
     pub reassignments: AtomicU64,
+    /// Cases whose scoring ran over `evaluations.score_timeout_ms`.
+    pub scoring_timeouts: AtomicU64,
 }

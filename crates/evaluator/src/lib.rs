@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`assign`]: who runs an evaluation first, and the leader's reassignments (pure)
+//! - [`credentials`]: what a spec's `"credential": "name"` stands for (tenant's sealed
+//!   credential or an operator one meant for the tenant)
 //! - [`providers`]: a spec's provider as a `colony-providers` client configuration
 //! - [`run`]: one evaluation at one epoch: the cases not yet recorded, run with bounded
 //!   concurrency, scored, and checkpointed through Raft in batches
@@ -15,10 +17,12 @@
 pub mod actors;
 pub mod assign;
 pub mod counters;
+pub mod credentials;
 pub mod providers;
 pub mod run;
 pub mod scheduler;
 
 pub use counters::EvalCounters;
-pub use run::{RunContext, RunSettings};
+pub use credentials::{Credentials, OperatorCredential};
+pub use run::{RunContext, RunLimits, RunSettings};
 pub use scheduler::{Evaluator, EvaluatorConfig};

@@ -1,16 +1,17 @@
 //! A spec's provider as a `colony-providers` client configuration.
 
 use colony_eval::{ProviderKind, ProviderSpec};
-use colony_providers::{ConfigError, ProviderConfig, RetryPolicy};
+use colony_providers::{ConfigError, Credential, ProviderConfig, RetryPolicy};
 use std::time::Duration;
 
-/// The client configuration of `spec` with the evaluation's timeout and retries; the API
-/// key comes from this node's environment (`api_key_env`).
+/// The client configuration of `spec` with the evaluation's timeout and retries, the
+/// node's response-size cap, and the resolved credential (if the spec names one).
 pub fn config_of(
     spec: &ProviderSpec,
     timeout_ms: u64,
     max_retries: u32,
-    env: impl Fn(&str) -> Option<String>,
+    max_response_bytes: usize,
+    credential: Option<Credential>,
 ) -> Result<ProviderConfig, ConfigError> {
     let mut config = match spec.kind {
         ProviderKind::Openai => {
@@ -31,10 +32,8 @@ pub fn config_of(
             max_retries,
             ..RetryPolicy::default()
         });
-    if let Some(var) = &spec.api_key_env {
-        let key = env(var).ok_or_else(|| ConfigError::MissingApiKey(var.clone()))?;
-        config = config.with_api_key(key);
-    }
+    config.max_response_bytes = max_response_bytes;
+    config.credential = credential;
     config.validate()?;
     Ok(config)
 }

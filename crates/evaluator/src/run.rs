@@ -7,6 +7,7 @@
 //! reassignment, drain, crash) are simply run again by whoever owns the evaluation next.
 
 use crate::counters::EvalCounters;
+use crate::credentials::Credentials;
 use crate::providers::config_of;
 use colony_cluster::{RaftNode, WriteError};
 use colony_core::command::{ApplyError, Command, CommandOutput, Proposal, ProposalMeta};
@@ -38,6 +39,30 @@ impl Default for RunSettings {
     }
 }
 
+/// Per-case bounds on what a tenant's evaluation may cost this node.
+#[derive(Debug, Clone)]
+pub struct RunLimits {
+    /// Longest one case's scoring may take before it is recorded as a scorer error.
+    pub score_timeout: Duration,
+    /// Largest output kept and scored (longer answers are cut and marked truncated).
+    pub max_output_bytes: usize,
+    /// Largest provider response body read.
+    pub max_response_bytes: usize,
+    /// Largest checkpoint proposal; bigger batches are split.
+    pub max_checkpoint_bytes: usize,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        Self {
+            score_timeout: Duration::from_secs(2),
+            max_output_bytes: 64 * 1024,
+            max_response_bytes: 1 << 20,
+            max_checkpoint_bytes: 1 << 20,
+        }
+    }
+}
+
 /// What every run on this node shares.
 #[derive(Clone)]
 pub struct RunContext {
@@ -51,10 +76,17 @@ pub struct RunContext {
     pub cache: Option<ResponseCache>,
     /// Metrics.
     pub counters: Arc<EvalCounters>,
-    /// Provider call latency by provider id (seconds).
+    /// Provider call latency by provider kind (seconds): never a tenant-chosen label.
     pub latency: Option<prometheus::HistogramVec>,
     /// Settings.
     pub settings: RunSettings,
+    /// Resolves the credentials specs name.
+    pub credentials: Credentials,
+    /// Scoring runs on blocking threads, at most this many cases at once, so a costly
+    /// scorer never holds an async worker (HTTP, Raft and gossip keep running).
+    pub scoring: Arc<Semaphore>,
+    /// Per-case bounds.
+    pub limits: RunLimits,
 }
 
 impl std::fmt::Debug for RunContext {
@@ -81,21 +113,6 @@ pub enum RunError {
     /// Raft stopped for good.
     #[error("raft failed: {0}")]
     Raft(String),
-}
-
-/// Limits a stored spec is re-validated under: it was validated at submission, so
-/// only its shape matters here.
-fn stored_spec_limits() -> SpecLimits {
-    SpecLimits {
-        max_cases: usize::MAX,
-        max_providers: usize::MAX,
-        max_scorers: usize::MAX,
-        max_repeat: u32::MAX,
-        max_concurrency: u32::MAX,
-        max_timeout_ms: u64::MAX,
-        max_retries: u32::MAX,
-        max_work_items: usize::MAX,
-    }
 }
 
 fn meta(node_id: u64, id: &str) -> ProposalMeta {
@@ -128,20 +145,40 @@ pub async fn run_evaluation(
     if record.epoch != epoch || record.owner != ctx.node_id || record.status.is_terminal() {
         return Ok(RunEnd::Stopped);
     }
-    let spec = match colony_eval::validate(&body, &stored_spec_limits()) {
-        Ok(s) => Arc::new(s),
-        Err(e) => return fail(&ctx, &record, format!("stored spec is invalid: {e}")).await,
+    let validated =
+        tokio::task::spawn_blocking(move || colony_eval::validate(&body, &SpecLimits::unbounded()))
+            .await;
+    let spec = match validated {
+        Ok(Ok(s)) => Arc::new(s),
+        Ok(Err(e)) => return fail(&ctx, &record, format!("stored spec is invalid: {e}")).await,
+        Err(e) => return fail(&ctx, &record, format!("validating the stored spec: {e}")).await,
     };
     let plan = Plan::new(&spec);
     let mut providers: HashMap<String, Provider> = HashMap::new();
     for p in spec.providers() {
+        let credential = match &p.credential {
+            None => None,
+            Some(name) => {
+                let found = ctx.raft.read_state(|s| {
+                    ctx.credentials
+                        .resolve(&s.credentials, &record.tenant, name)
+                });
+                match found {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        return fail(&ctx, &record, format!("provider {:?}: {e}", p.id)).await
+                    }
+                }
+            }
+        };
         let built = config_of(
             p,
             spec.spec().timeout_ms(),
             spec.spec().max_retries(),
-            |k| std::env::var(k).ok(),
+            ctx.limits.max_response_bytes,
+            credential,
         )
-        .and_then(|c| ctx.registry.provider(c));
+        .and_then(|c| ctx.registry.provider(&record.tenant, c));
         match built {
             Ok(client) => {
                 providers.insert(p.id.clone(), client);
@@ -277,15 +314,13 @@ async fn run_case(
         Ok(o) => (o.usage.prompt_tokens, o.usage.completion_tokens, o.cached),
         Err(_) => (0, 0, false),
     };
+    let output = output.map(|mut o| {
+        o.truncate_to(ctx.limits.max_output_bytes);
+        o
+    });
     let error = output.is_err();
-    let result = match score_case(
-        &spec,
-        item.case_index,
-        &item.provider_id,
-        item.repeat,
-        output,
-        eval_price.as_ref(),
-    ) {
+    let scored = score_off_workers(&ctx, &spec, &item, output, eval_price).await;
+    let result = match scored {
         Ok(mut r) => {
             if failed_attempts > 0 {
                 r.attempts = failed_attempts;
@@ -296,7 +331,7 @@ async fn run_case(
             "case_index": item.case_index,
             "provider_id": item.provider_id,
             "repeat": item.repeat,
-            "error": e.to_string(),
+            "error": e,
         }),
     };
     // A cached answer costs nothing: it was paid for when it was first produced.
@@ -313,6 +348,47 @@ async fn run_case(
         error: error || result.get("error").is_some_and(|e| !e.is_null()),
         cached,
         result,
+    }
+}
+
+/// Scores one output on a blocking thread, at most `ctx.scoring` at once, within
+/// `ctx.limits.score_timeout`. A case over the budget is recorded as a scorer error; the
+/// thread keeps its pool slot until it finishes (the scorers' own work caps bound it), so
+/// the pool stays bounded and the async workers never run a scorer.
+async fn score_off_workers(
+    ctx: &RunContext,
+    spec: &Arc<ValidatedSpec>,
+    item: &WorkItem,
+    output: Result<ProviderOutput, String>,
+    price: Option<colony_eval::Price>,
+) -> Result<colony_eval::CaseResult, String> {
+    let permit = ctx
+        .scoring
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| "the node is shutting down".to_string())?;
+    let spec = spec.clone();
+    let (case, provider, repeat) = (item.case_index, item.provider_id.clone(), item.repeat);
+    let job = tokio::task::spawn_blocking(move || {
+        let _slot = permit;
+        score_case(&spec, case, &provider, repeat, output, price.as_ref())
+    });
+    match tokio::time::timeout(ctx.limits.score_timeout, job).await {
+        Ok(Ok(r)) => r.map_err(|e| e.to_string()),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "scorer panicked");
+            Err("scoring failed".into())
+        }
+        Err(_) => {
+            ctx.counters
+                .scoring_timeouts
+                .fetch_add(1, Ordering::Relaxed);
+            Err(format!(
+                "scoring took longer than {} ms (evaluations.score_timeout_ms)",
+                ctx.limits.score_timeout.as_millis()
+            ))
+        }
     }
 }
 
@@ -340,7 +416,7 @@ async fn call(
         None => provider.complete(&messages).await,
     };
     if let Some(h) = &ctx.latency {
-        h.with_label_values(&[&item.provider_id])
+        h.with_label_values(&[provider.config().kind.as_str()])
             .observe(started.elapsed().as_secs_f64());
     }
     let c = answer.map_err(|e| (e.to_string(), e.attempts))?;
@@ -357,6 +433,7 @@ async fn call(
         usage,
         cached: c.cached,
         attempts: c.attempts,
+        truncated: false,
     })
 }
 
@@ -377,7 +454,45 @@ enum Flush {
     Retry,
 }
 
+/// Proposes the buffered results in as many checkpoints as keep each under
+/// `ctx.limits.max_checkpoint_bytes`, stopping at the first that does not land.
 async fn checkpoint(
+    ctx: &RunContext,
+    id: &str,
+    epoch: u64,
+    buffer: &mut Vec<CheckpointItem>,
+) -> Result<Flush, RunError> {
+    loop {
+        let n = batch_len(buffer, ctx.limits.max_checkpoint_bytes);
+        let mut batch: Vec<CheckpointItem> = buffer.drain(..n).collect();
+        let flush = checkpoint_batch(ctx, id, epoch, &mut batch).await?;
+        if !batch.is_empty() {
+            // Not committed: put it back in front, in order.
+            batch.append(buffer);
+            *buffer = batch;
+        }
+        if !matches!(flush, Flush::Done) || buffer.is_empty() {
+            return Ok(flush);
+        }
+    }
+}
+
+/// How many of the first items fit in one checkpoint of at most `max_bytes` (at least
+/// one: every item is bounded by the output and reference caps).
+fn batch_len(items: &[CheckpointItem], max_bytes: usize) -> usize {
+    let mut total = 0usize;
+    for (i, item) in items.iter().enumerate() {
+        // The result JSON dominates; the fixed fields and msgpack framing are small.
+        let size = serde_json::to_vec(&item.result).map_or(0, |b| b.len()) + item.model.len() + 128;
+        total = total.saturating_add(size);
+        if total > max_bytes && i > 0 {
+            return i;
+        }
+    }
+    items.len()
+}
+
+async fn checkpoint_batch(
     ctx: &RunContext,
     id: &str,
     epoch: u64,
@@ -448,5 +563,35 @@ async fn fail(
         // Not committed: the scheduler starts the run again, which fails again.
         Err(WriteError::Unavailable(_)) => Ok(RunEnd::Stopped),
         Err(WriteError::Fatal(reason)) => Err(RunError::Raft(reason)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(index: u32, output_bytes: usize) -> CheckpointItem {
+        CheckpointItem {
+            index,
+            model: "m".into(),
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            cost_nanos: 0,
+            error: false,
+            cached: false,
+            result: serde_json::json!({"output": "x".repeat(output_bytes)}),
+        }
+    }
+
+    #[test]
+    fn checkpoint_batches_are_split_below_the_entry_cap() {
+        // 5 MB of output per case was stored in one Raft entry before (issue 12).
+        let items: Vec<CheckpointItem> = (0..10).map(|i| item(i, 60_000)).collect();
+        let n = batch_len(&items, 200_000);
+        assert_eq!(n, 3, "three 60 KB results fit in 200 KB, four do not");
+        assert_eq!(batch_len(&items[..2], 200_000), 2);
+        // One oversized item still goes alone rather than never.
+        assert_eq!(batch_len(&[item(0, 300_000), item(1, 10)], 200_000), 1);
+        assert_eq!(batch_len(&[], 200_000), 0);
     }
 }

@@ -306,6 +306,22 @@ impl State {
         })
     }
 
+    /// `tenant`'s evaluations that have not ended, as cancelled at `at`.
+    pub(crate) fn cancel_running_of(&self, tenant: &str, at: u64) -> Vec<EvaluationRecord> {
+        self.evaluations
+            .values()
+            .filter(|r| r.tenant == tenant && !r.status.is_terminal())
+            .map(|old| {
+                let mut r = old.clone();
+                r.status = EvaluationStatus::Cancelled;
+                r.error = Some("tenant suspended".into());
+                r.updated_at_ms = at;
+                r.finished_at_ms = Some(at);
+                r
+            })
+            .collect()
+    }
+
     pub(crate) fn plan_fail(
         &self,
         at: u64,

@@ -6,6 +6,7 @@ use colony_core::audit::AuditEntry;
 use colony_core::command::{
     ApplyError, Command, CommandOutput, CommandResult, Proposal, ProposalMeta, COMMAND_FORMAT,
 };
+use colony_core::credential::{StoredCredential, MAX_PER_TENANT};
 use colony_core::evaluation::{EvaluationRecord, UsageTotals};
 use colony_core::pricing::Price;
 use colony_core::tenant::{Tenant, TenantStatus};
@@ -37,6 +38,8 @@ pub enum Change {
     Usage(UsageKey, Option<UsageTotals>),
     /// An evaluation's spec, by evaluation id (written once, at submission).
     EvalSpec(String, Option<Value>),
+    /// A tenant's provider credential by (tenant, name).
+    Credential(String, String, Option<StoredCredential>),
 }
 
 /// Whose usage, which day (`YYYY-MM-DD`, UTC), which model.
@@ -81,6 +84,8 @@ pub struct State {
     pub eval_specs: BTreeMap<String, Value>,
     /// Usage by tenant, day and model.
     pub usage: BTreeMap<UsageKey, UsageTotals>,
+    /// Tenants' provider credentials by (tenant, name), values sealed.
+    pub credentials: BTreeMap<(String, String), StoredCredential>,
     /// The audit chain's last entry.
     pub audit_head: AuditHead,
 }
@@ -210,6 +215,12 @@ impl State {
             }
             Change::EvalSpec(id, None) => {
                 self.eval_specs.remove(&id);
+            }
+            Change::Credential(tenant, name, Some(c)) => {
+                self.credentials.insert((tenant, name), c);
+            }
+            Change::Credential(tenant, name, None) => {
+                self.credentials.remove(&(tenant, name));
             }
         }
     }
@@ -410,10 +421,27 @@ impl State {
                     t.status = s;
                 }
                 t.updated_at_ms = at;
-                let details = serde_json::to_value(patch).unwrap_or(Value::Null);
+                let mut details = serde_json::to_value(patch).unwrap_or(Value::Null);
+                let mut changes = vec![Change::Tenant(id.clone(), Some(t.clone()))];
+                // Suspending a tenant stops its running evaluations: its keys no longer
+                // authenticate, so nobody could cancel them, and they would go on spending.
+                if t.status == TenantStatus::Suspended && old.status != TenantStatus::Suspended {
+                    let stopped = self.cancel_running_of(id, at);
+                    if let Value::Object(m) = &mut details {
+                        m.insert(
+                            "evaluations_cancelled".into(),
+                            json!(stopped.iter().map(|r| r.id.clone()).collect::<Vec<_>>()),
+                        );
+                    }
+                    changes.extend(
+                        stopped
+                            .into_iter()
+                            .map(|r| Change::Evaluation(r.id.clone(), Some(r))),
+                    );
+                }
                 Plan {
-                    output: CommandOutput::Tenant(t.clone()),
-                    changes: vec![Change::Tenant(id.clone(), Some(t))],
+                    output: CommandOutput::Tenant(t),
+                    changes,
                     audit: audit("tenant.update", format!("tenants/{id}"), Some(id), details),
                 }
             }
@@ -424,6 +452,12 @@ impl State {
                 let mut changes = vec![Change::Tenant(id.clone(), None)];
                 let key_ids: Vec<String> = self.keys_of(id).map(|k| k.id.clone()).collect();
                 changes.extend(key_ids.iter().map(|k| Change::Key(k.clone(), None)));
+                changes.extend(
+                    self.credentials
+                        .keys()
+                        .filter(|(t, _)| t == id)
+                        .map(|(t, n)| Change::Credential(t.clone(), n.clone(), None)),
+                );
                 Plan {
                     output: CommandOutput::Deleted,
                     changes,
@@ -561,6 +595,59 @@ impl State {
                 self.plan_reassign(at, id, *epoch, *owner)?
             }
             Command::CancelEvaluation { tenant, id } => self.plan_cancel(at, tenant, id)?,
+            Command::PutCredential { credential } => {
+                let c = credential;
+                if !self.tenants.contains_key(&c.tenant) {
+                    return Err(not_found("tenant", &c.tenant));
+                }
+                let k = (c.tenant.clone(), c.name.clone());
+                let old = self.credentials.get(&k);
+                let count = self
+                    .credentials
+                    .keys()
+                    .filter(|(t, _)| *t == c.tenant)
+                    .count();
+                if old.is_none() && count >= MAX_PER_TENANT {
+                    return Err(ApplyError::Conflict(format!(
+                        "tenant {:?} has {count} credentials, the most allowed",
+                        c.tenant
+                    )));
+                }
+                let mut stored = c.clone();
+                stored.created_at_ms = old.map_or(at, |o| o.created_at_ms);
+                stored.updated_at_ms = at;
+                Plan {
+                    output: CommandOutput::Credential(stored.clone()),
+                    changes: vec![Change::Credential(k.0, k.1, Some(stored.clone()))],
+                    // Never the value, sealed or not.
+                    audit: audit(
+                        if old.is_some() {
+                            "credential.update"
+                        } else {
+                            "credential.create"
+                        },
+                        format!("tenants/{}/credentials/{}", c.tenant, c.name),
+                        Some(&c.tenant),
+                        json!({ "allowed_hosts": stored.allowed_hosts }),
+                    ),
+                }
+            }
+            Command::DeleteCredential { tenant, name } => {
+                let k = (tenant.clone(), name.clone());
+                if !self.credentials.contains_key(&k) {
+                    return Err(not_found("credential", name));
+                }
+                Plan {
+                    output: CommandOutput::Deleted,
+                    changes: vec![Change::Credential(k.0, k.1, None)],
+                    audit: audit(
+                        "credential.delete",
+                        format!("tenants/{tenant}/credentials/{name}"),
+                        Some(tenant),
+                        json!({}),
+                    ),
+                }
+            }
             Command::FailEvaluation { id, epoch, error } => {
                 self.plan_fail(at, id, *epoch, error)?
             }

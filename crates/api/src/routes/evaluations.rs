@@ -5,7 +5,7 @@
 //! an id that does not exist.
 
 use super::{propose, unexpected};
-use crate::auth::TenantCaller;
+use crate::auth::{Admin, TenantCaller};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::middleware::RequestId;
 use crate::problem::{ApiResult, ErrorCode, Problem};
@@ -21,7 +21,8 @@ use colony_core::evaluation::{
 use colony_eval::{CaseResult, SpecLimits, ValidatedSpec};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 /// Most results in one page.
 const MAX_PAGE: usize = 1000;
@@ -74,13 +75,6 @@ fn evaluation_output(out: CommandOutput) -> ApiResult<EvaluationRecord> {
     }
 }
 
-fn limits(app: &AppState) -> SpecLimits {
-    SpecLimits {
-        max_cases: app.settings.max_eval_cases,
-        ..SpecLimits::default()
-    }
-}
-
 /// Submits an evaluation: 202 with its id and status once the submission is committed.
 pub async fn submit(
     caller: TenantCaller,
@@ -88,7 +82,13 @@ pub async fn submit(
     Extension(rid): Extension<RequestId>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let spec = colony_eval::validate(&body, &limits(&app)).map_err(|e| {
+    // Validation compiles regexes and walks every case: off the async workers.
+    let limits = app.settings.spec_limits;
+    let checked = body.clone();
+    let validated = tokio::task::spawn_blocking(move || colony_eval::validate(&checked, &limits))
+        .await
+        .map_err(|e| Problem::new(ErrorCode::Internal, format!("validating: {e}")))?;
+    let spec = validated.map_err(|e| {
         let first = e.errors.first();
         Problem::invalid_field(
             first.map(|x| x.pointer.clone()).unwrap_or_default(),
@@ -181,16 +181,72 @@ fn stored_spec(app: &AppState, r: &EvaluationRecord) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn spec_of(app: &AppState, r: &EvaluationRecord) -> ApiResult<ValidatedSpec> {
-    colony_eval::validate(
-        &stored_spec(app, r),
-        &SpecLimits {
-            max_cases: usize::MAX,
-            max_work_items: usize::MAX,
-            ..SpecLimits::default()
-        },
-    )
-    .map_err(|e| Problem::new(ErrorCode::Internal, format!("stored spec: {e}")))
+/// The validated spec of `r`, from the cache or validated once (off the async workers).
+async fn spec_of(app: &AppState, r: &EvaluationRecord) -> ApiResult<Arc<ValidatedSpec>> {
+    if let Some(spec) = app.eval_cache.spec(&r.id) {
+        return Ok(spec);
+    }
+    let body = stored_spec(app, r);
+    let spec =
+        tokio::task::spawn_blocking(move || colony_eval::validate(&body, &SpecLimits::unbounded()))
+            .await
+            .map_err(|e| Problem::new(ErrorCode::Internal, format!("validating: {e}")))?
+            .map_err(|e| Problem::new(ErrorCode::Internal, format!("stored spec: {e}")))?;
+    let spec = Arc::new(spec);
+    app.eval_cache.put_spec(&r.id, spec.clone());
+    Ok(spec)
+}
+
+/// Bounded caches of what `GET /v1/evaluations/{id}` derives from the state: the
+/// validated spec (validated once, not on every GET) and the aggregates and comparisons
+/// as of a number of recorded items (recomputed only after a checkpoint added some).
+#[derive(Debug, Default)]
+pub struct EvalCache {
+    inner: Mutex<HashMap<String, Cached>>,
+}
+
+#[derive(Debug)]
+struct Cached {
+    spec: Arc<ValidatedSpec>,
+    derived: Option<(usize, Value, Value)>,
+}
+
+/// Most evaluations cached; past it the cache starts again (a miss only costs work).
+const EVAL_CACHE_ENTRIES: usize = 256;
+
+impl EvalCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn spec(&self, id: &str) -> Option<Arc<ValidatedSpec>> {
+        self.lock().get(id).map(|c| c.spec.clone())
+    }
+
+    fn put_spec(&self, id: &str, spec: Arc<ValidatedSpec>) {
+        let mut map = self.lock();
+        if map.len() >= EVAL_CACHE_ENTRIES && !map.contains_key(id) {
+            map.clear();
+        }
+        map.entry(id.to_string()).or_insert(Cached {
+            spec,
+            derived: None,
+        });
+    }
+
+    fn derived(&self, id: &str, done: usize) -> Option<(Value, Value)> {
+        let map = self.lock();
+        match &map.get(id)?.derived {
+            Some((n, a, c)) if *n == done => Some((a.clone(), c.clone())),
+            _ => None,
+        }
+    }
+
+    fn put_derived(&self, id: &str, done: usize, agg: Value, cmp: Value) {
+        if let Some(c) = self.lock().get_mut(id) {
+            c.derived = Some((done, agg, cmp));
+        }
+    }
 }
 
 /// One evaluation: status, progress, usage, and aggregates and comparisons of the
@@ -202,19 +258,30 @@ pub async fn get_one(
 ) -> ApiResult<Json<Value>> {
     let r = own(&app, &caller, &id)?;
     let mut v = view(&r, Some(stored_spec(&app, &r)));
-    if !r.done.is_empty() {
-        let results = all_results(&app, &r).await?;
-        let spec = spec_of(&app, &r)?;
-        let (agg, cmp) = tokio::task::spawn_blocking(move || {
-            (
-                colony_eval::aggregate(&spec, &results),
-                colony_eval::compare(&spec, &results),
-            )
-        })
-        .await
-        .map_err(|e| Problem::new(ErrorCode::Internal, format!("aggregating: {e}")))?;
-        v["aggregates"] = serde_json::to_value(agg).unwrap_or(Value::Null);
-        v["comparisons"] = serde_json::to_value(cmp).unwrap_or(Value::Null);
+    let done = r.done.len() as usize;
+    if done > 0 {
+        let (agg, cmp) = match app.eval_cache.derived(&r.id, done) {
+            Some(hit) => hit,
+            None => {
+                let results = all_results(&app, &r).await?;
+                let spec = spec_of(&app, &r).await?;
+                let (agg, cmp) = tokio::task::spawn_blocking(move || {
+                    (
+                        serde_json::to_value(colony_eval::aggregate(&spec, &results))
+                            .unwrap_or(Value::Null),
+                        serde_json::to_value(colony_eval::compare(&spec, &results))
+                            .unwrap_or(Value::Null),
+                    )
+                })
+                .await
+                .map_err(|e| Problem::new(ErrorCode::Internal, format!("aggregating: {e}")))?;
+                app.eval_cache
+                    .put_derived(&r.id, done, agg.clone(), cmp.clone());
+                (agg, cmp)
+            }
+        };
+        v["aggregates"] = agg;
+        v["comparisons"] = cmp;
     }
     Ok(Json(v))
 }
@@ -250,7 +317,7 @@ pub async fn results(
         }
         Some("csv") => {
             let results = all_results(&app, &r).await?;
-            let spec = spec_of(&app, &r)?;
+            let spec = spec_of(&app, &r).await?;
             let text = colony_eval::to_csv(&spec, &results);
             return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response());
         }
@@ -294,6 +361,27 @@ pub async fn cancel(
             tenant: caller.tenant.id.clone(),
             id,
         },
+    )
+    .await?;
+    Ok(Json(view(&evaluation_output(out)?, None)))
+}
+
+/// Cancels any tenant's evaluation (admin): audited as done by `admin`.
+pub async fn admin_cancel(
+    _: Admin,
+    State(app): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let tenant = app
+        .raft
+        .read_state(|s| s.evaluations.get(&id).map(|r| r.tenant.clone()))
+        .ok_or_else(|| Problem::not_found("evaluation", &id))?;
+    let out = propose(
+        &app,
+        &rid,
+        "admin",
+        Command::CancelEvaluation { tenant, id },
     )
     .await?;
     Ok(Json(view(&evaluation_output(out)?, None)))

@@ -275,24 +275,46 @@ fn export_cluster(app: &AppState) {
         ] {
             m.sync_evaluation_event(event, v.load(Relaxed));
         }
-        for (id, stats) in ev.providers.stats() {
-            let provider = id.to_string();
-            for (event, v) in [
-                ("calls", stats.calls),
-                ("attempts", stats.attempts),
-                ("failures", stats.failures),
-                ("retries", stats.retries),
-                ("rejections", stats.rejections),
-                ("circuit_opened", stats.opened),
-            ] {
-                m.sync_provider_event(&provider, event, v);
+        // Summed by provider kind: per-tenant or per-URL series would let tenants choose
+        // label values and their number.
+        let mut totals: std::collections::BTreeMap<&'static str, [u64; 6]> = Default::default();
+        let mut circuits: std::collections::BTreeMap<(&'static str, &'static str), i64> =
+            Default::default();
+        for (_tenant, id, stats) in ev.providers.stats() {
+            let kind = id.kind.as_str();
+            let t = totals.entry(kind).or_default();
+            for (slot, v) in t.iter_mut().zip([
+                stats.calls,
+                stats.attempts,
+                stats.failures,
+                stats.retries,
+                stats.rejections,
+                stats.opened,
+            ]) {
+                *slot += v;
+            }
+            *circuits.entry((kind, stats.state.as_str())).or_default() += 1;
+        }
+        for kind in ["openai", "builtin"] {
+            let t = totals.get(kind).copied().unwrap_or_default();
+            let events = [
+                "calls",
+                "attempts",
+                "failures",
+                "retries",
+                "rejections",
+                "circuit_opened",
+            ];
+            for (event, v) in events.into_iter().zip(t) {
+                m.sync_provider_event(kind, event, v);
             }
             for state in ["closed", "open", "half_open"] {
                 m.provider_circuit
-                    .with_label_values(&[provider.as_str(), state])
-                    .set(i64::from(stats.state.as_str() == state));
+                    .with_label_values(&[kind, state])
+                    .set(circuits.get(&(kind, state)).copied().unwrap_or(0));
             }
         }
+        m.sync_evaluation_event("scoring_timeouts", c.scoring_timeouts.load(Relaxed));
     }
     if let Some(h) = app.buckets.handoff() {
         let hc = h.counters();

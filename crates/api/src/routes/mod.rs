@@ -1,6 +1,7 @@
 //! Route handlers, one file per resource, and the write helper they share.
 
 mod audit;
+mod credentials;
 mod drain;
 mod evaluations;
 mod health;
@@ -11,6 +12,13 @@ mod tenants;
 mod testing;
 mod tiers;
 mod whoami;
+
+pub use evaluations::EvalCache;
+
+/// The body of `POST /v1/ratelimit/check`, public only for the fuzz target
+/// (`fuzz/fuzz_targets/ratelimit_body.rs`), which decodes it as the handler does.
+#[doc(hidden)]
+pub use ratelimit::CheckBody;
 
 use crate::middleware::RequestId;
 use crate::problem::{ApiResult, ErrorCode, Problem};
@@ -96,6 +104,24 @@ pub fn routes(app: &AppState) -> Router<AppState> {
             tenant_route(app, route::EVALUATIONS, post(evaluations::cancel)),
         )
         .route(
+            "/v1/admin/evaluations/{id}/cancel",
+            post(evaluations::admin_cancel),
+        )
+        .route(
+            "/v1/credentials",
+            tenant_route(app, route::CREDENTIALS, get(credentials::list)),
+        )
+        .route(
+            "/v1/credentials/{name}",
+            tenant_route(
+                app,
+                route::CREDENTIALS,
+                get(credentials::get_one)
+                    .put(credentials::put)
+                    .delete(credentials::delete),
+            ),
+        )
+        .route(
             "/v1/usage",
             tenant_route(app, route::USAGE, get(evaluations::usage)),
         )
@@ -133,6 +159,12 @@ pub(crate) async fn propose(
             | Command::CancelEvaluation { .. }
     ) {
         log_feature_gate(app, colony_cluster::features::RAFT_EVALUATIONS_V1)?;
+    }
+    if matches!(
+        command,
+        Command::PutCredential { .. } | Command::DeleteCredential { .. }
+    ) {
+        log_feature_gate(app, colony_cluster::features::RAFT_CREDENTIALS_V1)?;
     }
     let meta = ProposalMeta {
         at_ms: now_ms(),
