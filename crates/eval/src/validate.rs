@@ -357,7 +357,7 @@ fn check_scorers(spec: &EvalSpec, limits: &SpecLimits, errs: &mut Errors) -> Vec
         );
     }
     let mut count: BTreeMap<String, usize> = BTreeMap::new();
-    let mut out = Vec::new();
+    let mut out: Vec<NamedScorer> = Vec::new();
     for (i, s) in spec.scorers.iter().enumerate() {
         let kind = scorer_type(s);
         let k = count.entry(kind.clone()).or_insert(0);
@@ -384,8 +384,22 @@ fn check_scorers(spec: &EvalSpec, limits: &SpecLimits, errs: &mut Errors) -> Vec
             }
         }
     }
+    // Each regex is bounded in compiled size; the count bounds what one spec holds.
+    let regexes: usize = out.iter().map(|s| s.scorer.regex_count()).sum();
+    if regexes > MAX_REGEXES_PER_SPEC {
+        errs.push(
+            "/scorers",
+            format!(
+                "the scorers compile {regexes} regexes, more than the limit of \
+                 {MAX_REGEXES_PER_SPEC} per spec"
+            ),
+        );
+    }
     out
 }
+
+/// Most compiled regexes (`regex` scorers and schema patterns together) in one spec.
+pub const MAX_REGEXES_PER_SPEC: usize = 32;
 
 /// What a scorer needs from every case's references.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -968,6 +982,29 @@ mod tests {
         for (field, good) in [("/concurrency", 64), ("/repeat", 3), ("/max_retries", 0)] {
             validate(&with(base(), field, json!(good)), &SpecLimits::default()).unwrap();
         }
+    }
+
+    #[test]
+    fn a_spec_holds_a_bounded_number_of_compiled_regexes() {
+        // 16 schema scorers of 32 patterns each would hold 512 compiled regexes.
+        let props: serde_json::Map<String, Value> = (0..30)
+            .map(|i| (format!("^k{i}$"), json!({"type": "string"})))
+            .collect();
+        let scorer = json!({"type": "json_schema", "schema": {"patternProperties": props}});
+        let mut body = base();
+        body["scorers"] = json!([scorer.clone(), scorer]);
+        let e = errors(&body);
+        assert!(
+            e.iter()
+                .any(|(p, m)| p == "/scorers" && m.contains("60 regexes")),
+            "{e:?}"
+        );
+        body["scorers"] = json!([scorer_with_one()]);
+        assert!(validate(&body, &SpecLimits::default()).is_ok());
+    }
+
+    fn scorer_with_one() -> Value {
+        json!({"type": "regex", "pattern": "^P"})
     }
 
     #[test]

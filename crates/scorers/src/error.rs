@@ -20,6 +20,16 @@ pub enum ConfigError {
         /// What is wrong there.
         message: String,
     },
+    /// A setting is over one of the limits that bound a scorer's cost (a regex
+    /// pattern too long, or compiling to too large a program).
+    #[error("{field} {message}")]
+    Limit {
+        /// The setting's name (`pattern` for the `regex` scorer).
+        field: &'static str,
+        /// Which limit, and by how much (follows the field's name: "is 5000 bytes
+        /// long, over the limit of 1024 bytes").
+        message: String,
+    },
     /// A numeric setting is out of range (negative, NaN, ...).
     #[error("invalid {field}: {value} ({reason})")]
     Number {

@@ -48,6 +48,15 @@ pub fn tokenize(text: &str, use_stemmer: bool) -> Vec<String> {
         .collect()
 }
 
+/// How many tokens [`tokenize`] yields for `text`, without building them (stemming
+/// never changes the count); ROUGE-L's table has one row or column per token.
+pub fn token_count(text: &str) -> u64 {
+    pystr::lower(text)
+        .split(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit()))
+        .filter(|t| !t.is_empty())
+        .count() as u64
+}
+
 fn fmeasure(precision: f64, recall: f64) -> f64 {
     if precision + recall > 0.0 {
         2.0 * precision * recall / (precision + recall)
@@ -155,6 +164,25 @@ mod tests {
             tokenize("The runners running", true),
             ["the", "runner", "run"]
         );
+    }
+
+    #[test]
+    fn token_count_matches_tokenize() {
+        for text in [
+            "Héllo, WORLD-42!",
+            "The runners running",
+            "",
+            "  ",
+            "\u{212a}elvin x",
+        ] {
+            for stem in [false, true] {
+                assert_eq!(
+                    token_count(text),
+                    tokenize(text, stem).len() as u64,
+                    "{text}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -8,7 +8,8 @@ use crate::numeric::{self, Pick};
 use crate::rouge::{self, RougeType};
 use crate::score::{Score, ScoreInput};
 use crate::spec::{ScorerKind, ScorerSpec};
-use crate::{bleu, chrf, levenshtein, squad, text};
+use crate::text::PatternError;
+use crate::{bleu, chrf, levenshtein, squad, text, MAX_DP_CELLS};
 
 /// A scorer whose configuration has been validated (regex compiled, schema checked).
 #[derive(Debug, Clone)]
@@ -71,9 +72,15 @@ impl Scorer {
             ScorerKind::Icontains { value } => Check::Icontains(value.clone()),
             ScorerKind::StartsWith { value } => Check::StartsWith(value.clone()),
             ScorerKind::Regex { pattern } => {
-                Check::Regex(Regex::new(pattern).map_err(|source| ConfigError::Regex {
-                    pattern: pattern.clone(),
-                    source,
+                Check::Regex(text::compile_pattern(pattern).map_err(|e| match e {
+                    PatternError::Invalid(source) => ConfigError::Regex {
+                        pattern: pattern.clone(),
+                        source,
+                    },
+                    other => ConfigError::Limit {
+                        field: "pattern",
+                        message: other.detail(),
+                    },
                 })?)
             }
             ScorerKind::JsonValid {} => Check::JsonValid,
@@ -131,6 +138,15 @@ impl Scorer {
         })
     }
 
+    /// How many compiled regexes the scorer holds (its `pattern`, or its schema's).
+    pub fn regex_count(&self) -> usize {
+        match &self.check {
+            Check::Regex(_) => 1,
+            Check::JsonSchema(schema) => schema.pattern_count(),
+            _ => 0,
+        }
+    }
+
     /// The scorer's weight in a case's weighted score.
     pub fn weight(&self) -> f64 {
         self.weight
@@ -182,13 +198,27 @@ impl Scorer {
                 }
                 1.0
             }
-            Check::Levenshtein => refs
-                .iter()
-                .map(|r| levenshtein::normalized_similarity(out, r))
-                .fold(0.0, f64::max),
+            Check::Levenshtein => {
+                let sizes = refs.iter().map(|r| levenshtein::table_size(out, r));
+                if let Err(why) = within_dp_cells("levenshtein", "characters", sizes) {
+                    return self.fail(&why);
+                }
+                refs.iter()
+                    .map(|r| levenshtein::normalized_similarity(out, r))
+                    .fold(0.0, f64::max)
+            }
             Check::Bleu => bleu::sentence_bleu(out, refs) / 100.0,
             Check::Chrf => chrf::sentence_chrf(out, refs) / 100.0,
-            Check::Rouge(kind, stem) => rouge::score_multi(*kind, refs, out, *stem).fmeasure,
+            Check::Rouge(kind, stem) => {
+                if *kind == RougeType::RougeL {
+                    let n = rouge::token_count(out);
+                    let sizes = refs.iter().map(|r| (n, rouge::token_count(r)));
+                    if let Err(why) = within_dp_cells("rougeL", "tokens", sizes) {
+                        return self.fail(&why);
+                    }
+                }
+                rouge::score_multi(*kind, refs, out, *stem).fmeasure
+            }
             Check::Numeric {
                 expected,
                 abs_tol,
@@ -243,10 +273,153 @@ impl Scorer {
     }
 }
 
+/// Whether tables of `sizes` (output by reference, in `unit`s) stay within
+/// [`MAX_DP_CELLS`], each and in all; if not, the detail to fail with.
+fn within_dp_cells(
+    metric: &str,
+    unit: &str,
+    sizes: impl Iterator<Item = (u64, u64)>,
+) -> Result<(), String> {
+    let mut total: u64 = 0;
+    for (i, (n, m)) in sizes.enumerate() {
+        let cells = n.saturating_mul(m);
+        if cells > MAX_DP_CELLS {
+            return Err(format!(
+                "output and reference too long for {metric} \
+                 ({n} x {m} {unit} is over the limit of {MAX_DP_CELLS} cells)"
+            ));
+        }
+        total = total.saturating_add(cells);
+        if total > MAX_DP_CELLS {
+            return Err(format!(
+                "output and references too long for {metric} \
+                 ({total} cells for the first {} references is over the limit of \
+                 {MAX_DP_CELLS} cells)",
+                i + 1
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn bool_value(b: bool) -> f64 {
     if b {
         1.0
     } else {
         0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn build(v: serde_json::Value) -> Result<Scorer, ConfigError> {
+        match serde_json::from_value::<ScorerSpec>(v) {
+            Ok(spec) => spec.build(),
+            Err(e) => panic!("bad spec: {e}"),
+        }
+    }
+
+    fn scorer(v: serde_json::Value) -> Scorer {
+        match build(v) {
+            Ok(s) => s,
+            Err(e) => panic!("rejected: {e}"),
+        }
+    }
+
+    fn score(s: &Scorer, output: &str, refs: &[String]) -> Score {
+        s.score(&ScoreInput::new(output, refs))
+    }
+
+    #[test]
+    fn regex_patterns_compile_within_limits() {
+        for bomb in [r"\w{5000}", r"(\w{100}){100}"] {
+            match build(json!({"type": "regex", "pattern": bomb})) {
+                Err(
+                    e @ ConfigError::Limit {
+                        field: "pattern", ..
+                    },
+                ) => {
+                    assert!(e.to_string().contains("limit of"), "{e}");
+                }
+                other => panic!("{bomb}: {other:?}"),
+            }
+        }
+        let long = "a".repeat(text::MAX_PATTERN_LEN + 1);
+        match build(json!({"type": "regex", "pattern": long})) {
+            Err(
+                e @ ConfigError::Limit {
+                    field: "pattern", ..
+                },
+            ) => {
+                assert!(
+                    e.to_string().starts_with("pattern is 1025 bytes long"),
+                    "{e}"
+                );
+            }
+            other => panic!("long pattern: {other:?}"),
+        }
+        assert!(matches!(
+            build(json!({"type": "regex", "pattern": "("})),
+            Err(ConfigError::Regex { .. })
+        ));
+        let s = scorer(json!({"type": "regex", "pattern": r"^\d+$"}));
+        assert!(score(&s, "123", &[]).passed);
+    }
+
+    #[test]
+    fn levenshtein_work_is_capped() {
+        let s = scorer(json!({"type": "levenshtein"}));
+        // 6000 x 5000 = 30 million cells.
+        let refs = vec!["b".repeat(5_000)];
+        let got = score(&s, &"a".repeat(6_000), &refs);
+        assert!(!got.passed && got.value == 0.0);
+        let detail = got.detail.unwrap_or_default();
+        assert!(
+            detail.contains("too long for levenshtein (6000 x 5000 characters"),
+            "{detail}"
+        );
+        // Two references of 16 million cells each: over the limit together.
+        let refs = vec!["b".repeat(4_000), "c".repeat(4_000)];
+        let detail = score(&s, &"a".repeat(4_000), &refs)
+            .detail
+            .unwrap_or_default();
+        assert!(
+            detail.contains("references too long for levenshtein"),
+            "{detail}"
+        );
+        // Long but identical texts leave no table to fill.
+        let refs = vec!["a".repeat(20_000)];
+        assert_eq!(score(&s, &"a".repeat(20_000), &refs).value, 1.0);
+        let refs = vec!["kitten".to_string()];
+        let got = score(&s, "sitting", &refs);
+        assert_eq!(
+            got.value,
+            levenshtein::normalized_similarity("sitting", "kitten")
+        );
+        assert_eq!(got.detail, None);
+    }
+
+    #[test]
+    fn rouge_l_work_is_capped() {
+        let s = scorer(json!({"type": "rougeL"}));
+        let refs = vec!["w ".repeat(5_000)];
+        let got = score(&s, &"w ".repeat(6_000), &refs);
+        assert!(!got.passed && got.value == 0.0);
+        let detail = got.detail.unwrap_or_default();
+        assert!(
+            detail.contains("too long for rougeL (6000 x 5000 tokens"),
+            "{detail}"
+        );
+        // ROUGE-1 has no table; the same texts score normally.
+        let s1 = scorer(json!({"type": "rouge1"}));
+        assert_eq!(score(&s1, &"w ".repeat(6_000), &refs).detail, None);
+        let refs = vec!["the cat sat".to_string()];
+        let got = score(&s, "the cat sat down", &refs);
+        let want = rouge::score_multi(RougeType::RougeL, &refs, "the cat sat down", false);
+        assert_eq!(got.value, want.fmeasure);
     }
 }
