@@ -29,7 +29,12 @@ proptest! {
         let count = ((trials as f64) * frac).floor() as u64;
         let narrow = wilson_interval(count, trials, 0.9).unwrap();
         let wide = wilson_interval(count, trials, 0.99).unwrap();
-        prop_assert!(wide.low <= narrow.low && narrow.high <= wide.high);
+        // At a count of 0 (or all) both bounds are 0 (or 1) up to rounding: seen failing
+        // with trials = 6979, count = 0.
+        prop_assert!(
+            wide.low <= narrow.low + 1e-12 && narrow.high <= wide.high + 1e-12,
+            "{narrow:?} not inside {wide:?}"
+        );
     }
 
     #[test]
