@@ -79,6 +79,9 @@ pub struct RaftNodeConfig {
     pub max_entry_bytes: usize,
 }
 
+/// Most entries in one AppendEntries request.
+const MAX_PAYLOAD_ENTRIES: u64 = 16;
+
 /// Why a node could not start or a read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -227,6 +230,10 @@ impl RaftNode {
             election_timeout_max: cfg.election_timeout_max.as_millis() as u64,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_after_logs),
             max_in_snapshot_log_to_keep: cfg.logs_kept_after_snapshot,
+            // A catching-up follower gets at most this many entries per append: with
+            // entries capped at max_entry_bytes, one append stays bounded (openraft's
+            // default of 300 could make one request of hundreds of MB).
+            max_payload_entries: MAX_PAYLOAD_ENTRIES,
             ..Default::default()
         }
         .validate()

@@ -279,7 +279,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("raft.election_timeout_max_ms", "600"),
     ("raft.snapshot_after_logs", "5000"),
     ("raft.logs_kept_after_snapshot", "1000"),
-    ("raft.max_entry_bytes", "4194304"),
+    ("raft.max_entry_bytes", "2097152"),
     ("ratelimit.lease_ttl_ms", "60000"),
     ("ratelimit.replication_interval_ms", "100"),
     ("ratelimit.handoff_window_ms", "10000"),
@@ -1110,7 +1110,7 @@ mod tests {
         assert_eq!(c.evaluations.max_response_bytes, 1 << 20);
         assert_eq!(c.evaluations.score_timeout, Duration::from_secs(2));
         assert_eq!(c.evaluations.scoring_threads, 1);
-        assert_eq!(c.raft.max_entry_bytes, 4 << 20);
+        assert_eq!(c.raft.max_entry_bytes, 2 << 20);
         assert_eq!(c.ratelimit.max_duration_ms, 86_400_000);
         assert_eq!(c.ratelimit.max_buckets_per_tenant, 100_000);
         c.apply_toml(

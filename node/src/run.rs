@@ -226,17 +226,15 @@ pub async fn run(config: Config, secrets: Secrets) -> Result<(), RunError> {
         .context("reading the HTTP listen address")?;
     let http_addr = config.http.advertise.unwrap_or(http_bound);
     let raft_listener = bind("raft.listen", config.raft.listen).await?;
-    let raft_addr = config.raft.advertise.unwrap_or(
-        raft_listener
-            .local_addr()
-            .context("reading the raft listen address")?,
-    );
+    let raft_bound = raft_listener
+        .local_addr()
+        .context("reading the raft listen address")?;
+    let raft_addr = config.raft.advertise.unwrap_or(raft_bound);
     let cluster_listener = bind("cluster.listen", config.cluster.listen).await?;
-    let cluster_addr = config.cluster.advertise.unwrap_or(
-        cluster_listener
-            .local_addr()
-            .context("reading the cluster listen address")?,
-    );
+    let cluster_bound = cluster_listener
+        .local_addr()
+        .context("reading the cluster listen address")?;
+    let cluster_addr = config.cluster.advertise.unwrap_or(cluster_bound);
 
     // Without seeds a single node still runs gossip; with no secret configured it gets a
     // random one, so nobody can join it until it is restarted with a shared secret.
@@ -396,7 +394,19 @@ pub async fn run(config: Config, secrets: Secrets) -> Result<(), RunError> {
     let limiter = Limiter::new(node_id, buckets.clone(), view, LimiterConfig::default());
 
     let metrics = Arc::new(Metrics::new().context("creating metrics")?);
-    let own_listeners = vec![http_bound, raft_addr, cluster_addr, gossip_addr];
+    // Bound and advertised: a listener on 0.0.0.0 is reachable at every local address.
+    let mut own_listeners = vec![
+        http_bound,
+        http_addr,
+        raft_bound,
+        raft_addr,
+        cluster_bound,
+        cluster_addr,
+        gossip_addr,
+    ];
+    own_listeners.extend(config.gossip.advertise);
+    own_listeners.sort();
+    own_listeners.dedup();
     let evaluator = start_evaluator(
         &config,
         EvaluatorWiring {

@@ -6,8 +6,7 @@
 //! [`BucketError::Overloaded`], never an unbounded queue) and times every call out.
 
 use crate::bucket_shard::{
-    BucketShard, ItemResult, KeyedStates, ShardArgs, ShardItem, ShardMsg, SharedShard,
-    TenantCounts,
+    BucketShard, ItemResult, KeyedStates, ShardArgs, ShardItem, ShardMsg, SharedShard, TenantCounts,
 };
 use crate::handoff::{Handoff, PullAnswer};
 use crate::leases::Leases;

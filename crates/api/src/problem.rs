@@ -189,11 +189,19 @@ impl std::ops::DerefMut for Problem {
 impl Problem {
     /// A problem of kind `code` with a detail message.
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        let mut detail = detail.into();
+        if code == ErrorCode::Internal {
+            // Internal error text (storage paths, decode errors) stays in the log.
+            tracing::error!(error = %detail, "internal error");
+            detail = "internal error; the node's log has the cause (look for this request's \
+                      x-request-id)"
+                .into();
+        }
         Self(Box::new(ProblemBody {
             type_uri: format!("urn:colony:problem:{}", code.slug()),
             title: code.title(),
             status: code.status().as_u16(),
-            detail: detail.into(),
+            detail,
             pointer: None,
             parameter: None,
             policy: None,

@@ -383,10 +383,12 @@ pub struct EgressDenied {
 
 impl EgressDenied {
     fn new(host: &str, addr: SocketAddr, reason: &'static str) -> Self {
+        // For a name, only the name and port: the resolved address would tell a tenant
+        // where internal names point. The log has the address (`addr`).
         let target = if unbracket(host).parse::<IpAddr>().is_ok() {
             addr.to_string()
         } else {
-            format!("{host} ({addr})")
+            format!("{host}:{}", addr.port())
         };
         Self {
             host: host.to_string(),
@@ -748,7 +750,11 @@ mod tests {
         assert_eq!(err.reason, METADATA);
         assert!(err
             .to_string()
-            .starts_with("egress to evil.example (169.254.169.254:80) refused"));
+            .starts_with("egress to evil.example:80 refused"));
+        assert!(
+            !err.to_string().contains("169.254"),
+            "the resolved address of a name is not shown"
+        );
         assert!(p.check("[::1]", sa("[::1]:80")).is_err());
         assert!(p.check("x", sa("[::ffff:127.0.0.1]:80")).is_err());
         assert!(p.check("api.openai.com", sa("104.18.6.192:443")).is_ok());

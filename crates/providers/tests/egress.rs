@@ -127,7 +127,7 @@ async fn a_name_resolving_to_loopback_is_refused_without_a_rule_and_allowed_with
     assert!(!err.retryable);
     assert_eq!(err.attempts, 1, "not retried");
     assert!(
-        err.message.starts_with("egress to localhost ("),
+        err.message.starts_with("egress to localhost:"),
         "{}",
         err.message
     );

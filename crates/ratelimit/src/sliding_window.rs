@@ -180,7 +180,10 @@ impl SlidingWindowState {
             if count < limit {
                 (Status::UnderLimit, self.ms_until_count_at_most(0))
             } else {
-                (Status::OverLimit, self.ms_until_count_at_most(limit.saturating_sub(1)))
+                (
+                    Status::OverLimit,
+                    self.ms_until_count_at_most(limit.saturating_sub(1)),
+                )
             }
         } else {
             match count.checked_add(hits) {
@@ -188,9 +191,10 @@ impl SlidingWindowState {
                     self.add(hits);
                     (Status::UnderLimit, self.ms_until_count_at_most(0))
                 }
-                _ if hits <= limit => {
-                    (Status::OverLimit, self.ms_until_count_at_most(limit.saturating_sub(hits)))
-                }
+                _ if hits <= limit => (
+                    Status::OverLimit,
+                    self.ms_until_count_at_most(limit.saturating_sub(hits)),
+                ),
                 _ => (Status::OverLimit, self.ms_until_count_at_most(0)),
             }
         };

@@ -458,6 +458,13 @@ impl State {
                         .filter(|(t, _)| t == id)
                         .map(|(t, n)| Change::Credential(t.clone(), n.clone(), None)),
                 );
+                // Its running evaluations stop with it: nobody could follow or cancel them,
+                // and a new tenant reusing the id must not inherit them.
+                changes.extend(
+                    self.cancel_running_of(id, at)
+                        .into_iter()
+                        .map(|r| Change::Evaluation(r.id.clone(), Some(r))),
+                );
                 Plan {
                     output: CommandOutput::Deleted,
                     changes,

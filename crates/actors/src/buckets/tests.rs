@@ -662,7 +662,10 @@ async fn a_bucket_that_comes_to_rest_frees_its_tenants_slot() {
     let mut admitted = None;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let r = b.check(vec![tenant_item("a", "k2", short, 1)]).await.remove(0);
+        let r = b
+            .check(vec![tenant_item("a", "k2", short, 1)])
+            .await
+            .remove(0);
         if !too_many(&r) {
             admitted = Some(r);
             break;
@@ -717,7 +720,16 @@ fn the_tenant_is_read_back_from_tenant_scoped_keys_only() {
     for (t, n, k) in [("acme", "n", "k"), ("a/1:b", "c", "d"), ("é", "ü", "/")] {
         assert_eq!(tenant_of_key(&tenant_bucket_key(t, n, k)), Some(t));
     }
-    for k in ["", "k", "tier/4:acme/60s", "lease/4:acme", ":a/", "x:a/", "9:a/", "1:é/"] {
+    for k in [
+        "",
+        "k",
+        "tier/4:acme/60s",
+        "lease/4:acme",
+        ":a/",
+        "x:a/",
+        "9:a/",
+        "1:é/",
+    ] {
         assert_eq!(tenant_of_key(k), None, "{k:?}");
     }
 }

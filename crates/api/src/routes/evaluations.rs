@@ -212,7 +212,7 @@ struct Cached {
 }
 
 /// Most evaluations cached; past it the cache starts again (a miss only costs work).
-const EVAL_CACHE_ENTRIES: usize = 256;
+const EVAL_CACHE_ENTRIES: usize = 64;
 
 impl EvalCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
@@ -226,7 +226,11 @@ impl EvalCache {
     fn put_spec(&self, id: &str, spec: Arc<ValidatedSpec>) {
         let mut map = self.lock();
         if map.len() >= EVAL_CACHE_ENTRIES && !map.contains_key(id) {
-            map.clear();
+            // Drop one entry, not all: a tenant reading many evaluations cannot empty the
+            // cache for everyone at once.
+            if let Some(victim) = map.keys().next().cloned() {
+                map.remove(&victim);
+            }
         }
         map.entry(id.to_string()).or_insert(Cached {
             spec,
@@ -311,14 +315,19 @@ pub async fn results(
         None | Some("json") => {}
         Some("jsonl") => {
             let results = all_results(&app, &r).await?;
-            let text = colony_eval::to_jsonl(&results)
+            // Serializing up to every result is CPU work: off the async workers.
+            let text = tokio::task::spawn_blocking(move || colony_eval::to_jsonl(&results))
+                .await
+                .map_err(|e| Problem::new(ErrorCode::Internal, format!("exporting: {e}")))?
                 .map_err(|e| Problem::new(ErrorCode::Internal, e.to_string()))?;
             return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], text).into_response());
         }
         Some("csv") => {
             let results = all_results(&app, &r).await?;
             let spec = spec_of(&app, &r).await?;
-            let text = colony_eval::to_csv(&spec, &results);
+            let text = tokio::task::spawn_blocking(move || colony_eval::to_csv(&spec, &results))
+                .await
+                .map_err(|e| Problem::new(ErrorCode::Internal, format!("exporting: {e}")))?;
             return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response());
         }
         Some(other) => {

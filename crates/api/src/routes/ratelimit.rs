@@ -217,7 +217,11 @@ mod tests {
         for (t, n, k) in [("acme", "n", "k"), ("a/1:b", "c", "d"), ("t", "x/y", "")] {
             assert_eq!(colony_actors::tenant_of_key(&bucket_key(t, n, k)), Some(t));
         }
-        assert_eq!(bucket_key("acme", "n", "k"), "4:acme/1:n/k", "the wire format is kept");
+        assert_eq!(
+            bucket_key("acme", "n", "k"),
+            "4:acme/1:n/k",
+            "the wire format is kept"
+        );
     }
 
     #[test]
