@@ -287,6 +287,18 @@ impl ProviderConfig {
                             allowed,
                         });
                     }
+                    // Over plain HTTP a key may only go to a local or private address
+                    // (a model server beside the node), never in clear across the internet.
+                    let local = target.host.eq_ignore_ascii_case("localhost")
+                        || target
+                            .literal
+                            .is_some_and(|ip| crate::egress::special(ip).is_some());
+                    if target.url.scheme() == "http" && !local {
+                        return Err(ConfigError::CredentialCleartext {
+                            credential: credential.name.clone(),
+                            host,
+                        });
+                    }
                 }
                 if self.max_response_bytes == 0 {
                     return Err(param("max_response_bytes", "must be greater than zero"));
@@ -435,7 +447,16 @@ mod tests {
         let cred = Credential::new("openai", "sk-secret", ["API.example.com:443", "h:8000"]);
         assert_eq!(cred.allowed_hosts, vec!["api.example.com:443", "h:8000"]);
         let c = ProviderConfig::openai("http://h:8000/v1", "m").with_credential(cred.clone());
-        assert!(c.validate().is_ok());
+        // A named host over plain http: the key would cross the network in clear.
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::CredentialCleartext { .. })
+        ));
+        let local = Credential::new("local", "sk-local", ["127.0.0.1:8000", "localhost:8000"]);
+        for url in ["http://127.0.0.1:8000/v1", "http://localhost:8000/v1"] {
+            let ok = ProviderConfig::openai(url, "m").with_credential(local.clone());
+            assert!(ok.validate().is_ok(), "{url}");
+        }
         let shown = format!("{c:?} {cred:?}");
         assert!(!shown.contains("sk-secret"), "{shown}");
         assert!(shown.contains("openai"));
@@ -452,7 +473,8 @@ mod tests {
                 .validate()
                 .unwrap_err();
             let named = match &err {
-                ConfigError::CredentialHost { credential, .. } => credential.as_str(),
+                ConfigError::CredentialHost { credential, .. }
+                | ConfigError::CredentialCleartext { credential, .. } => credential.as_str(),
                 _ => "",
             };
             assert_eq!(named, "openai", "{url}: {err:?}");
@@ -462,12 +484,12 @@ mod tests {
             );
             assert!(!err.to_string().contains("sk-secret"));
         }
-        let default_port = Credential::new("k", "v", ["h:80"]);
-        assert!(ProviderConfig::openai("http://H:80/v1", "m")
+        let default_port = Credential::new("k", "v", ["localhost:80"]);
+        assert!(ProviderConfig::openai("http://LOCALHOST:80/v1", "m")
             .with_credential(default_port.clone())
             .validate()
             .is_ok());
-        assert!(ProviderConfig::openai("http://h/v1", "m")
+        assert!(ProviderConfig::openai("http://localhost/v1", "m")
             .with_credential(default_port)
             .validate()
             .is_ok());

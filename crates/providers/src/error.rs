@@ -44,6 +44,14 @@ pub enum ConfigError {
         /// The hosts the credential is bound to, comma-separated (`none` if empty).
         allowed: String,
     },
+    /// The credential would cross the network unencrypted (`http://` to a public host).
+    #[error("credential {credential:?} may not be sent over plain http to {host}: use https, or a local or private address")]
+    CredentialCleartext {
+        /// The credential's name.
+        credential: String,
+        /// The provider's `host:port`.
+        host: String,
+    },
     /// The provider's address is refused by the egress policy.
     #[error(transparent)]
     Egress(#[from] EgressDenied),
