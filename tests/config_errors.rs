@@ -157,6 +157,9 @@ fn data_dir_in_use_by_another_node() {
             "127.0.0.1:0",
             "--raft",
             "127.0.0.1:0",
+            // Every listener on port 0: the default 7947 may be taken on a busy machine.
+            "--cluster",
+            "127.0.0.1:0",
         ],
         &[],
         "data_dir",

@@ -155,6 +155,8 @@ pub struct EvaluationsConfig {
     pub max_reference_bytes: usize,
     /// Largest output stored and scored.
     pub max_output_bytes: usize,
+    /// Most output bytes stored for one evaluation.
+    pub max_evaluation_output_bytes: usize,
     /// Largest provider response body read.
     pub max_response_bytes: usize,
     /// Longest one case's scoring may take.
@@ -294,6 +296,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("evaluations.max_prompt_bytes", "65536"),
     ("evaluations.max_reference_bytes", "65536"),
     ("evaluations.max_output_bytes", "65536"),
+    ("evaluations.max_evaluation_output_bytes", "268435456"),
     ("evaluations.max_response_bytes", "1048576"),
     ("evaluations.score_timeout_ms", "2000"),
     ("evaluations.scoring_threads", "1"),
@@ -419,6 +422,7 @@ impl Default for Config {
                 max_prompt_bytes: 0,
                 max_reference_bytes: 0,
                 max_output_bytes: 0,
+                max_evaluation_output_bytes: 0,
                 max_response_bytes: 0,
                 score_timeout: Duration::ZERO,
                 scoring_threads: 0,
@@ -506,6 +510,9 @@ impl Config {
             }
             "evaluations.max_reference_bytes" => {
                 self.evaluations.max_reference_bytes = parse_positive(key, v)? as usize
+            }
+            "evaluations.max_evaluation_output_bytes" => {
+                self.evaluations.max_evaluation_output_bytes = parse_positive(key, v)? as usize
             }
             "evaluations.max_output_bytes" => {
                 self.evaluations.max_output_bytes = parse_positive(key, v)? as usize

@@ -112,6 +112,7 @@ async fn start_evaluator(
         limits: RunLimits {
             score_timeout: e.score_timeout,
             max_output_bytes: e.max_output_bytes,
+            max_evaluation_output_bytes: e.max_evaluation_output_bytes,
             max_response_bytes: e.max_response_bytes,
             // Half the entry cap leaves room for the proposal's own fields.
             max_checkpoint_bytes: config.raft.max_entry_bytes / 2,

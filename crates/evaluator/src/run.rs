@@ -46,6 +46,9 @@ pub struct RunLimits {
     pub score_timeout: Duration,
     /// Largest output kept and scored (longer answers are cut and marked truncated).
     pub max_output_bytes: usize,
+    /// Most output bytes stored for one whole evaluation: with many work items each
+    /// output is cut shorter (never below [`MIN_OUTPUT_BYTES`]).
+    pub max_evaluation_output_bytes: usize,
     /// Largest provider response body read.
     pub max_response_bytes: usize,
     /// Largest checkpoint proposal; bigger batches are split.
@@ -57,9 +60,22 @@ impl Default for RunLimits {
         Self {
             score_timeout: Duration::from_secs(2),
             max_output_bytes: 64 * 1024,
+            max_evaluation_output_bytes: 256 << 20,
             max_response_bytes: 1 << 20,
             max_checkpoint_bytes: 1 << 20,
         }
+    }
+}
+
+/// The shortest an output is cut to however many work items an evaluation has.
+pub const MIN_OUTPUT_BYTES: usize = 1024;
+
+impl RunLimits {
+    /// The output cap of one item of an evaluation of `total` items: the per-output cap,
+    /// lowered so all outputs together stay within the per-evaluation budget.
+    pub fn output_cap(&self, total: u32) -> usize {
+        let share = self.max_evaluation_output_bytes / (total.max(1) as usize);
+        self.max_output_bytes.min(share.max(MIN_OUTPUT_BYTES))
     }
 }
 
@@ -145,6 +161,9 @@ pub async fn run_evaluation(
     if record.epoch != epoch || record.owner != ctx.node_id || record.status.is_terminal() {
         return Ok(RunEnd::Stopped);
     }
+    // 100 000 items of 64 KiB would be 6.4 GB through Raft for one small spec.
+    let mut ctx = ctx;
+    ctx.limits.max_output_bytes = ctx.limits.output_cap(record.total);
     let validated =
         tokio::task::spawn_blocking(move || colony_eval::validate(&body, &SpecLimits::unbounded()))
             .await;
@@ -581,6 +600,15 @@ mod tests {
             cached: false,
             result: serde_json::json!({"output": "x".repeat(output_bytes)}),
         }
+    }
+
+    #[test]
+    fn outputs_are_cut_shorter_in_large_evaluations() {
+        let l = RunLimits::default();
+        assert_eq!(l.output_cap(100), 64 * 1024);
+        assert_eq!(l.output_cap(100_000), (256 << 20) / 100_000);
+        assert_eq!(l.output_cap(u32::MAX), MIN_OUTPUT_BYTES);
+        assert_eq!(l.output_cap(0), 64 * 1024);
     }
 
     #[test]
