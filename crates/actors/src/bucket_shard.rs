@@ -147,29 +147,19 @@ impl TenantCounts {
     /// Counts a new bucket of `tenant` if it has fewer than `max`; else its count.
     fn try_add(&self, tenant: &str) -> Result<(), usize> {
         let mut counts = self.lock();
-        match counts.get_mut(tenant) {
-            Some(n) if *n >= self.max => Err(*n),
-            Some(n) => {
-                *n = n.saturating_add(1);
-                Ok(())
-            }
-            None if self.max == 0 => Err(0),
-            None => {
-                counts.insert(tenant.into(), 1);
-                Ok(())
-            }
+        let n = counts.get(tenant).copied().unwrap_or(0);
+        if n >= self.max {
+            return Err(n);
         }
+        counts.insert(tenant.into(), n + 1);
+        Ok(())
     }
 
     /// Counts a bucket of `tenant` that may not be refused (it continues a state).
     fn add(&self, tenant: &str) {
         let mut counts = self.lock();
-        match counts.get_mut(tenant) {
-            Some(n) => *n = n.saturating_add(1),
-            None => {
-                counts.insert(tenant.into(), 1);
-            }
-        }
+        let n = counts.get(tenant).copied().unwrap_or(0);
+        counts.insert(tenant.into(), n.saturating_add(1));
     }
 
     /// Uncounts `n` buckets of each tenant.
