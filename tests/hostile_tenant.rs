@@ -1090,6 +1090,57 @@ fn suspending_a_tenant_cancels_its_running_evaluations() {
     assert_eq!(later["progress"]["done"], done, "{later}");
 }
 
+#[test]
+fn a_tenant_cannot_run_more_evaluations_at_once_than_its_cap() {
+    // Attack: submit evaluations without end, each within the per-spec caps, to hold every
+    // provider slot and scoring thread of the cluster.
+    let dir = temp_dir();
+    let node = Node::start_with(
+        dir.path(),
+        NodeOptions {
+            sets: vec!["evaluations.max_live_per_tenant=2".into()],
+            ..NodeOptions::default()
+        },
+    );
+    let key = tenant(&node, "acme");
+    let other = tenant(&node, "bystander");
+    let first = submit(&node, &key, &slow_spec());
+    let _second = submit(&node, &key, &slow_spec());
+    let r = node.call("POST", "/v1/evaluations", Some(&key), Some(&slow_spec()));
+    let p = r.problem(409);
+    assert!(
+        p["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("evaluations.max_live_per_tenant")),
+        "{p}"
+    );
+    let list = node.get("/v1/evaluations", Some(&key));
+    assert_eq!(
+        list.ok()["evaluations"].as_array().map(Vec::len),
+        Some(2),
+        "the refused submission left nothing behind"
+    );
+    // Another tenant is not held back by acme's cap.
+    let theirs = submit(&node, &other, &slow_spec());
+    // Once one of acme's ends there is room again.
+    node.call(
+        "POST",
+        &format!("/v1/evaluations/{first}/cancel"),
+        Some(&key),
+        None,
+    )
+    .ok();
+    wait_status(&node, &key, &first, TERMINAL);
+    submit(&node, &key, &slow_spec());
+    node.call(
+        "POST",
+        &format!("/v1/evaluations/{theirs}/cancel"),
+        Some(&other),
+        None,
+    )
+    .ok();
+}
+
 // ---------------------------------------------------------------------------------------
 // Rate limits.
 

@@ -183,6 +183,9 @@ fn fixtures() -> Vec<(String, Decode, Vec<u8>)> {
         (
             "submit_evaluation",
             Command::SubmitEvaluation {
+                // The cap is left out of the encoding when unset: these bytes are what
+                // binaries from before it wrote.
+                max_live: None,
                 record: record(),
                 spec: json!({"providers": [{"id": "echo", "kind": "builtin", "model": "echo"}],
                     "prompt": "{{q}}", "cases": [{"vars": {"q": "x"}, "reference": "x"}],

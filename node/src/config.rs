@@ -141,6 +141,8 @@ pub struct RateLimitConfig {
 pub struct EvaluationsConfig {
     /// Most cases in one evaluation spec.
     pub max_cases: usize,
+    /// Most evaluations one tenant may have queued or running at once.
+    pub max_live_per_tenant: u32,
     /// Checkpoint once this many results wait...
     pub checkpoint_every: usize,
     /// ...or once the oldest has waited this long.
@@ -289,6 +291,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("ratelimit.max_duration_ms", "86400000"),
     ("ratelimit.max_buckets_per_tenant", "100000"),
     ("evaluations.max_cases", "10000"),
+    ("evaluations.max_live_per_tenant", "32"),
     ("evaluations.checkpoint_every", "50"),
     ("evaluations.checkpoint_interval_ms", "500"),
     ("evaluations.cache", "true"),
@@ -415,6 +418,7 @@ impl Default for Config {
             },
             evaluations: EvaluationsConfig {
                 max_cases: 0,
+                max_live_per_tenant: 0,
                 checkpoint_every: 0,
                 checkpoint_interval: Duration::ZERO,
                 cache_ttl: Duration::ZERO,
@@ -505,6 +509,10 @@ impl Config {
                 self.evaluations.checkpoint_interval = parse_ms(key, v)?
             }
             "evaluations.cache" => self.evaluations.cache = parse_bool(key, v)?,
+            "evaluations.max_live_per_tenant" => {
+                self.evaluations.max_live_per_tenant = u32::try_from(parse_positive(key, v)?)
+                    .map_err(|_| ConfigError::new(key, "must be at most 4294967295"))?
+            }
             "evaluations.max_prompt_bytes" => {
                 self.evaluations.max_prompt_bytes = parse_positive(key, v)? as usize
             }

@@ -439,6 +439,7 @@ pub async fn run(config: Config, secrets: Secrets) -> Result<(), RunError> {
             lease_ttl: config.ratelimit.lease_ttl,
             spec_limits: spec_limits(&config),
             max_duration_ms: config.ratelimit.max_duration_ms,
+            max_live_evaluations: config.evaluations.max_live_per_tenant,
         }),
         sealing_key,
         eval_cache: colony_api::routes::EvalCache::default(),

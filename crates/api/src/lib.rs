@@ -44,6 +44,8 @@ pub struct ApiSettings {
     pub spec_limits: colony_eval::SpecLimits,
     /// Largest `duration_ms` of a rate-limit check item.
     pub max_duration_ms: u64,
+    /// Most evaluations one tenant may have queued or running at once.
+    pub max_live_evaluations: u32,
 }
 
 /// Whether the node is shutting down (then `/readyz` answers 503), and how far its

@@ -179,6 +179,11 @@ pub enum Command {
         /// The validated spec, as submitted; stored once, apart from the record that
         /// every checkpoint rewrites.
         spec: serde_json::Value,
+        /// Refused if the tenant already has this many evaluations queued or running.
+        /// Set only once every Raft member applies it (feature
+        /// `raft-evaluation-live-cap-v1`): an older binary would ignore it and accept.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_live: Option<u32>,
     },
     /// Record case results of an evaluation. Rejected unless `epoch` is the current
     /// assignment's; results of items already recorded are ignored (exactly once). An

@@ -66,6 +66,14 @@ impl State {
             .fold(0u64, |acc, (_, u)| acc.saturating_add(u.cost_nanos))
     }
 
+    /// How many of the tenant's evaluations are queued or running.
+    pub fn live_evaluations(&self, tenant: &str) -> usize {
+        self.evaluations
+            .values()
+            .filter(|r| r.tenant == tenant && !r.status.is_terminal())
+            .count()
+    }
+
     fn evaluation(&self, id: &str) -> Result<&EvaluationRecord, ApplyError> {
         self.evaluations
             .get(id)
@@ -77,6 +85,7 @@ impl State {
         at: u64,
         record: &EvaluationRecord,
         spec: &serde_json::Value,
+        max_live: Option<u32>,
     ) -> Result<Plan, ApplyError> {
         let tenant = self
             .tenants
@@ -90,6 +99,16 @@ impl State {
         }
         if self.evaluations.contains_key(&record.id) {
             return Err(exists("evaluation", &record.id));
+        }
+        if let Some(cap) = max_live {
+            let live = self.live_evaluations(&record.tenant);
+            if live >= cap as usize {
+                return Err(ApplyError::Conflict(format!(
+                    "tenant {:?} has {live} evaluations queued or running, the most allowed \
+                     (evaluations.max_live_per_tenant = {cap}); wait for one to end or cancel one",
+                    record.tenant
+                )));
+            }
         }
         let mut r = record.clone();
         r.status = EvaluationStatus::Queued;

@@ -594,7 +594,11 @@ impl State {
                     audit: audit("price.delete", format!("pricing/{model}"), None, json!({})),
                 }
             }
-            Command::SubmitEvaluation { record, spec } => self.plan_submit(at, record, spec)?,
+            Command::SubmitEvaluation {
+                record,
+                spec,
+                max_live,
+            } => self.plan_submit(at, record, spec, *max_live)?,
             Command::CheckpointEvaluation { id, epoch, items } => {
                 self.plan_checkpoint(at, id, *epoch, items)?
             }

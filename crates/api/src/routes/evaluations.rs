@@ -127,7 +127,15 @@ pub async fn submit(
         &app,
         &rid,
         &principal(&caller),
-        Command::SubmitEvaluation { record, spec: body },
+        Command::SubmitEvaluation {
+            record,
+            spec: body,
+            max_live: super::log_speaks(
+                &app,
+                colony_cluster::features::RAFT_EVALUATION_LIVE_CAP_V1,
+            )
+            .then_some(app.settings.max_live_evaluations),
+        },
     )
     .await?;
     let r = evaluation_output(out)?;

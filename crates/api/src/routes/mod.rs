@@ -186,18 +186,7 @@ pub(crate) async fn propose(
 /// 503 while a Raft member runs a binary that could not apply commands of `feature`
 /// (during a rolling upgrade from such a binary): nothing is proposed.
 fn log_feature_gate(app: &AppState, feature: &str) -> ApiResult<()> {
-    let status = app.raft.status();
-    let raft_members: Vec<u64> = status
-        .voters
-        .iter()
-        .chain(status.learners.iter())
-        .copied()
-        .collect();
-    let lacking = colony_cluster::features::lacking_for_log(
-        &app.membership.members(),
-        &raft_members,
-        feature,
-    );
+    let lacking = lacking_for_log(app, feature);
     if lacking.is_empty() {
         return Ok(());
     }
@@ -211,6 +200,23 @@ fn log_feature_gate(app: &AppState, feature: &str) -> ApiResult<()> {
         ),
     )
     .with_retry_after(5))
+}
+
+/// Whether every Raft member applies log entries that use `feature`.
+pub(crate) fn log_speaks(app: &AppState, feature: &str) -> bool {
+    lacking_for_log(app, feature).is_empty()
+}
+
+/// The Raft members (voters and learners) that may not apply entries using `feature`.
+fn lacking_for_log(app: &AppState, feature: &str) -> Vec<u64> {
+    let status = app.raft.status();
+    let raft_members: Vec<u64> = status
+        .voters
+        .iter()
+        .chain(status.learners.iter())
+        .copied()
+        .collect();
+    colony_cluster::features::lacking_for_log(&app.membership.members(), &raft_members, feature)
 }
 
 /// Maps a failed write to the problem the client sees.

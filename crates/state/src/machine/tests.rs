@@ -420,6 +420,7 @@ mod evaluations {
         let a = s.apply(&p(
             3,
             Command::SubmitEvaluation {
+                max_live: None,
                 spec: json!({}),
                 record: record("e1", "acme", 3),
             },
@@ -504,6 +505,7 @@ mod evaluations {
         one.apply(&p(
             3,
             Command::SubmitEvaluation {
+                max_live: None,
                 spec: json!({}),
                 record: record("e", "acme", 20),
             },
@@ -513,6 +515,7 @@ mod evaluations {
         many.apply(&p(
             3,
             Command::SubmitEvaluation {
+                max_live: None,
                 spec: json!({}),
                 record: record("e", "acme", 20),
             },
@@ -531,6 +534,7 @@ mod evaluations {
         s.apply(&p(
             3,
             Command::SubmitEvaluation {
+                max_live: None,
                 spec: json!({}),
                 record: record("e", "acme", 10),
             },
@@ -551,6 +555,7 @@ mod evaluations {
         let b = s.apply(&p(
             6,
             Command::SubmitEvaluation {
+                max_live: None,
                 spec: json!({}),
                 record: record("e2", "acme", 1),
             },
@@ -559,11 +564,54 @@ mod evaluations {
     }
 
     #[test]
+    fn a_tenant_at_its_live_evaluation_cap_is_refused_until_one_ends() {
+        let mut s = with_tenant(None);
+        let submit = |s: &mut State, at: u64, id: &str, cap: Option<u32>| {
+            s.apply(&p(
+                at,
+                Command::SubmitEvaluation {
+                    max_live: cap,
+                    spec: json!({}),
+                    record: record(id, "acme", 2),
+                },
+            ))
+        };
+        assert!(submit(&mut s, 3, "e1", Some(2)).result.is_ok());
+        assert!(submit(&mut s, 4, "e2", Some(2)).result.is_ok());
+        let refused = submit(&mut s, 5, "e3", Some(2));
+        match &refused.result {
+            Err(ApplyError::Conflict(m)) => {
+                assert!(m.contains("evaluations.max_live_per_tenant"), "{m}")
+            }
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert!(
+            !s.evaluations.contains_key("e3"),
+            "a refusal changes nothing"
+        );
+        // Without a cap (a proposal from an older binary) nothing is counted.
+        assert!(submit(&mut s, 6, "e4", None).result.is_ok());
+        // Once one ends there is room again (e1, e2 and e4 are live: cap 3 is full, 4 is not).
+        let c = s.apply(&p(
+            7,
+            Command::CancelEvaluation {
+                tenant: "acme".into(),
+                id: "e1".into(),
+            },
+        ));
+        assert!(c.result.is_ok());
+        assert_eq!(s.live_evaluations("acme"), 2);
+        assert!(submit(&mut s, 8, "e5", Some(3)).result.is_ok());
+        assert!(submit(&mut s, 9, "e6", Some(3)).result.is_err());
+    }
+
+    #[test]
     fn tenants_cannot_cancel_each_others_evaluations_and_bad_items_change_nothing() {
         let mut s = with_tenant(None);
         s.apply(&p(
             3,
             Command::SubmitEvaluation {
+                max_live: None,
                 spec: json!({}),
                 record: record("e", "acme", 2),
             },
