@@ -319,6 +319,66 @@ fn echo_evaluation_runs_to_completion_with_hand_checked_scores_paging_and_export
 }
 
 /// A spec that passes validation; the bad ones below change one thing.
+#[test]
+fn exports_of_many_results_stream_every_result_once_in_item_order() {
+    // 1234 results: the export is written 500 at a time, so this crosses two page ends.
+    let dir = temp_dir();
+    let node = Node::start(dir.path());
+    let key = tenant(&node, "acme");
+    let n = 1234;
+    let spec = json!({
+        "providers": [{"id": "echo", "kind": "builtin", "model": "echo"}],
+        "prompt": "q {{i}}",
+        "cases": (0..n).map(|i| json!({"vars": {"i": i}, "reference": format!("q {i}")})).collect::<Vec<_>>(),
+        "scorers": [{"type": "exact_match"}],
+        "concurrency": 64
+    });
+    let id = submit(&node, &key, &spec)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = wait_status(&node, &key, &id, &["completed"]);
+    assert_eq!(v["progress"]["done"], n, "{v}");
+
+    let r = node.get(
+        &format!("/v1/evaluations/{id}/results?format=jsonl"),
+        Some(&key),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let idx: Vec<u64> = r
+        .text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["case_index"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        idx,
+        (0..n as u64).collect::<Vec<_>>(),
+        "every result once, in order"
+    );
+
+    let r = node.get(
+        &format!("/v1/evaluations/{id}/results?format=csv"),
+        Some(&key),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let rows: Vec<&str> = r.text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(rows.len(), n + 1, "one header, then a row per result");
+    assert!(rows[0].starts_with("case_index,"), "{}", rows[0]);
+    assert_eq!(
+        rows.iter().filter(|r| r.starts_with("case_index,")).count(),
+        1
+    );
+    assert!(
+        rows[n].starts_with(&format!("{},0,echo,true", n - 1)),
+        "{}",
+        rows[n]
+    );
+}
+
 fn valid_spec() -> Value {
     json!({
         "providers": [{"id": "e", "kind": "builtin", "model": "echo"}],

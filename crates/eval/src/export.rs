@@ -59,6 +59,13 @@ pub fn from_jsonl(text: &str) -> Result<Vec<CaseResult>, ExportError> {
 
 /// A header row and one row per result.
 pub fn to_csv(spec: &ValidatedSpec, results: &[CaseResult]) -> String {
+    let mut out = csv_header(spec);
+    out.push_str(&csv_rows(spec, results));
+    out
+}
+
+/// The CSV header row: the fixed columns, then a value and a pass column per scorer.
+pub fn csv_header(spec: &ValidatedSpec) -> String {
     let names = spec.scorer_names();
     let mut header: Vec<String> = CSV_COLUMNS.iter().map(|c| c.to_string()).collect();
     for name in &names {
@@ -67,6 +74,14 @@ pub fn to_csv(spec: &ValidatedSpec, results: &[CaseResult]) -> String {
     }
     let mut out = String::new();
     push_row(&mut out, header.iter().map(String::as_str));
+    out
+}
+
+/// One CSV row per result, in the columns of [`csv_header`] (so an export can be written
+/// a page at a time).
+pub fn csv_rows(spec: &ValidatedSpec, results: &[CaseResult]) -> String {
+    let names = spec.scorer_names();
+    let mut out = String::new();
     for r in results {
         let opt = |v: Option<String>| v.unwrap_or_default();
         let mut row: Vec<String> = vec![
@@ -165,6 +180,23 @@ mod tests {
             "scorers": [{"type": "contains", "value": ","}, {"type": "contains", "value": "\""}]
         });
         validate(&body, &SpecLimits::default()).unwrap()
+    }
+
+    #[test]
+    fn a_csv_written_a_page_at_a_time_is_the_whole_csv() {
+        let s = spec();
+        let results: Vec<CaseResult> = (0..5u32)
+            .map(|i| {
+                let out = ProviderOutput::precomputed(&format!("out, {i}"));
+                score_case(&s, (i % 2) as usize, "a", 0, Ok(out), None).unwrap()
+            })
+            .collect();
+        let mut paged = csv_header(&s);
+        for page in results.chunks(2) {
+            paged.push_str(&csv_rows(&s, page));
+        }
+        assert_eq!(paged, to_csv(&s, &results));
+        assert_eq!(parse_csv(&paged).len(), 6);
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub use aggregate::{aggregate, Aggregate, ProviderTotals, ScorerStats};
 pub use builtin::{builtin_reply, BuiltinReply};
 pub use compare::{compare, Comparison, Statistic, OVERALL};
 pub use error::{EvalError, SpecError, SpecErrors};
-pub use export::{csv_field, from_jsonl, to_csv, to_jsonl, ExportError};
+pub use export::{csv_field, csv_header, csv_rows, from_jsonl, to_csv, to_jsonl, ExportError};
 pub use ledger::{Ledger, LedgerError};
 pub use limits::SpecLimits;
 pub use plan::{BadWorkKey, Plan, WorkItem, WorkKey};

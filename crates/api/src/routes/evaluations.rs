@@ -194,6 +194,11 @@ async fn spec_of(app: &AppState, r: &EvaluationRecord) -> ApiResult<Arc<Validate
     if let Some(spec) = app.eval_cache.spec(&r.id) {
         return Ok(spec);
     }
+    let _turn = app.eval_cache.turn().await?;
+    // Whoever held the turn before may have validated it.
+    if let Some(spec) = app.eval_cache.spec(&r.id) {
+        return Ok(spec);
+    }
     let body = stored_spec(app, r);
     let spec =
         tokio::task::spawn_blocking(move || colony_eval::validate(&body, &SpecLimits::unbounded()))
@@ -208,9 +213,24 @@ async fn spec_of(app: &AppState, r: &EvaluationRecord) -> ApiResult<Arc<Validate
 /// Bounded caches of what `GET /v1/evaluations/{id}` derives from the state: the
 /// validated spec (validated once, not on every GET) and the aggregates and comparisons
 /// as of a number of recorded items (recomputed only after a checkpoint added some).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct EvalCache {
     inner: Mutex<HashMap<String, Cached>>,
+    /// Derivations (validation, aggregation, export) running at once on this node: many
+    /// GETs at once wait here instead of each taking a blocking thread.
+    work: tokio::sync::Semaphore,
+}
+
+/// Most derivations at once (see [`EvalCache::work`]).
+const DERIVE_AT_ONCE: usize = 2;
+
+impl Default for EvalCache {
+    fn default() -> Self {
+        EvalCache {
+            inner: Mutex::default(),
+            work: tokio::sync::Semaphore::new(DERIVE_AT_ONCE),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -223,6 +243,14 @@ struct Cached {
 const EVAL_CACHE_ENTRIES: usize = 64;
 
 impl EvalCache {
+    /// A turn at deriving; waiters queue in order.
+    async fn turn(&self) -> ApiResult<tokio::sync::SemaphorePermit<'_>> {
+        self.work
+            .acquire()
+            .await
+            .map_err(|e| Problem::new(ErrorCode::Internal, format!("derivation queue: {e}")))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -275,8 +303,16 @@ pub async fn get_one(
         let (agg, cmp) = match app.eval_cache.derived(&r.id, done) {
             Some(hit) => hit,
             None => {
-                let results = all_results(&app, &r).await?;
                 let spec = spec_of(&app, &r).await?;
+                let _turn = app.eval_cache.turn().await?;
+                // One computation per checkpoint: a GET that waited for the turn may
+                // find the aggregates its predecessor computed.
+                if let Some((agg, cmp)) = app.eval_cache.derived(&r.id, done) {
+                    v["aggregates"] = agg;
+                    v["comparisons"] = cmp;
+                    return Ok(Json(v));
+                }
+                let results = all_results(&app, &r).await?;
                 let (agg, cmp) = tokio::task::spawn_blocking(move || {
                     (
                         serde_json::to_value(colony_eval::aggregate(&spec, &results))
@@ -322,21 +358,18 @@ pub async fn results(
     match q.format.as_deref() {
         None | Some("json") => {}
         Some("jsonl") => {
-            let results = all_results(&app, &r).await?;
-            // Serializing up to every result is CPU work: off the async workers.
-            let text = tokio::task::spawn_blocking(move || colony_eval::to_jsonl(&results))
-                .await
-                .map_err(|e| Problem::new(ErrorCode::Internal, format!("exporting: {e}")))?
-                .map_err(|e| Problem::new(ErrorCode::Internal, e.to_string()))?;
-            return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], text).into_response());
+            let body = export_body(app, r.id, String::new(), |page| {
+                colony_eval::to_jsonl(&page).map_err(|e| e.to_string())
+            });
+            return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response());
         }
         Some("csv") => {
-            let results = all_results(&app, &r).await?;
             let spec = spec_of(&app, &r).await?;
-            let text = tokio::task::spawn_blocking(move || colony_eval::to_csv(&spec, &results))
-                .await
-                .map_err(|e| Problem::new(ErrorCode::Internal, format!("exporting: {e}")))?;
-            return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response());
+            let head = colony_eval::csv_header(&spec);
+            let body = export_body(app, r.id, head, move |page| {
+                Ok(colony_eval::csv_rows(&spec, &page))
+            });
+            return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response());
         }
         Some(other) => {
             return Err(Problem::bad_parameter(
@@ -360,6 +393,57 @@ pub async fn results(
     let next = rows.get(limit).map(|(i, _)| *i);
     let page: Vec<Value> = rows.into_iter().take(limit).map(|(_, v)| v).collect();
     Ok(Json(json!({"results": page, "next_cursor": next})).into_response())
+}
+
+/// Results read from storage per chunk of a streamed export.
+const EXPORT_PAGE: usize = 500;
+
+/// An export streamed a page at a time: `head`, then `format` of each page of results in
+/// item order. Memory stays at one page however many results there are; formatting runs
+/// off the async workers. A storage error ends the body early (the client sees a cut-off
+/// transfer, never a partial file that looks whole) and is logged.
+fn export_body<F>(app: AppState, id: String, head: String, format: F) -> axum::body::Body
+where
+    F: Fn(Vec<CaseResult>) -> Result<String, String> + Send + Sync + 'static,
+{
+    let format = Arc::new(format);
+    let first: Option<u32> = Some(0);
+    let pages = futures_util::stream::unfold(first, move |cursor| {
+        let (app, id, format) = (app.clone(), id.clone(), format.clone());
+        async move {
+            let from = cursor?;
+            let rows = match app
+                .raft
+                .eval_results(id.clone(), from, EXPORT_PAGE + 1)
+                .await
+            {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::error!(evaluation = %id, error = %e, "export: reading results");
+                    return Some((Err(std::io::Error::other("reading results")), None));
+                }
+            };
+            let next = rows.get(EXPORT_PAGE).map(|(i, _)| *i);
+            let page: Vec<CaseResult> = rows
+                .into_iter()
+                .take(EXPORT_PAGE)
+                .filter_map(|(_, v)| serde_json::from_value::<CaseResult>(v).ok())
+                .collect();
+            match tokio::task::spawn_blocking(move || format(page)).await {
+                Ok(Ok(text)) => Some((Ok(bytes::Bytes::from(text)), next)),
+                Ok(Err(e)) => {
+                    tracing::error!(evaluation = %id, error = %e, "export: formatting");
+                    Some((Err(std::io::Error::other("formatting results")), None))
+                }
+                Err(e) => {
+                    tracing::error!(evaluation = %id, error = %e, "export: formatting task");
+                    Some((Err(std::io::Error::other("formatting results")), None))
+                }
+            }
+        }
+    });
+    let head = futures_util::stream::once(async move { Ok(bytes::Bytes::from(head)) });
+    axum::body::Body::from_stream(futures_util::StreamExt::chain(head, pages))
 }
 
 /// Cancels an evaluation (no-op once it has ended).
