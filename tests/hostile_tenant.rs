@@ -1241,6 +1241,36 @@ fn a_low_entropy_admin_token_is_refused_at_start() {
     assert!(stderr.contains("COLONY_ADMIN_TOKEN"), "{stderr}");
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn the_nodes_secrets_are_gone_from_its_proc_environ() {
+    // Attack: anything that can read the node's /proc/PID/environ (a crash dump, a debug
+    // endpoint, a process of the same user) reads the secrets the node started with, even
+    // though the node removed them from its environment.
+    let dir = temp_dir();
+    let node = Node::start_with(
+        dir.path(),
+        NodeOptions {
+            env: vec![("HOSTILE_TEST_HARMLESS".into(), "stays-visible".into())],
+            ..NodeOptions::default()
+        },
+    );
+    let environ = std::fs::read(format!("/proc/{}/environ", node.pid())).unwrap();
+    let text = String::from_utf8_lossy(&environ);
+    for secret in [ADMIN_TOKEN, CLUSTER_SECRET] {
+        assert!(!text.contains(secret), "a secret is in /proc/PID/environ");
+    }
+    // The block is still there, and other variables in it are untouched.
+    assert!(
+        text.contains("HOSTILE_TEST_HARMLESS=stays-visible"),
+        "{text}"
+    );
+    assert!(
+        text.contains("COLONY_ADMIN_TOKEN="),
+        "the name stays, its value is zeroed"
+    );
+}
+
 /// Every entry under `dir` whose mode is not 0700 (directories) or 0600 (files), and how
 /// many entries were checked.
 fn loose_modes(dir: &Path, bad: &mut Vec<String>, checked: &mut usize) {

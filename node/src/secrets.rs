@@ -194,12 +194,62 @@ fn shortest_period(chars: &[char]) -> usize {
 /// inherit them. Call it before any thread is started: changing the environment while
 /// another thread reads it is undefined behaviour on some platforms (which is why
 /// `remove_var` is `unsafe` from edition 2024).
+///
+/// On Linux it also overwrites their values in the process's initial environment block,
+/// the memory `/proc/PID/environ` shows, which `remove_var` leaves as it was (a failure
+/// there is logged, not fatal: the variables are gone from the environment either way).
 pub fn scrub_env(names: &[&str]) {
-    for name in names {
-        if !name.is_empty() && !name.contains(['=', '\0']) {
-            std::env::remove_var(name);
-        }
+    let names: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| !n.is_empty() && !n.contains(['=', '\0']))
+        .collect();
+    for name in &names {
+        std::env::remove_var(name);
     }
+    #[cfg(target_os = "linux")]
+    if let Err(e) = wipe_initial_environ(&names) {
+        tracing::warn!(error = %e, "could not overwrite secrets in /proc/self/environ");
+    }
+}
+
+/// Overwrites with zeros the values of `names` in the initial environment block, from
+/// `env_start` (field 50 of `/proc/self/stat`) through `/proc/self/mem`. Only the values'
+/// bytes change: no pointer into the block is moved, and after `remove_var` nothing reads
+/// those entries any more. Returns how many values it overwrote.
+#[cfg(target_os = "linux")]
+fn wipe_initial_environ(names: &[&str]) -> std::io::Result<usize> {
+    use std::io::{Seek, SeekFrom, Write};
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // The command name (field 2) may hold spaces and ')': fields resume after the last ')',
+    // with field 3 first.
+    let (_, rest) = stat
+        .rsplit_once(')')
+        .ok_or_else(|| bad("no ')' in /proc/self/stat"))?;
+    let env_start: u64 = rest
+        .split_whitespace()
+        .nth(50 - 3)
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| bad("no env_start in /proc/self/stat"))?;
+    let block = std::fs::read("/proc/self/environ")?;
+    let mut mem = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/self/mem")?;
+    let mut at = 0u64;
+    let mut wiped = 0;
+    for entry in block.split(|b| *b == 0) {
+        if let Some(eq) = entry.iter().position(|b| *b == b'=') {
+            let value_len = entry.len() - eq - 1;
+            if value_len > 0 && names.iter().any(|n| n.as_bytes() == &entry[..eq]) {
+                mem.seek(SeekFrom::Start(env_start + at + eq as u64 + 1))?;
+                mem.write_all(&vec![0u8; value_len])?;
+                wiped += 1;
+            }
+        }
+        at += entry.len() as u64 + 1;
+    }
+    Ok(wiped)
 }
 
 /// Keeps the data dir private to the node's user: sets the process umask to `0o077` (so
