@@ -13,8 +13,11 @@
 //! - [`ratelimit`]: `colony-bench ratelimit` and `ratelimit-memory`
 //! - [`evaluations`]: `colony-bench evaluations`, cluster-wide evaluation throughput and
 //!   the cost of Raft checkpoints
+//! - [`attacks`]: `colony-bench attacks`, the hostile-tenant attacks before and after the
+//!   defences
 //! - [`baselines`]: the Redis + Lua limiter and the bare axum handler, as subcommands
 
+mod attacks;
 mod baselines;
 mod cluster;
 mod config;
@@ -50,6 +53,10 @@ enum Command {
     /// Evaluations: cluster-wide cases per second with the builtin mock provider, at
     /// several checkpoint settings side by side (the cost of Raft checkpoints).
     Evaluations(evaluations::Args),
+    /// The hostile-tenant attacks, each against a fresh node of the current binary and of
+    /// one from before the defences, side by side: /healthz p99, peak RSS, and what
+    /// reached the attacker.
+    Attacks(attacks::Args),
     /// (Baseline process) the axum + Redis Lua token-bucket limiter.
     ServeRedisLimiter(baselines::redis_limiter::Args),
     /// (Baseline process) the bare axum handler with a constant answer.
@@ -63,6 +70,7 @@ fn main() -> ExitCode {
         Command::Ratelimit(args) => ratelimit::run(&args),
         Command::RatelimitMemory(args) => ratelimit::run_memory(&args),
         Command::Evaluations(args) => evaluations::run(&args),
+        Command::Attacks(args) => attacks::run(&args),
         Command::ServeRedisLimiter(args) => baselines::redis_limiter::run(&args),
         Command::ServeBare(args) => baselines::bare::run(&args),
     };

@@ -34,6 +34,10 @@ pub struct Spec {
     /// A command the binary is run under (e.g. `ip netns exec NS`); empty: none. It must
     /// exec the binary, so the child's pid is the node's.
     pub wrap: Vec<String>,
+    /// Environment variables set for every node besides the two secrets. [`Spec::new`]
+    /// allows egress to loopback (`COLONY_PROVIDERS_EGRESS_ALLOW`), where the mock
+    /// providers of benches and chaos runs listen.
+    pub env: Vec<(String, String)>,
 }
 
 impl Spec {
@@ -50,6 +54,10 @@ impl Spec {
             log_dir,
             sets: Vec::new(),
             wrap: Vec::new(),
+            env: vec![(
+                "COLONY_PROVIDERS_EGRESS_ALLOW".to_string(),
+                "127.0.0.0/8".to_string(),
+            )],
         }
     }
 }
@@ -189,8 +197,7 @@ impl Node {
         }
         cmd.env("COLONY_ADMIN_TOKEN", &spec.admin_token)
             .env("COLONY_CLUSTER_SECRET", &spec.cluster_secret)
-            // Mock providers of benches and chaos runs listen on loopback.
-            .env("COLONY_PROVIDERS_EGRESS_ALLOW", "127.0.0.0/8");
+            .envs(spec.env.iter().map(|(k, v)| (k, v)));
         let mut file = match &spec.log_dir {
             Some(dir) => {
                 let path = dir.join(format!("{label}.log"));
