@@ -543,7 +543,8 @@ pub fn ratelimit(ops: &[Op], faults: &[FaultEvent]) -> Check {
             if problems.is_empty() { "within the bound" } else { "BOUND EXCEEDED" }
         ),
         json!({"problems": problems, "worst": worst, "crash_bound_over_admission": crash_over,
-               "partition_over_admission": partition_over}),
+               "partition_over_admission": partition_over,
+               "uncovered_over_admission": over_total - crash_over - partition_over}),
     )
 }
 

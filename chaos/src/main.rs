@@ -9,6 +9,7 @@ mod history;
 mod nemesis;
 mod netns;
 mod report;
+mod sweep;
 mod wgl;
 mod workload;
 
@@ -66,13 +67,24 @@ struct Args {
     /// on the history and faults of an earlier report.
     #[arg(long)]
     recheck: Option<PathBuf>,
+    /// Run the scenario once for every seed of this list (`1-20`, `1,3,9-12`), each run a
+    /// child process; prints a table of every run's checkers and exits 1 if any failed.
+    #[arg(long, conflicts_with_all = ["recheck", "seed"])]
+    sweep: Option<String>,
+    /// With `--sweep`: runs per seed.
+    #[arg(long, default_value_t = 1, requires = "sweep")]
+    repeat: u32,
+    /// With `--sweep`: where failing runs' reports, timelines, logs and output are kept.
+    #[arg(long, default_value = "chaos-sweep", requires = "sweep")]
+    sweep_dir: PathBuf,
 }
 
 fn main() {
     let args = Args::parse();
-    let result = match &args.recheck {
-        Some(path) => recheck(path),
-        None => run(&args),
+    let result = match (&args.recheck, &args.sweep) {
+        (Some(path), _) => recheck(path),
+        (None, Some(seeds)) => run_sweep(&args, seeds),
+        (None, None) => run(&args),
     };
     match result {
         Ok(true) => {}
@@ -129,6 +141,25 @@ impl Setup<'_> {
         });
         Ok(v)
     }
+}
+
+/// `--sweep`: the scenario on every seed, `--repeat` times each.
+fn run_sweep(args: &Args, seeds: &str) -> Result<bool> {
+    let seeds = sweep::parse_seeds(seeds)?;
+    if args.repeat == 0 {
+        bail!("--repeat must be at least 1");
+    }
+    let base = sweep::Base {
+        scenario: args.scenario.clone(),
+        duration: humantime::format_duration(args.duration).to_string(),
+        nodes: args.nodes,
+        colony: args.colony.clone(),
+        net: args.net.clone(),
+        upgrade_to: args.upgrade_to.clone(),
+    };
+    let results = sweep::run(&base, &seeds, args.repeat, &args.sweep_dir)?;
+    print!("{}", sweep::table(&args.scenario, &results));
+    Ok(results.iter().all(sweep::RunResult::passed))
 }
 
 /// The history checkers on an earlier report.

@@ -169,13 +169,78 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// One legend entry of the timeline.
+#[derive(Debug, Clone, Copy)]
+enum Legend {
+    /// A line of this colour, then text.
+    Line(&'static str, &'static str),
+    /// A bar of this colour, then text.
+    Bar(&'static str, &'static str),
+    /// Text only.
+    Text(&'static str),
+}
+
+/// Width of a legend swatch.
+const SWATCH: f64 = 20.0;
+
+/// Height of a legend row.
+const LEGEND_ROW: f64 = 16.0;
+
+/// Space between legend entries.
+const LEGEND_GAP: f64 = 24.0;
+
+/// Estimated width of one character at the timeline's 11 px sans-serif (generous: most
+/// fonts average 5.5-6.2 px; an overestimate only wraps earlier).
+const CHAR_WIDTH: f64 = 6.6;
+
+impl Legend {
+    fn width(self) -> f64 {
+        let chars = |t: &str| t.chars().count() as f64 * CHAR_WIDTH;
+        match self {
+            Legend::Line(_, t) | Legend::Bar(_, t) => SWATCH + 4.0 + chars(t),
+            Legend::Text(t) => chars(t),
+        }
+    }
+}
+
+/// The timeline's legend.
+const LEGEND: [Legend; 4] = [
+    Legend::Line("#1565c0", "acknowledged ops/s"),
+    Legend::Line("#c62828", "failed/unknown ops/s"),
+    Legend::Bar(
+        "#d32f2f",
+        "longest gap without an acknowledged write (failover)",
+    ),
+    Legend::Text("bands: fault (dark) then recovery until convergence (light)"),
+];
+
+/// Where each legend entry of width `widths[i]` goes: (x, row), left to right from
+/// `from`, starting a new row when the next entry would pass `to`.
+fn legend_layout(widths: &[f64], from: f64, to: f64) -> Vec<(f64, usize)> {
+    let (mut x, mut row) = (from, 0);
+    let mut out = Vec::with_capacity(widths.len());
+    for &wd in widths {
+        if x > from && x + wd > to {
+            x = from;
+            row += 1;
+        }
+        out.push((x, row));
+        x += wd + LEGEND_GAP;
+    }
+    out
+}
+
 /// The SVG timeline: faults as bands (start to heal, then heal to convergence lighter),
 /// write gaps as red bars, acknowledged operations and errors per second as lines.
 pub fn svg(bins: &[Bin], faults: &[FaultEvent], gaps: &[Gap], title: &str) -> String {
-    let (w, h) = (1000.0f64, 420.0f64);
-    let (left, right, top, bottom) = (60.0, 20.0, 40.0, 60.0);
+    let w = 1000.0f64;
+    let (left, right, top, ph) = (60.0, 20.0, 40.0, 320.0);
     let pw = w - left - right;
-    let ph = h - top - bottom;
+    // The legend flows into as many rows as it needs below the axis labels.
+    let legend = legend_layout(&LEGEND.map(|e| e.width()), left, w - right);
+    let rows = legend.iter().map(|(_, r)| r + 1).max().unwrap_or(1);
+    let legend_top = top + ph + 34.0;
+    let h = legend_top + LEGEND_ROW * (rows - 1) as f64 + 20.0;
     let secs = bins.len().max(1) as f64;
     let x = |ms: f64| left + (ms / 1000.0 / secs) * pw;
     let ymax = bins
@@ -296,36 +361,71 @@ pub fn svg(bins: &[Bin], faults: &[FaultEvent], gaps: &[Gap], title: &str) -> St
             y(v) + 4.0
         );
     }
-    let ly = h - 20.0;
-    let _ = writeln!(
-        s,
-        r##"<line x1="{left}" y1="{ly}" x2="{}" y2="{ly}" stroke="#1565c0" stroke-width="2"/><text x="{}" y="{}">acknowledged ops/s</text>"##,
-        left + 20.0,
-        left + 24.0,
-        ly + 4.0
-    );
-    let _ = writeln!(
-        s,
-        r##"<line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="#c62828" stroke-width="2"/><text x="{}" y="{}">failed/unknown ops/s</text>"##,
-        left + 160.0,
-        left + 180.0,
-        left + 184.0,
-        ly + 4.0
-    );
-    let _ = writeln!(
-        s,
-        r##"<rect x="{}" y="{}" width="20" height="6" fill="#d32f2f"/><text x="{}" y="{}">longest gap without an acknowledged write (failover)</text>"##,
-        left + 320.0,
-        ly - 3.0,
-        left + 344.0,
-        ly + 4.0
-    );
-    let _ = writeln!(
-        s,
-        r##"<text x="{}" y="{}">bands: fault (dark) then recovery until convergence (light)</text>"##,
-        left + 640.0,
-        ly + 4.0
-    );
+    for (i, (entry, (ex, row))) in LEGEND.iter().zip(legend).enumerate() {
+        let ly = legend_top + LEGEND_ROW * row as f64;
+        let (text_x, text) = match entry {
+            Legend::Line(color, text) => {
+                let _ = writeln!(
+                    s,
+                    r##"<line x1="{ex:.1}" y1="{ly}" x2="{:.1}" y2="{ly}" stroke="{color}" stroke-width="2"/>"##,
+                    ex + SWATCH
+                );
+                (ex + SWATCH + 4.0, text)
+            }
+            Legend::Bar(color, text) => {
+                let _ = writeln!(
+                    s,
+                    r##"<rect x="{ex:.1}" y="{}" width="{SWATCH}" height="6" fill="{color}"/>"##,
+                    ly - 3.0
+                );
+                (ex + SWATCH + 4.0, text)
+            }
+            Legend::Text(text) => (ex, text),
+        };
+        let _ = writeln!(
+            s,
+            r##"<text x="{text_x:.1}" y="{}" data-legend="{i}">{}</text>"##,
+            ly + 4.0,
+            esc(text)
+        );
+    }
     s.push_str("</svg>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_legend_wraps_instead_of_running_past_the_edge() {
+        let widths = LEGEND.map(|e| e.width());
+        let layout = legend_layout(&widths, 60.0, 980.0);
+        for ((x, _), wd) in layout.iter().zip(widths) {
+            assert!(x + wd <= 980.0, "an entry ends at {}", x + wd);
+        }
+        assert!(layout.iter().any(|(_, row)| *row > 0), "it needs two rows");
+        // A narrow legend area gives each entry a row of its own.
+        let narrow = legend_layout(&[300.0, 300.0, 300.0], 0.0, 400.0);
+        assert_eq!(narrow, [(0.0, 0), (0.0, 1), (0.0, 2)]);
+    }
+
+    #[test]
+    fn the_svg_is_tall_enough_for_every_legend_row() {
+        let svg = svg(&[], &[], &[], "t");
+        let height: f64 = svg
+            .split("height=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        let last_text_y: f64 = svg
+            .lines()
+            .filter(|l| l.contains("data-legend"))
+            .filter_map(|l| l.split(" y=\"").nth(1)?.split('"').next()?.parse().ok())
+            .fold(0.0, f64::max);
+        assert!(last_text_y + 4.0 <= height, "{last_text_y} vs {height}");
+        assert!(svg.contains("convergence (light)</text>"), "{svg}");
+    }
 }
