@@ -108,19 +108,24 @@ impl ViewHistory {
         }
         let mut prior = Vec::new();
         // A node that just entered the view (a restart has no earlier view to go by): the
-        // key's owner while it was away is the next in rendezvous order.
+        // key's owner while it was away is the next in rendezvous order among the members
+        // that were there meanwhile. Which those were this node cannot tell (another
+        // member may have restarted with it and rank next while holding nothing), so it
+        // asks every other member in rendezvous order: the first who holds the state
+        // answers with it.
         if self
             .joined_at
             .is_some_and(|t| now.saturating_duration_since(t) <= window)
         {
-            let others: Vec<u64> = self
+            let mut others: Vec<u64> = self
                 .current
                 .iter()
                 .copied()
                 .filter(|n| *n != self.node_id)
                 .collect();
-            if let Some(o) = colony_placement::owner(key.as_bytes(), &others) {
+            while let Some(o) = colony_placement::owner(key.as_bytes(), &others) {
                 prior.push(o);
+                others.retain(|n| *n != o);
             }
         }
         // Just resumed from a stall: any other member may have served the key meanwhile.
@@ -201,7 +206,9 @@ mod tests {
         let k = key_owned_by(3, &[1, 2, 3], Some((1, &[1, 2])));
         assert!(!k.is_empty());
         let soon = t0 + Duration::from_secs(2);
-        assert_eq!(h.locate(&k, soon, W), Locate::Mine { prior: vec![1] });
+        // The old owner first; then, in rendezvous order, every other member (a node that
+        // just entered the view cannot tell who held the key meanwhile).
+        assert_eq!(h.locate(&k, soon, W), Locate::Mine { prior: vec![1, 2] });
         assert!(h.changed_within(soon, W));
         // After the window nobody is asked.
         let later = t0 + Duration::from_secs(30);
@@ -235,16 +242,39 @@ mod tests {
         h.record(vec![1, 2, 3], t0);
         let k = key_owned_by(3, &[1, 2, 3], None);
         let interim = colony_placement::owner(k.as_bytes(), &[1, 2]).unwrap_or(0);
+        let last = if interim == 1 { 2 } else { 1 };
         assert_eq!(
             h.locate(&k, t0 + Duration::from_secs(1), W),
             Locate::Mine {
-                prior: vec![interim]
+                prior: vec![interim, last]
             }
         );
         assert_eq!(
             h.locate(&k, t0 + Duration::from_secs(60), W),
             Locate::Mine { prior: vec![] }
         );
+    }
+
+    #[test]
+    fn two_nodes_restarted_together_still_find_the_interim_owner() {
+        // Chaos finding (minority seed 3): nodes 5 and 1 killed together and restarted.
+        // For a key of node 5 whose next in rendezvous order is node 1, node 1 held nothing
+        // while both were away: the interim owner was the best of 2, 3 and 4. Asking only
+        // node 1 started the bucket afresh (a whole extra limit admitted).
+        let t0 = Instant::now();
+        let mut h = ViewHistory::new(5);
+        h.record(vec![1, 2, 3, 4, 5], t0);
+        let k = key_owned_by(5, &[1, 2, 3, 4, 5], Some((1, &[1, 2, 3, 4])));
+        assert!(!k.is_empty());
+        let interim = colony_placement::owner(k.as_bytes(), &[2, 3, 4]).unwrap_or(0);
+        match h.locate(&k, t0 + Duration::from_secs(1), W) {
+            Locate::Mine { prior } => {
+                assert_eq!(prior.first(), Some(&1), "rendezvous order: {prior:?}");
+                assert!(prior.contains(&interim), "{prior:?} lacks {interim}");
+                assert_eq!(prior.len(), 4, "every other member: {prior:?}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
