@@ -1141,6 +1141,146 @@ fn a_tenant_cannot_run_more_evaluations_at_once_than_its_cap() {
     .ok();
 }
 
+#[test]
+fn a_tenant_cannot_store_evaluations_without_end() {
+    // Attack: submit and cancel in a loop (a cancelled evaluation is no longer live), so
+    // that every replica keeps each record and spec forever.
+    let dir = temp_dir();
+    let node = Node::start_with(
+        dir.path(),
+        NodeOptions {
+            sets: vec!["evaluations.max_stored_per_tenant=2".into()],
+            ..NodeOptions::default()
+        },
+    );
+    let key = tenant(&node, "acme");
+    let done = submit(&node, &key, &small_spec(2));
+    wait_status(&node, &key, &done, TERMINAL);
+    let running = submit(&node, &key, &slow_spec());
+    let refused = node.call("POST", "/v1/evaluations", Some(&key), Some(&small_spec(1)));
+    let p = refused.problem(409);
+    assert!(
+        p["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("evaluations.max_stored_per_tenant")),
+        "{p}"
+    );
+    // A running evaluation is not deleted (cancel it first); another tenant's is unseen.
+    node.call(
+        "DELETE",
+        &format!("/v1/evaluations/{running}"),
+        Some(&key),
+        None,
+    )
+    .problem(409);
+    let other = tenant(&node, "bystander");
+    node.call(
+        "DELETE",
+        &format!("/v1/evaluations/{done}"),
+        Some(&other),
+        None,
+    )
+    .problem(404);
+    // Deleting an ended one frees its place, and it is gone with its results.
+    let r = node.call(
+        "DELETE",
+        &format!("/v1/evaluations/{done}"),
+        Some(&key),
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.text);
+    node.get(&format!("/v1/evaluations/{done}"), Some(&key))
+        .problem(404);
+    node.get(&format!("/v1/evaluations/{done}/results"), Some(&key))
+        .problem(404);
+    let again = submit(&node, &key, &small_spec(1));
+    wait_status(&node, &key, &again, TERMINAL);
+    let audit = node.admin_get("/v1/audit?limit=1000");
+    assert!(audit.text.contains("evaluation.delete"), "{}", audit.text);
+    node.call(
+        "POST",
+        &format!("/v1/evaluations/{running}/cancel"),
+        Some(&key),
+        None,
+    )
+    .ok();
+}
+
+/// Starts `GET path` with `key` on a raw connection and reads only the status line and
+/// headers: the body stays unread, as a client that stops reading would leave it.
+fn open_unread(node: &Node, path: &str, key: &str) -> (std::net::TcpStream, String) {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(&node.http_addr).unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: colony\r\nAuthorization: Bearer {key}\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        conn.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    (conn, String::from_utf8_lossy(&head).into_owned())
+}
+
+#[test]
+fn a_tenant_cannot_hold_the_nodes_export_streams() {
+    // Attack: open many large exports and never read them, so that every stream (and a page
+    // of results each) stays in the node's memory and nobody else can export.
+    let dir = temp_dir();
+    let node = Node::start(dir.path());
+    let key = tenant(&node, "acme");
+    let other = tenant(&node, "bystander");
+    // 300 echoed outputs of 60 KB: an 18 MB export, more than loopback buffers hold.
+    let spec = json!({
+        "providers": [{"id": "a", "kind": "builtin", "model": "echo"}],
+        "prompt": "{{v}}".repeat(60),
+        "cases": (0..300).map(|i| json!({"vars": {"v": format!("{i:04}").repeat(250)}, "reference": "x"})).collect::<Vec<_>>(),
+        "scorers": [{"type": "exact_match"}],
+        "concurrency": 32
+    });
+    let id = submit(&node, &key, &spec);
+    let v = wait_status(&node, &key, &id, TERMINAL);
+    assert_eq!(v["status"], "completed", "{v}");
+    let path = format!("/v1/evaluations/{id}/results?format=jsonl");
+    let (first, head) = open_unread(&node, &path, &key);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (_second, head) = open_unread(&node, &path, &key);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let third = node.get(&path, Some(&key));
+    let p = third.problem(429);
+    assert!(
+        p["detail"].as_str().is_some_and(|d| d.contains("exports")),
+        "{p}"
+    );
+    // Another tenant still exports (its own evaluation).
+    let theirs = submit(&node, &other, &small_spec(2));
+    wait_status(&node, &other, &theirs, TERMINAL);
+    let r = node.get(
+        &format!("/v1/evaluations/{theirs}/results?format=jsonl"),
+        Some(&other),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Closing one stream frees its slot.
+    drop(first);
+    eventually(WAIT, "the closed stream's slot is free again", || {
+        let r = node.get(&path, Some(&key));
+        (r.status == 200).then_some(())
+    });
+}
+
+/// A short builtin evaluation of `n` cases.
+fn small_spec(n: usize) -> Value {
+    json!({
+        "providers": [{"id": "m", "kind": "builtin", "model": "mock"}],
+        "prompt": "case {{i}}",
+        "cases": (0..n).map(|i| json!({"vars": {"i": i}, "reference": format!("case {i}")})).collect::<Vec<_>>(),
+        "scorers": [{"type": "exact_match"}]
+    })
+}
+
 // ---------------------------------------------------------------------------------------
 // Rate limits.
 
@@ -1207,6 +1347,32 @@ fn a_placeholder_cluster_secret_is_refused_at_start() {
         !stderr.contains("CHANGE-ME-cluster-secret-0123456789abcdef"),
         "the refused secret is not echoed: {stderr}"
     );
+}
+
+#[test]
+fn a_cluster_secret_on_the_command_line_is_refused() {
+    // Attack: any local user reads a node's command line (ps, /proc/PID/cmdline), so a
+    // secret passed as --set cluster.secret=... is everyone's.
+    let dir = temp_dir();
+    let d = dir.path().to_str().unwrap();
+    let set = format!("cluster.secret={CLUSTER_SECRET}");
+    let (code, stderr) = run_to_exit(
+        &[
+            "node",
+            "--data-dir",
+            d,
+            "--http",
+            "127.0.0.1:0",
+            "--set",
+            &set,
+        ],
+        &[("COLONY_ADMIN_TOKEN", ADMIN_TOKEN)],
+        EXIT_WITHIN,
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--set cluster.secret"), "{stderr}");
+    assert!(stderr.contains("COLONY_CLUSTER_SECRET"), "{stderr}");
+    assert!(!stderr.contains(CLUSTER_SECRET), "not echoed: {stderr}");
 }
 
 #[test]

@@ -186,6 +186,7 @@ fn fixtures() -> Vec<(String, Decode, Vec<u8>)> {
                 // The cap is left out of the encoding when unset: these bytes are what
                 // binaries from before it wrote.
                 max_live: None,
+                max_stored: None,
                 record: record(),
                 spec: json!({"providers": [{"id": "echo", "kind": "builtin", "model": "echo"}],
                     "prompt": "{{q}}", "cases": [{"vars": {"q": "x"}, "reference": "x"}],

@@ -25,17 +25,19 @@ pub const RAFT_EVALUATIONS_V1: &str = "raft-evaluations-v1";
 /// [`RAFT_EVALUATIONS_V1`].
 pub const RAFT_CREDENTIALS_V1: &str = "raft-credentials-v1";
 
-/// `SubmitEvaluation` carries the tenant's live-evaluation cap (`max_live`), which the
-/// state machine enforces. An older binary ignores the field and would accept where a
-/// newer one refuses, so the cap is sent only once every Raft member speaks this.
-pub const RAFT_EVALUATION_LIVE_CAP_V1: &str = "raft-evaluation-live-cap-v1";
+/// A tenant's evaluation limits in the log: `SubmitEvaluation` carries the caps on live
+/// and stored evaluations (`max_live`, `max_stored`), which the state machine enforces,
+/// and `DeleteEvaluation` frees stored ones. An older binary ignores the caps (and would
+/// accept where a newer one refuses) and cannot decode the delete, so both are sent only
+/// once every Raft member speaks this.
+pub const RAFT_EVALUATION_LIMITS_V1: &str = "raft-evaluation-limits-v1";
 
 /// Every feature this binary speaks.
 pub const SUPPORTED: &[&str] = &[
     BUCKET_HANDOFF_V1,
     RAFT_EVALUATIONS_V1,
     RAFT_CREDENTIALS_V1,
-    RAFT_EVALUATION_LIVE_CAP_V1,
+    RAFT_EVALUATION_LIMITS_V1,
 ];
 
 /// The Raft members (`raft_members`: voters and learners) whose newest metadata does not

@@ -143,6 +143,8 @@ pub struct EvaluationsConfig {
     pub max_cases: usize,
     /// Most evaluations one tenant may have queued or running at once.
     pub max_live_per_tenant: u32,
+    /// Most evaluations one tenant may store, of any status.
+    pub max_stored_per_tenant: u32,
     /// Checkpoint once this many results wait...
     pub checkpoint_every: usize,
     /// ...or once the oldest has waited this long.
@@ -292,6 +294,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("ratelimit.max_buckets_per_tenant", "100000"),
     ("evaluations.max_cases", "10000"),
     ("evaluations.max_live_per_tenant", "32"),
+    ("evaluations.max_stored_per_tenant", "1000"),
     ("evaluations.checkpoint_every", "50"),
     ("evaluations.checkpoint_interval_ms", "500"),
     ("evaluations.cache", "true"),
@@ -314,6 +317,10 @@ const CREDENTIALS_ONLY_IN_FILE: &str = "operator credentials are set only in the
 
 /// Largest operator credential file read (`from_file`).
 const MAX_CREDENTIAL_FILE_BYTES: u64 = 64 * 1024;
+
+/// Keys that hold secrets: never taken from the command line (`--set`), where every local
+/// user can read them.
+pub const SECRET_KEYS: &[&str] = &["cluster.secret"];
 
 /// Environment variables that are not configuration keys but are read by the node.
 pub const OTHER_VARIABLES: &[&str] = &["COLONY_ADMIN_TOKEN", "COLONY_CONFIG"];
@@ -360,6 +367,11 @@ fn parse_positive(key: &str, v: &str) -> Result<u64, ConfigError> {
         return Err(ConfigError::new(key, "must be at least 1"));
     }
     Ok(n)
+}
+
+fn parse_positive_u32(key: &str, v: &str) -> Result<u32, ConfigError> {
+    u32::try_from(parse_positive(key, v)?)
+        .map_err(|_| ConfigError::new(key, "must be at most 4294967295"))
 }
 
 fn parse_ms(key: &str, v: &str) -> Result<Duration, ConfigError> {
@@ -419,6 +431,7 @@ impl Default for Config {
             evaluations: EvaluationsConfig {
                 max_cases: 0,
                 max_live_per_tenant: 0,
+                max_stored_per_tenant: 0,
                 checkpoint_every: 0,
                 checkpoint_interval: Duration::ZERO,
                 cache_ttl: Duration::ZERO,
@@ -510,8 +523,10 @@ impl Config {
             }
             "evaluations.cache" => self.evaluations.cache = parse_bool(key, v)?,
             "evaluations.max_live_per_tenant" => {
-                self.evaluations.max_live_per_tenant = u32::try_from(parse_positive(key, v)?)
-                    .map_err(|_| ConfigError::new(key, "must be at most 4294967295"))?
+                self.evaluations.max_live_per_tenant = parse_positive_u32(key, v)?
+            }
+            "evaluations.max_stored_per_tenant" => {
+                self.evaluations.max_stored_per_tenant = parse_positive_u32(key, v)?
             }
             "evaluations.max_prompt_bytes" => {
                 self.evaluations.max_prompt_bytes = parse_positive(key, v)? as usize
@@ -1328,7 +1343,7 @@ tenants = ["acme", "globex"]
 
         let names = c.secret_env_names();
         assert!(names.contains(&var));
-        crate::secrets::scrub_env(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        let _ = crate::secrets::scrub_env(&names.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(std::env::var_os(&var).is_none());
         let e = c.load_operator_credentials().unwrap_err();
         assert_eq!(e.key, "providers.credentials[0].from_env");

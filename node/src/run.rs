@@ -178,6 +178,16 @@ pub fn load_config(args: &NodeArgs) -> Result<Config, ConfigError> {
     }
     config.apply_env(std::env::vars())?;
     for (key, value) in args.overrides() {
+        if crate::config::SECRET_KEYS.contains(&key.as_str()) {
+            return Err(ConfigError::new(
+                format!("--set {key}"),
+                format!(
+                    "a secret on the command line is visible to every local user (ps, \
+                     /proc/PID/cmdline): set {} or put it in the config file",
+                    crate::config::env_name(&key)
+                ),
+            ));
+        }
         config.set(&key, &value)?;
     }
     config.validate()?;
@@ -208,7 +218,14 @@ pub async fn run(config: Config, secrets: Secrets) -> Result<(), RunError> {
     let Secrets {
         admin_token: env_token,
         operator_credentials,
+        environ_wipe_error,
     } = secrets;
+    if let Some(e) = environ_wipe_error {
+        tracing::warn!(
+            error = %e,
+            "could not zero the secrets in /proc/self/environ (they are gone from the environment)"
+        );
+    }
     let dir = config.data_dir.clone();
     datadir::prepare(&dir)?;
     crate::secrets::restrict_data_dir(&dir).map_err(|e| {
@@ -440,6 +457,7 @@ pub async fn run(config: Config, secrets: Secrets) -> Result<(), RunError> {
             spec_limits: spec_limits(&config),
             max_duration_ms: config.ratelimit.max_duration_ms,
             max_live_evaluations: config.evaluations.max_live_per_tenant,
+            max_stored_evaluations: config.evaluations.max_stored_per_tenant,
         }),
         sealing_key,
         eval_cache: colony_api::routes::EvalCache::default(),
@@ -786,6 +804,8 @@ pub struct Secrets {
     admin_token: Option<String>,
     /// The operator's provider credentials with their values.
     operator_credentials: Vec<OperatorCredential>,
+    /// Why the secret values could not be zeroed in `/proc/self/environ`, if they could not.
+    environ_wipe_error: Option<std::io::Error>,
 }
 
 /// Reads the admin token and the operator's credentials, checks them, and removes every
@@ -807,10 +827,12 @@ pub fn take_secrets(config: &Config) -> Result<Secrets, ConfigError> {
         })
         .collect();
     let names = config.secret_env_names();
-    crate::secrets::scrub_env(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    let environ_wipe_error =
+        crate::secrets::scrub_env(&names.iter().map(String::as_str).collect::<Vec<_>>()).err();
     Ok(Secrets {
         admin_token,
         operator_credentials,
+        environ_wipe_error,
     })
 }
 

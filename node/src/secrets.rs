@@ -196,9 +196,10 @@ fn shortest_period(chars: &[char]) -> usize {
 /// `remove_var` is `unsafe` from edition 2024).
 ///
 /// On Linux it also overwrites their values in the process's initial environment block,
-/// the memory `/proc/PID/environ` shows, which `remove_var` leaves as it was (a failure
-/// there is logged, not fatal: the variables are gone from the environment either way).
-pub fn scrub_env(names: &[&str]) {
+/// the memory `/proc/PID/environ` shows, which `remove_var` leaves as it was; it returns
+/// how many values it overwrote there, or why it could not (for the caller to log once
+/// logging runs: the variables are gone from the environment either way).
+pub fn scrub_env(names: &[&str]) -> std::io::Result<usize> {
     let names: Vec<&str> = names
         .iter()
         .copied()
@@ -208,9 +209,9 @@ pub fn scrub_env(names: &[&str]) {
         std::env::remove_var(name);
     }
     #[cfg(target_os = "linux")]
-    if let Err(e) = wipe_initial_environ(&names) {
-        tracing::warn!(error = %e, "could not overwrite secrets in /proc/self/environ");
-    }
+    return wipe_initial_environ(&names);
+    #[cfg(not(target_os = "linux"))]
+    Ok(0)
 }
 
 /// Overwrites with zeros the values of `names` in the initial environment block, from
@@ -457,7 +458,9 @@ mod tests {
     fn scrub_env_removes_the_variables() {
         let name = format!("COLONY_TEST_SCRUB_{}", std::process::id());
         std::env::set_var(&name, "value");
-        scrub_env(&[name.as_str(), "COLONY_TEST_SCRUB_NEVER_SET", "", "A=B"]);
+        // The variable was set after start: it is not in the initial block.
+        let wiped = scrub_env(&[name.as_str(), "COLONY_TEST_SCRUB_NEVER_SET", "", "A=B"]);
+        assert!(matches!(wiped, Ok(0)), "{wiped:?}");
         assert!(std::env::var_os(&name).is_none());
     }
 

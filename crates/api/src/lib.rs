@@ -46,6 +46,8 @@ pub struct ApiSettings {
     pub max_duration_ms: u64,
     /// Most evaluations one tenant may have queued or running at once.
     pub max_live_evaluations: u32,
+    /// Most evaluations one tenant may store (any status).
+    pub max_stored_evaluations: u32,
 }
 
 /// Whether the node is shutting down (then `/readyz` answers 503), and how far its

@@ -181,9 +181,13 @@ pub enum Command {
         spec: serde_json::Value,
         /// Refused if the tenant already has this many evaluations queued or running.
         /// Set only once every Raft member applies it (feature
-        /// `raft-evaluation-live-cap-v1`): an older binary would ignore it and accept.
+        /// `raft-evaluation-limits-v1`): an older binary would ignore it and accept.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_live: Option<u32>,
+        /// Refused if the tenant already stores this many evaluations (of any status);
+        /// set like `max_live`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_stored: Option<u32>,
     },
     /// Record case results of an evaluation. Rejected unless `epoch` is the current
     /// assignment's; results of items already recorded are ignored (exactly once). An
@@ -234,6 +238,15 @@ pub enum Command {
         tenant: String,
         /// Credential name.
         name: String,
+    },
+    /// Delete an evaluation that has ended: its record, spec and every result (its usage
+    /// stays, as billing history). Proposed only once every Raft member speaks
+    /// `raft-evaluation-limits-v1`.
+    DeleteEvaluation {
+        /// Owning tenant (a tenant can only delete its own).
+        tenant: String,
+        /// Evaluation id.
+        id: String,
     },
 }
 

@@ -66,6 +66,14 @@ impl State {
             .fold(0u64, |acc, (_, u)| acc.saturating_add(u.cost_nanos))
     }
 
+    /// How many evaluations the tenant stores, whatever their status.
+    pub fn stored_evaluations(&self, tenant: &str) -> usize {
+        self.evaluations
+            .values()
+            .filter(|r| r.tenant == tenant)
+            .count()
+    }
+
     /// How many of the tenant's evaluations are queued or running.
     pub fn live_evaluations(&self, tenant: &str) -> usize {
         self.evaluations
@@ -86,6 +94,7 @@ impl State {
         record: &EvaluationRecord,
         spec: &serde_json::Value,
         max_live: Option<u32>,
+        max_stored: Option<u32>,
     ) -> Result<Plan, ApplyError> {
         let tenant = self
             .tenants
@@ -99,6 +108,17 @@ impl State {
         }
         if self.evaluations.contains_key(&record.id) {
             return Err(exists("evaluation", &record.id));
+        }
+        if let Some(cap) = max_stored {
+            let stored = self.stored_evaluations(&record.tenant);
+            if stored >= cap as usize {
+                return Err(ApplyError::Conflict(format!(
+                    "tenant {:?} stores {stored} evaluations, the most allowed \
+                     (evaluations.max_stored_per_tenant = {cap}); delete old ones \
+                     (DELETE /v1/evaluations/{{id}})",
+                    record.tenant
+                )));
+            }
         }
         if let Some(cap) = max_live {
             let live = self.live_evaluations(&record.tenant);
@@ -322,6 +342,33 @@ impl State {
             output: CommandOutput::Evaluation(Box::new(r.clone())),
             changes: vec![Change::Evaluation(r.id.clone(), Some(r.clone()))],
             audit: audit("evaluation.cancel", &r, details),
+        })
+    }
+
+    /// Deletes an ended evaluation of `tenant` with its spec and results; one still
+    /// queued or running is refused (cancel it first).
+    pub(crate) fn plan_delete(&self, tenant: &str, id: &str) -> Result<Plan, ApplyError> {
+        let r = self
+            .evaluations
+            .get(id)
+            .filter(|r| r.tenant == tenant)
+            .ok_or_else(|| not_found("evaluation", id))?;
+        if !r.status.is_terminal() {
+            return Err(ApplyError::Conflict(format!(
+                "evaluation {id:?} is {}: cancel it before deleting it",
+                r.status.as_str()
+            )));
+        }
+        let mut changes: Vec<Change> = (0..r.total)
+            .map(|i| Change::EvalResult(r.id.clone(), i, None))
+            .collect();
+        changes.push(Change::EvalSpec(r.id.clone(), None));
+        changes.push(Change::Evaluation(r.id.clone(), None));
+        let details = json!({"status": r.status.as_str(), "items": r.total, "done": r.done.len()});
+        Ok(Plan {
+            output: CommandOutput::Deleted,
+            changes,
+            audit: audit("evaluation.delete", r, details),
         })
     }
 

@@ -598,7 +598,8 @@ impl State {
                 record,
                 spec,
                 max_live,
-            } => self.plan_submit(at, record, spec, *max_live)?,
+                max_stored,
+            } => self.plan_submit(at, record, spec, *max_live, *max_stored)?,
             Command::CheckpointEvaluation { id, epoch, items } => {
                 self.plan_checkpoint(at, id, *epoch, items)?
             }
@@ -606,6 +607,7 @@ impl State {
                 self.plan_reassign(at, id, *epoch, *owner)?
             }
             Command::CancelEvaluation { tenant, id } => self.plan_cancel(at, tenant, id)?,
+            Command::DeleteEvaluation { tenant, id } => self.plan_delete(tenant, id)?,
             Command::PutCredential { credential } => {
                 let c = credential;
                 if !self.tenants.contains_key(&c.tenant) {

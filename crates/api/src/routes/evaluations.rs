@@ -123,6 +123,7 @@ pub async fn submit(
         updated_at_ms: 0,
         finished_at_ms: None,
     };
+    let limits = super::log_speaks(&app, colony_cluster::features::RAFT_EVALUATION_LIMITS_V1);
     let out = propose(
         &app,
         &rid,
@@ -130,11 +131,8 @@ pub async fn submit(
         Command::SubmitEvaluation {
             record,
             spec: body,
-            max_live: super::log_speaks(
-                &app,
-                colony_cluster::features::RAFT_EVALUATION_LIVE_CAP_V1,
-            )
-            .then_some(app.settings.max_live_evaluations),
+            max_live: limits.then_some(app.settings.max_live_evaluations),
+            max_stored: limits.then_some(app.settings.max_stored_evaluations),
         },
     )
     .await?;
@@ -213,22 +211,62 @@ async fn spec_of(app: &AppState, r: &EvaluationRecord) -> ApiResult<Arc<Validate
 /// Bounded caches of what `GET /v1/evaluations/{id}` derives from the state: the
 /// validated spec (validated once, not on every GET) and the aggregates and comparisons
 /// as of a number of recorded items (recomputed only after a checkpoint added some).
+///
+/// It also holds the node's export slots: a streamed export keeps one for as long as its
+/// body is being sent (also to a slow reader), at most [`EXPORTS_AT_ONCE`] on the node and
+/// [`EXPORTS_PER_TENANT`] per tenant.
 #[derive(Debug)]
 pub struct EvalCache {
     inner: Mutex<HashMap<String, Cached>>,
-    /// Derivations (validation, aggregation, export) running at once on this node: many
-    /// GETs at once wait here instead of each taking a blocking thread.
+    /// Derivations (validation, aggregation) running at once on this node: many GETs at
+    /// once wait here instead of each taking a blocking thread.
     work: tokio::sync::Semaphore,
+    /// Exports being streamed on this node.
+    exports: Arc<tokio::sync::Semaphore>,
+    /// Exports being streamed per tenant.
+    exports_by_tenant: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 /// Most derivations at once (see [`EvalCache::work`]).
 const DERIVE_AT_ONCE: usize = 2;
+
+/// Longest wait for a derivation turn before answering 503.
+const DERIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Most exports streamed at once on one node.
+pub const EXPORTS_AT_ONCE: usize = 8;
+
+/// Most exports one tenant streams at once on one node.
+pub const EXPORTS_PER_TENANT: usize = 2;
 
 impl Default for EvalCache {
     fn default() -> Self {
         EvalCache {
             inner: Mutex::default(),
             work: tokio::sync::Semaphore::new(DERIVE_AT_ONCE),
+            exports: Arc::new(tokio::sync::Semaphore::new(EXPORTS_AT_ONCE)),
+            exports_by_tenant: Arc::default(),
+        }
+    }
+}
+
+/// One export's slot, held by its body stream; dropping it (the stream ended, or the
+/// client went away) frees it.
+#[derive(Debug)]
+pub struct ExportSlot {
+    _node: tokio::sync::OwnedSemaphorePermit,
+    tenant: String,
+    by_tenant: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for ExportSlot {
+    fn drop(&mut self) {
+        let mut map = self.by_tenant.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.tenant) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.tenant);
+            }
         }
     }
 }
@@ -243,12 +281,54 @@ struct Cached {
 const EVAL_CACHE_ENTRIES: usize = 64;
 
 impl EvalCache {
-    /// A turn at deriving; waiters queue in order.
+    /// A turn at deriving; waiters queue in order, for at most [`DERIVE_WAIT`] (then 503).
     async fn turn(&self) -> ApiResult<tokio::sync::SemaphorePermit<'_>> {
-        self.work
-            .acquire()
-            .await
-            .map_err(|e| Problem::new(ErrorCode::Internal, format!("derivation queue: {e}")))
+        match tokio::time::timeout(DERIVE_WAIT, self.work.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(e)) => Err(Problem::new(
+                ErrorCode::Internal,
+                format!("derivation queue: {e}"),
+            )),
+            Err(_) => Err(Problem::new(
+                ErrorCode::Unavailable,
+                "the node is busy computing other evaluations' aggregates; retry shortly",
+            )
+            .with_retry_after(2)),
+        }
+    }
+
+    /// An export slot for `tenant`, or 429 when the tenant already streams
+    /// [`EXPORTS_PER_TENANT`] exports here, or 503 when the node streams
+    /// [`EXPORTS_AT_ONCE`].
+    fn export_slot(&self, tenant: &str) -> ApiResult<ExportSlot> {
+        let mut map = self
+            .exports_by_tenant
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mine = map.get(tenant).copied().unwrap_or(0);
+        if mine >= EXPORTS_PER_TENANT {
+            return Err(Problem::new(
+                ErrorCode::TooManyRequests,
+                format!(
+                    "{mine} exports of this tenant are already being streamed from this node \
+                     (at most {EXPORTS_PER_TENANT}); wait for one to finish"
+                ),
+            )
+            .with_retry_after(5));
+        }
+        let node = self.exports.clone().try_acquire_owned().map_err(|_| {
+            Problem::new(
+                ErrorCode::Unavailable,
+                format!("this node is streaming {EXPORTS_AT_ONCE} exports; retry shortly"),
+            )
+            .with_retry_after(5)
+        })?;
+        map.insert(tenant.to_string(), mine + 1);
+        Ok(ExportSlot {
+            _node: node,
+            tenant: tenant.to_string(),
+            by_tenant: self.exports_by_tenant.clone(),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
@@ -358,15 +438,17 @@ pub async fn results(
     match q.format.as_deref() {
         None | Some("json") => {}
         Some("jsonl") => {
-            let body = export_body(app, r.id, String::new(), |page| {
+            let slot = app.eval_cache.export_slot(&caller.tenant.id)?;
+            let body = export_body(app, r.id, slot, String::new(), |page| {
                 colony_eval::to_jsonl(&page).map_err(|e| e.to_string())
             });
             return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response());
         }
         Some("csv") => {
+            let slot = app.eval_cache.export_slot(&caller.tenant.id)?;
             let spec = spec_of(&app, &r).await?;
             let head = colony_eval::csv_header(&spec);
-            let body = export_body(app, r.id, head, move |page| {
+            let body = export_body(app, r.id, slot, head, move |page| {
                 Ok(colony_eval::csv_rows(&spec, &page))
             });
             return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response());
@@ -395,22 +477,33 @@ pub async fn results(
     Ok(Json(json!({"results": page, "next_cursor": next})).into_response())
 }
 
-/// Results read from storage per chunk of a streamed export.
-const EXPORT_PAGE: usize = 500;
+/// Results read from storage per chunk of a streamed export: with outputs of at most
+/// 64 KiB, a formatted page stays within a few tens of MB even when every character
+/// needs escaping.
+const EXPORT_PAGE: usize = 100;
 
 /// An export streamed a page at a time: `head`, then `format` of each page of results in
 /// item order. Memory stays at one page however many results there are; formatting runs
-/// off the async workers. A storage error ends the body early (the client sees a cut-off
-/// transfer, never a partial file that looks whole) and is logged.
-fn export_body<F>(app: AppState, id: String, head: String, format: F) -> axum::body::Body
+/// off the async workers; `slot` is held until the body is dropped. A storage error or an
+/// unreadable stored result ends the body early (the client sees a cut-off transfer,
+/// never a partial file that looks whole) and is logged.
+fn export_body<F>(
+    app: AppState,
+    id: String,
+    slot: ExportSlot,
+    head: String,
+    format: F,
+) -> axum::body::Body
 where
     F: Fn(Vec<CaseResult>) -> Result<String, String> + Send + Sync + 'static,
 {
     let format = Arc::new(format);
+    let slot = Arc::new(slot);
     let first: Option<u32> = Some(0);
     let pages = futures_util::stream::unfold(first, move |cursor| {
-        let (app, id, format) = (app.clone(), id.clone(), format.clone());
+        let (app, id, format, slot) = (app.clone(), id.clone(), format.clone(), slot.clone());
         async move {
+            let _slot = slot;
             let from = cursor?;
             let rows = match app
                 .raft
@@ -424,11 +517,18 @@ where
                 }
             };
             let next = rows.get(EXPORT_PAGE).map(|(i, _)| *i);
-            let page: Vec<CaseResult> = rows
+            let parsed: Result<Vec<CaseResult>, _> = rows
                 .into_iter()
                 .take(EXPORT_PAGE)
-                .filter_map(|(_, v)| serde_json::from_value::<CaseResult>(v).ok())
+                .map(|(i, v)| serde_json::from_value::<CaseResult>(v).map_err(|e| (i, e)))
                 .collect();
+            let page = match parsed {
+                Ok(page) => page,
+                Err((item, e)) => {
+                    tracing::error!(evaluation = %id, item, error = %e, "export: a stored result does not parse");
+                    return Some((Err(std::io::Error::other("reading results")), None));
+                }
+            };
             match tokio::task::spawn_blocking(move || format(page)).await {
                 Ok(Ok(text)) => Some((Ok(bytes::Bytes::from(text)), next)),
                 Ok(Err(e)) => {
@@ -465,6 +565,28 @@ pub async fn cancel(
     )
     .await?;
     Ok(Json(view(&evaluation_output(out)?, None)))
+}
+
+/// Deletes one of the caller's evaluations that has ended, with its results (204); one
+/// still running is 409 (cancel it first). Its usage stays in `GET /v1/usage`.
+pub async fn delete(
+    caller: TenantCaller,
+    State(app): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    own(&app, &caller, &id)?;
+    propose(
+        &app,
+        &rid,
+        &principal(&caller),
+        Command::DeleteEvaluation {
+            tenant: caller.tenant.id.clone(),
+            id,
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Cancels any tenant's evaluation (admin): audited as done by `admin`.

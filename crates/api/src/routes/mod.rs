@@ -93,7 +93,11 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         )
         .route(
             "/v1/evaluations/{id}",
-            tenant_route(app, route::EVALUATIONS, get(evaluations::get_one)),
+            tenant_route(
+                app,
+                route::EVALUATIONS,
+                get(evaluations::get_one).delete(evaluations::delete),
+            ),
         )
         .route(
             "/v1/evaluations/{id}/results",
@@ -159,6 +163,9 @@ pub(crate) async fn propose(
             | Command::CancelEvaluation { .. }
     ) {
         log_feature_gate(app, colony_cluster::features::RAFT_EVALUATIONS_V1)?;
+    }
+    if matches!(command, Command::DeleteEvaluation { .. }) {
+        log_feature_gate(app, colony_cluster::features::RAFT_EVALUATION_LIMITS_V1)?;
     }
     if matches!(
         command,

@@ -421,6 +421,7 @@ mod evaluations {
             3,
             Command::SubmitEvaluation {
                 max_live: None,
+                max_stored: None,
                 spec: json!({}),
                 record: record("e1", "acme", 3),
             },
@@ -506,6 +507,7 @@ mod evaluations {
             3,
             Command::SubmitEvaluation {
                 max_live: None,
+                max_stored: None,
                 spec: json!({}),
                 record: record("e", "acme", 20),
             },
@@ -516,6 +518,7 @@ mod evaluations {
             3,
             Command::SubmitEvaluation {
                 max_live: None,
+                max_stored: None,
                 spec: json!({}),
                 record: record("e", "acme", 20),
             },
@@ -535,6 +538,7 @@ mod evaluations {
             3,
             Command::SubmitEvaluation {
                 max_live: None,
+                max_stored: None,
                 spec: json!({}),
                 record: record("e", "acme", 10),
             },
@@ -556,6 +560,7 @@ mod evaluations {
             6,
             Command::SubmitEvaluation {
                 max_live: None,
+                max_stored: None,
                 spec: json!({}),
                 record: record("e2", "acme", 1),
             },
@@ -571,6 +576,7 @@ mod evaluations {
                 at,
                 Command::SubmitEvaluation {
                     max_live: cap,
+                    max_stored: None,
                     spec: json!({}),
                     record: record(id, "acme", 2),
                 },
@@ -606,12 +612,72 @@ mod evaluations {
     }
 
     #[test]
+    fn a_tenant_at_its_stored_cap_deletes_ended_evaluations_to_submit_again() {
+        let mut s = with_tenant(None);
+        let submit = |s: &mut State, at: u64, id: &str| {
+            s.apply(&p(
+                at,
+                Command::SubmitEvaluation {
+                    max_live: None,
+                    max_stored: Some(2),
+                    spec: json!({}),
+                    record: record(id, "acme", 2),
+                },
+            ))
+        };
+        assert!(submit(&mut s, 3, "e1").result.is_ok());
+        assert!(submit(&mut s, 4, "e2").result.is_ok());
+        s.apply(&p(5, checkpoint("e1", 1, vec![item(0, 1), item(1, 1)])));
+        assert_eq!(s.evaluations["e1"].status, EvaluationStatus::Completed);
+        match &submit(&mut s, 6, "e3").result {
+            Err(ApplyError::Conflict(m)) => {
+                assert!(m.contains("evaluations.max_stored_per_tenant"), "{m}")
+            }
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        let delete = |s: &mut State, at: u64, tenant: &str, id: &str| {
+            s.apply(&p(
+                at,
+                Command::DeleteEvaluation {
+                    tenant: tenant.into(),
+                    id: id.into(),
+                },
+            ))
+        };
+        // Not another tenant's, not a running one.
+        assert!(matches!(
+            delete(&mut s, 7, "beta", "e1").result,
+            Err(ApplyError::NotFound { .. })
+        ));
+        assert!(matches!(
+            delete(&mut s, 8, "acme", "e2").result,
+            Err(ApplyError::Conflict(_))
+        ));
+        let d = delete(&mut s, 9, "acme", "e1");
+        assert!(d.result.is_ok());
+        assert_eq!(
+            d.audit.as_ref().map(|e| e.action.as_str()),
+            Some("evaluation.delete")
+        );
+        assert!(!s.evaluations.contains_key("e1") && !s.eval_specs.contains_key("e1"));
+        assert!(
+            d.changes
+                .iter()
+                .any(|c| matches!(c, Change::EvalResult(id, 1, None) if id == "e1")),
+            "every result goes: {:?}",
+            d.changes
+        );
+        assert!(submit(&mut s, 10, "e3").result.is_ok());
+    }
+
+    #[test]
     fn tenants_cannot_cancel_each_others_evaluations_and_bad_items_change_nothing() {
         let mut s = with_tenant(None);
         s.apply(&p(
             3,
             Command::SubmitEvaluation {
                 max_live: None,
+                max_stored: None,
                 spec: json!({}),
                 record: record("e", "acme", 2),
             },
