@@ -30,7 +30,7 @@
 //! only when a bucket is created or removed, never by a check of a live bucket.
 
 use crate::buckets::{tenant_of_key, BucketError};
-use crate::handoff::{Handoff, PullAnswer};
+use crate::handoff::{Handoff, PullAnswer, PullOutcome};
 use crate::ownership::Locate;
 use colony_ratelimit::{Algorithm, BucketState, Decision, Limit};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -70,8 +70,8 @@ pub enum ShardMsg {
         OwnedSemaphorePermit,
         RpcReplyPort<Vec<ItemResult>>,
     ),
-    /// The answer of a pull started by this shard: the state, or `None` (nobody had it).
-    Pulled(String, Option<BucketState>),
+    /// The answer of a pull started by this shard.
+    Pulled(String, PullOutcome),
     /// A new owner (`to`) asks for a key's state.
     Release(String, u64, RpcReplyPort<PullAnswer>),
     /// States handed over by an old owner; answers how many were installed.
@@ -628,8 +628,21 @@ impl ShardState {
         );
     }
 
-    fn pulled(&mut self, key: String, state: Option<BucketState>) {
+    fn pulled(&mut self, key: String, outcome: PullOutcome) {
         let waiters = self.waiting.remove(&key).unwrap_or_default();
+        let state = match outcome {
+            PullOutcome::Found(s) => Some(s),
+            PullOutcome::NotHeld => None,
+            // Someone who may hold it could not be asked: starting it here could put the
+            // bucket live in two places. The stale copy and replica stay for the next try.
+            PullOutcome::Unreachable if !self.buckets.contains_key(&key) => {
+                for w in waiters {
+                    self.answer(w.batch, w.pos, Err(BucketError::Unavailable));
+                }
+                return;
+            }
+            PullOutcome::Unreachable => None,
+        };
         let mut base = None;
         if !self.buckets.contains_key(&key) {
             self.moved.remove(&key);
@@ -652,26 +665,32 @@ impl ShardState {
         }
         let now = now_ms();
         for w in waiters {
+            let (batch, pos) = (w.batch, w.pos);
             let r = self.apply(w.item, base.take(), now);
-            let done = match self.pending.get_mut(&w.batch) {
-                Some(p) => {
-                    if let Some(slot) = p.results.get_mut(w.pos) {
-                        *slot = Some(r);
-                    }
-                    p.missing = p.missing.saturating_sub(1);
-                    p.missing == 0
-                }
-                None => false,
-            };
-            if done {
-                if let Some(p) = self.pending.remove(&w.batch) {
-                    let _ = p.reply.send(p.results.into_iter().flatten().collect());
-                }
-            }
+            self.answer(batch, pos, r);
         }
         // No waiter created it (all peeks): keep what arrived.
         if let Some(b) = base {
             self.buckets.insert(key, b);
+        }
+    }
+
+    /// Records a parked item's result; answers its batch once the batch is complete.
+    fn answer(&mut self, batch: u64, pos: usize, r: ItemResult) {
+        let done = match self.pending.get_mut(&batch) {
+            Some(p) => {
+                if let Some(slot) = p.results.get_mut(pos) {
+                    *slot = Some(r);
+                }
+                p.missing = p.missing.saturating_sub(1);
+                p.missing == 0
+            }
+            None => false,
+        };
+        if done {
+            if let Some(p) = self.pending.remove(&batch) {
+                let _ = p.reply.send(p.results.into_iter().flatten().collect());
+            }
         }
     }
 
@@ -862,7 +881,7 @@ impl Actor for BucketShard {
         let state = &mut *guard;
         match msg {
             ShardMsg::Check(items, permit, reply) => state.check(items, permit, reply, &myself),
-            ShardMsg::Pulled(key, s) => state.pulled(key, s),
+            ShardMsg::Pulled(key, outcome) => state.pulled(key, outcome),
             ShardMsg::Release(key, to, reply) => {
                 let _ = reply.send(state.release(key, to));
             }

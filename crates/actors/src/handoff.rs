@@ -82,6 +82,20 @@ pub enum PullAnswer {
     Busy,
 }
 
+/// What a pull found out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PullOutcome {
+    /// A member held the state and released it to this node.
+    Found(BucketState),
+    /// Every member asked answered that it holds none (or was down): the caller continues
+    /// from its replica or stale copy, or starts afresh.
+    NotHeld,
+    /// A live member could not be asked (no session, no answer in time) and may hold the
+    /// state: the caller must not start the bucket now (its checks get `Unavailable`,
+    /// and the next one pulls again).
+    Unreachable,
+}
+
 /// Counters of handoff and replication (metrics).
 #[derive(Debug, Default)]
 pub struct HandoffCounters {
@@ -266,37 +280,53 @@ impl Handoff {
         self.inner.view.router_of(node).map(ActorRef::from)
     }
 
-    /// Asks `candidates` (then whoever they point at) for `key`'s live state. `None` when
-    /// none has it: the caller continues from its replica or starts afresh.
-    pub async fn pull(&self, candidates: Vec<u64>, key: String) -> Option<BucketState> {
+    /// Asks `candidates` (then whoever they point at) for `key`'s live state.
+    pub async fn pull(&self, candidates: Vec<u64>, key: String) -> PullOutcome {
         // One deadline (twice the pull timeout) for the whole pull (hops, retries, waiting
         // for a session of a node that just started): the
         // checks parked on it must be answered before their callers time out.
         let deadline = Instant::now() + self.inner.config.pull_timeout * 2;
         let mut queue = candidates;
         let mut i = 0;
+        // A live member that could not be asked may hold the state (chaos finding: smoke
+        // seed 7, a node resumed from SIGSTOP renewed its identity, its sessions closed
+        // under its pulls, and it started its buckets afresh beside the live copies).
+        let mut unreached = false;
         // Bounded: a few hops of "moved" and a few "busy" answers, then give up.
         while i < queue.len() && i < 6 {
             let node = queue[i];
             i += 1;
+            let mut answered = false;
             for _ in 0..5 {
                 match self.release_at(node, &key, deadline).await {
                     Some(PullAnswer::State(s)) => {
                         self.inner.counters.pulled.fetch_add(1, Ordering::Relaxed);
-                        return Some(s);
+                        return PullOutcome::Found(s);
                     }
                     Some(PullAnswer::Moved(to)) => {
                         if to != self.inner.node_id && !queue.contains(&to) {
                             queue.push(to);
                         }
+                        answered = true;
                         break;
                     }
                     Some(PullAnswer::Busy) => tokio::time::sleep(Duration::from_millis(20)).await,
-                    Some(PullAnswer::Unknown) | None => break,
+                    Some(PullAnswer::Unknown) => {
+                        answered = true;
+                        break;
+                    }
+                    None => break,
                 }
             }
+            if !answered && self.is_alive(node) {
+                unreached = true;
+            }
         }
-        None
+        if unreached {
+            PullOutcome::Unreachable
+        } else {
+            PullOutcome::NotHeld
+        }
     }
 
     async fn release_at(&self, node: u64, key: &str, deadline: Instant) -> Option<PullAnswer> {

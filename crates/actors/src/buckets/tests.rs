@@ -126,16 +126,6 @@ impl crate::routing::ClusterView for TwoNodes {
     }
 }
 
-struct Idle;
-impl Actor for Idle {
-    type Msg = ();
-    type State = ();
-    type Arguments = ();
-    async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
-}
-
 fn key_owned_by(node: u64) -> String {
     (0..1000)
         .map(|i| format!("k{i}"))
@@ -149,7 +139,10 @@ fn remaining(r: &Result<Decision, BucketError>) -> u64 {
 
 #[tokio::test]
 async fn released_buckets_answer_moved_and_installed_or_replicated_ones_continue() {
-    let (peer, _) = Actor::spawn(None, Idle, ()).await.unwrap();
+    // Node 2 holds nothing: it answers pulls "unknown".
+    let (peer, _) = Actor::spawn(None, ServedMeanwhile, HashMap::new())
+        .await
+        .unwrap();
     let handoff = Handoff::new(
         1,
         Arc::new(TwoNodes {
@@ -298,6 +291,10 @@ impl Actor for LateOwner {
                 .collect();
             *left = left.saturating_sub(1);
             let _ = port.send(Wire(Ok(CheckReply { results })));
+        } else if let RouterMsg::Pull(Wire(Ok(req)), port) = msg {
+            // It holds no state of its own (asked while node 1 is new to the view).
+            let answers = req.keys.iter().map(|_| PullAnswer::Unknown).collect();
+            let _ = port.send(Wire(Ok(crate::router::PullReply { answers })));
         }
         Ok(())
     }
@@ -529,6 +526,78 @@ async fn after_a_stall_a_bucket_continues_from_whichever_copy_admitted_more() {
         remaining(&b.check(vec![item(&untouched, 1)]).await[0]),
         94,
         "nobody served it meanwhile: the node's own copy continues"
+    );
+    b.stop().await;
+    peer.stop(None);
+}
+
+/// Node 2 is a member but, until `up` is set, has no session (a peer whose session closed
+/// when this node renewed its identity after a stall).
+struct SessionLater {
+    peer: ractor::ActorCell,
+    up: std::sync::atomic::AtomicBool,
+}
+
+impl crate::routing::ClusterView for SessionLater {
+    fn active_members(&self) -> Vec<u64> {
+        vec![1, 2]
+    }
+    fn router_of(&self, node: u64) -> Option<ractor::ActorCell> {
+        (node == 2 && self.up.load(std::sync::atomic::Ordering::SeqCst)).then(|| self.peer.clone())
+    }
+    fn is_alive(&self, node: u64) -> bool {
+        node == 2
+    }
+}
+
+#[tokio::test]
+async fn after_a_stall_a_bucket_is_not_started_while_a_member_that_may_hold_it_is_unreachable() {
+    // Chaos finding (smoke seed 7): node 1 resumed from SIGSTOP, renewed its identity, its
+    // sessions closed under its pulls, and it started node 2's live buckets afresh here.
+    let served = key_owned_by(1);
+    let mut slot = None;
+    let it = item(&served, 30);
+    colony_ratelimit::check(
+        &mut slot,
+        it.algorithm,
+        &it.limit,
+        30,
+        crate::leases::now_ms(),
+    )
+    .unwrap();
+    let held: HashMap<_, _> = [(served.clone(), slot.unwrap())].into();
+    let (peer, _) = Actor::spawn(None, ServedMeanwhile, held).await.unwrap();
+    let view = Arc::new(SessionLater {
+        peer: peer.get_cell(),
+        up: false.into(),
+    });
+    let config = crate::HandoffConfig {
+        window: Duration::ZERO,
+        pull_timeout: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let handoff = Handoff::new(1, view.clone(), config);
+    let b = Buckets::start(BucketsConfig {
+        shards: 1,
+        handoff: Some(handoff),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(admitted(&b, &served, 5).await, 5);
+    b.mark_stale();
+    for _ in 0..2 {
+        let r = b.check(vec![item(&served, 1)]).await;
+        assert!(
+            matches!(r[0], Err(BucketError::Unavailable)),
+            "not started while node 2 cannot be asked: {r:?}"
+        );
+    }
+    view.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        remaining(&b.check(vec![item(&served, 1)]).await[0]),
+        69,
+        "once asked, node 2's copy (30 admitted) wins over the stale one (5)"
     );
     b.stop().await;
     peer.stop(None);
