@@ -476,6 +476,22 @@ impl Actor for ServedMeanwhile {
     }
 }
 
+/// Node 2's router, holding `key` after it admitted `hits` of it.
+async fn served_meanwhile(key: &str, hits: u64) -> ActorRef<crate::router::RouterMsg> {
+    let mut slot = None;
+    let it = item(key, hits);
+    colony_ratelimit::check(
+        &mut slot,
+        it.algorithm,
+        &it.limit,
+        hits,
+        crate::leases::now_ms(),
+    )
+    .unwrap();
+    let held: HashMap<_, _> = [(key.to_string(), slot.unwrap())].into();
+    Actor::spawn(None, ServedMeanwhile, held).await.unwrap().0
+}
+
 #[tokio::test]
 async fn after_a_stall_a_bucket_continues_from_whichever_copy_admitted_more() {
     let (served, untouched) = (key_owned_by(1), {
@@ -486,18 +502,7 @@ async fn after_a_stall_a_bucket_continues_from_whichever_copy_admitted_more() {
             .unwrap()
     });
     // While node 1 was paused, node 2 took `served` over and admitted 30 of it.
-    let mut slot = None;
-    let it = item(&served, 30);
-    colony_ratelimit::check(
-        &mut slot,
-        it.algorithm,
-        &it.limit,
-        30,
-        crate::leases::now_ms(),
-    )
-    .unwrap();
-    let held: HashMap<_, _> = [(served.clone(), slot.unwrap())].into();
-    let (peer, _) = Actor::spawn(None, ServedMeanwhile, held).await.unwrap();
+    let peer = served_meanwhile(&served, 30).await;
     let view = Arc::new(TwoNodes {
         peer: peer.get_cell(),
     });
@@ -555,18 +560,7 @@ async fn after_a_stall_a_bucket_is_not_started_while_a_member_that_may_hold_it_i
     // Chaos finding (smoke seed 7): node 1 resumed from SIGSTOP, renewed its identity, its
     // sessions closed under its pulls, and it started node 2's live buckets afresh here.
     let served = key_owned_by(1);
-    let mut slot = None;
-    let it = item(&served, 30);
-    colony_ratelimit::check(
-        &mut slot,
-        it.algorithm,
-        &it.limit,
-        30,
-        crate::leases::now_ms(),
-    )
-    .unwrap();
-    let held: HashMap<_, _> = [(served.clone(), slot.unwrap())].into();
-    let (peer, _) = Actor::spawn(None, ServedMeanwhile, held).await.unwrap();
+    let peer = served_meanwhile(&served, 30).await;
     let view = Arc::new(SessionLater {
         peer: peer.get_cell(),
         up: false.into(),
