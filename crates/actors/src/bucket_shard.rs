@@ -635,7 +635,12 @@ impl ShardState {
             PullOutcome::NotHeld => None,
             // Someone who may hold it could not be asked: starting it here could put the
             // bucket live in two places. The stale copy and replica stay for the next try.
-            PullOutcome::Unreachable if !self.buckets.contains_key(&key) => {
+            // Only within the handoff window of a change, join or stall: after it, nobody
+            // else can hold live state, and the key must not stay unavailable.
+            PullOutcome::Unreachable
+                if !self.buckets.contains_key(&key)
+                    && self.handoff.as_ref().is_some_and(|h| h.unsettled()) =>
+            {
                 for w in waiters {
                     self.answer(w.batch, w.pos, Err(BucketError::Unavailable));
                 }

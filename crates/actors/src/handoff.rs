@@ -64,6 +64,9 @@ impl Default for HandoffConfig {
     }
 }
 
+/// Most nodes one pull asks (members and the nodes they point at).
+const MAX_ASKED: usize = 16;
+
 /// A gap this long between two polls of the view (normally `poll_every` apart) means the
 /// node was stalled: about as long as the others take to suspect it.
 const STALL: Duration = Duration::from_secs(1);
@@ -205,6 +208,26 @@ impl Handoff {
         self.inner.enabled.load(Ordering::Relaxed)
     }
 
+    /// Records that this node resumed from a stall just now (the run loop calls it when
+    /// its polls were far apart; the buckets are marked stale with it).
+    pub fn record_stall(&self) {
+        self.inner
+            .history
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .record_stall(Instant::now());
+    }
+
+    /// Whether the node is within the handoff window of a view change, its join or a stall
+    /// (see [`crate::ownership::ViewHistory::unsettled`]).
+    pub fn unsettled(&self) -> bool {
+        self.inner
+            .history
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .unsettled(Instant::now(), self.inner.config.window)
+    }
+
     /// Where `key` lives by this node's newest view, with previous owners to ask.
     pub fn locate(&self, key: &str) -> Locate {
         {
@@ -286,14 +309,19 @@ impl Handoff {
         // for a session of a node that just started): the
         // checks parked on it must be answered before their callers time out.
         let deadline = Instant::now() + self.inner.config.pull_timeout * 2;
-        let mut queue = candidates;
+        // Members with a session first: one whose session is not up yet (it restarted
+        // with this node) waits for it and could use up the deadline of the others.
+        let (mut queue, later): (Vec<u64>, Vec<u64>) = candidates
+            .into_iter()
+            .partition(|n| self.router(*n).is_some());
+        queue.extend(later);
         let mut i = 0;
         // A live member that could not be asked may hold the state (chaos finding: smoke
         // seed 7, a node resumed from SIGSTOP renewed its identity, its sessions closed
         // under its pulls, and it started its buckets afresh beside the live copies).
         let mut unreached = false;
-        // Bounded: a few hops of "moved" and a few "busy" answers, then give up.
-        while i < queue.len() && i < 6 {
+        // Bounded: every member plus a few hops of "moved", and a few "busy" answers each.
+        while i < queue.len() && i < MAX_ASKED {
             let node = queue[i];
             i += 1;
             let mut answered = false;
@@ -321,6 +349,13 @@ impl Handoff {
             if !answered && self.is_alive(node) {
                 unreached = true;
             }
+        }
+        // Live members left unasked (over the bound) may hold it as well.
+        if queue[i.min(queue.len())..]
+            .iter()
+            .any(|n| self.is_alive(*n))
+        {
+            unreached = true;
         }
         if unreached {
             PullOutcome::Unreachable
@@ -501,11 +536,7 @@ impl Handoff {
                     stalled_ms = gap.as_millis() as u64,
                     "this node was stalled; its rate-limit buckets are reconciled with the other members before use"
                 );
-                self.inner
-                    .history
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .record_stall(Instant::now());
+                self.record_stall();
                 buckets.mark_stale();
             }
             // Also when another caller (a check, the drain) refreshed the view first.

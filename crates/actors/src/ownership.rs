@@ -159,6 +159,15 @@ impl ViewHistory {
             .last()
             .is_some_and(|(_, at)| now.saturating_duration_since(*at) <= window)
     }
+
+    /// Whether this node is within `window` of a view change, of entering the view, or of
+    /// resuming from a stall: while it is, another member may hold live state for a key
+    /// it owns, so a key must not be started while such a member cannot be asked.
+    pub fn unsettled(&self, now: Instant, window: Duration) -> bool {
+        let recent =
+            |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) <= window);
+        self.changed_within(now, window) || recent(self.joined_at) || recent(self.stalled_at)
+    }
 }
 
 #[cfg(test)]
@@ -296,6 +305,27 @@ mod tests {
         assert_eq!(
             h.locate(&k, later + Duration::from_secs(30), W),
             Locate::Mine { prior: vec![] }
+        );
+    }
+
+    #[test]
+    fn a_node_is_unsettled_only_within_the_window_of_a_change_a_join_or_a_stall() {
+        let t0 = Instant::now();
+        let mut h = ViewHistory::new(1);
+        h.record(vec![1, 2], t0);
+        assert!(h.unsettled(t0 + Duration::from_secs(1), W), "just joined");
+        let later = t0 + Duration::from_secs(60);
+        assert!(!h.unsettled(later, W));
+        h.record_stall(later);
+        assert!(
+            h.unsettled(later + Duration::from_secs(1), W),
+            "just resumed"
+        );
+        assert!(!h.unsettled(later + Duration::from_secs(30), W));
+        h.record(vec![1, 2, 3], later + Duration::from_secs(40));
+        assert!(
+            h.unsettled(later + Duration::from_secs(41), W),
+            "view changed"
         );
     }
 

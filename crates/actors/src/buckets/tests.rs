@@ -537,9 +537,9 @@ async fn after_a_stall_a_bucket_continues_from_whichever_copy_admitted_more() {
 }
 
 /// Node 2 is a member but, until `up` is set, has no session (a peer whose session closed
-/// when this node renewed its identity after a stall).
+/// when this node renewed its identity after a stall); `peer` is its router.
 struct SessionLater {
-    peer: ractor::ActorCell,
+    peer: std::sync::Mutex<ractor::ActorCell>,
     up: std::sync::atomic::AtomicBool,
 }
 
@@ -548,38 +548,57 @@ impl crate::routing::ClusterView for SessionLater {
         vec![1, 2]
     }
     fn router_of(&self, node: u64) -> Option<ractor::ActorCell> {
-        (node == 2 && self.up.load(std::sync::atomic::Ordering::SeqCst)).then(|| self.peer.clone())
+        (node == 2 && self.up.load(std::sync::atomic::Ordering::SeqCst))
+            .then(|| self.peer.lock().unwrap().clone())
     }
     fn is_alive(&self, node: u64) -> bool {
         node == 2
     }
 }
 
-#[tokio::test]
-async fn after_a_stall_a_bucket_is_not_started_while_a_member_that_may_hold_it_is_unreachable() {
-    // Chaos finding (smoke seed 7): node 1 resumed from SIGSTOP, renewed its identity, its
-    // sessions closed under its pulls, and it started node 2's live buckets afresh here.
-    let served = key_owned_by(1);
-    let peer = served_meanwhile(&served, 30).await;
+/// Node 1 owns `served` (5 admitted), then is stalled while node 2 serves it (30
+/// admitted) and comes back with node 2 unreachable. Returns the buckets, the handoff and
+/// the view (node 2 still unreachable).
+async fn stalled_with_peer_unreachable(
+    served: &str,
+    window: Duration,
+) -> (Buckets, Handoff, Arc<SessionLater>) {
+    let (empty, _) = Actor::spawn(None, ServedMeanwhile, HashMap::new())
+        .await
+        .unwrap();
     let view = Arc::new(SessionLater {
-        peer: peer.get_cell(),
-        up: false.into(),
+        peer: std::sync::Mutex::new(empty.get_cell()),
+        up: true.into(),
     });
     let config = crate::HandoffConfig {
-        window: Duration::ZERO,
+        window,
         pull_timeout: Duration::from_millis(50),
         ..Default::default()
     };
     let handoff = Handoff::new(1, view.clone(), config);
     let b = Buckets::start(BucketsConfig {
         shards: 1,
-        handoff: Some(handoff),
+        handoff: Some(handoff.clone()),
         ..Default::default()
     })
     .await
     .unwrap();
-    assert_eq!(admitted(&b, &served, 5).await, 5);
+    // Node 2 holds nothing when node 1 first uses the key.
+    assert_eq!(admitted(&b, served, 5).await, 5);
+    // Node 1 stalls; node 2 serves the key meanwhile; node 1 resumes without a session.
+    view.up.store(false, std::sync::atomic::Ordering::SeqCst);
+    *view.peer.lock().unwrap() = served_meanwhile(served, 30).await.get_cell();
     b.mark_stale();
+    handoff.record_stall();
+    (b, handoff, view)
+}
+
+#[tokio::test]
+async fn after_a_stall_a_bucket_is_not_started_while_a_member_that_may_hold_it_is_unreachable() {
+    // Chaos finding 9 (smoke seed 7): node 1 resumed from SIGSTOP, renewed its identity,
+    // its sessions closed under its pulls, and it started node 2's live buckets afresh.
+    let served = key_owned_by(1);
+    let (b, _handoff, view) = stalled_with_peer_unreachable(&served, Duration::from_secs(30)).await;
     for _ in 0..2 {
         let r = b.check(vec![item(&served, 1)]).await;
         assert!(
@@ -594,7 +613,26 @@ async fn after_a_stall_a_bucket_is_not_started_while_a_member_that_may_hold_it_i
         "once asked, node 2's copy (30 admitted) wins over the stale one (5)"
     );
     b.stop().await;
-    peer.stop(None);
+}
+
+#[tokio::test]
+async fn after_the_handoff_window_an_unreachable_member_no_longer_blocks_a_key() {
+    // Past the window nobody else can hold live state: the node's own copy continues
+    // rather than the key staying unavailable for as long as node 2 is unreachable.
+    let served = key_owned_by(1);
+    let window = Duration::from_millis(300);
+    let (b, handoff, _view) = stalled_with_peer_unreachable(&served, window).await;
+    let r = b.check(vec![item(&served, 1)]).await;
+    assert!(matches!(r[0], Err(BucketError::Unavailable)), "{r:?}");
+    while handoff.unsettled() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        remaining(&b.check(vec![item(&served, 1)]).await[0]),
+        94,
+        "the stale copy (5 admitted) continues"
+    );
+    b.stop().await;
 }
 
 /// A check of tenant `tenant`'s bucket `key`, keyed as the API keys it.
