@@ -309,13 +309,7 @@ async fn bounced_check(bounces: u32) -> Result<Decision, BucketError> {
         peer: peer.get_cell(),
     });
     let handoff = Handoff::new(1, view.clone(), crate::HandoffConfig::default());
-    let b = Buckets::start(BucketsConfig {
-        shards: 1,
-        handoff: Some(handoff),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let b = one_shard(handoff).await;
     let mine = key_owned_by(1);
     assert_eq!(admitted(&b, &mine, 1).await, 1);
     assert!(matches!(
@@ -404,13 +398,7 @@ async fn a_node_that_has_not_joined_owns_no_bucket_and_starts_none() {
     });
     let handoff = Handoff::new(1, view.clone(), crate::HandoffConfig::default());
     assert_eq!(handoff.locate("k"), crate::ownership::Locate::Unowned);
-    let b = Buckets::start(BucketsConfig {
-        shards: 1,
-        handoff: Some(handoff.clone()),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let b = one_shard(handoff.clone()).await;
     let limiter = crate::Limiter::new(1, b.clone(), view.clone(), Default::default());
     let ctx = crate::CheckContext::default();
     assert_eq!(
@@ -476,6 +464,17 @@ impl Actor for ServedMeanwhile {
     }
 }
 
+/// One shard with `handoff`.
+async fn one_shard(handoff: Handoff) -> Buckets {
+    Buckets::start(BucketsConfig {
+        shards: 1,
+        handoff: Some(handoff),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
 /// Node 2's router, holding `key` after it admitted `hits` of it.
 async fn served_meanwhile(key: &str, hits: u64) -> ActorRef<crate::router::RouterMsg> {
     let mut slot = None;
@@ -512,13 +511,7 @@ async fn after_a_stall_a_bucket_continues_from_whichever_copy_admitted_more() {
         ..Default::default()
     };
     let handoff = Handoff::new(1, view, config);
-    let b = Buckets::start(BucketsConfig {
-        shards: 1,
-        handoff: Some(handoff),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let b = one_shard(handoff).await;
     assert_eq!(admitted(&b, &served, 5).await, 5);
     assert_eq!(admitted(&b, &untouched, 5).await, 5);
     b.mark_stale();
@@ -576,13 +569,7 @@ async fn stalled_with_peer_unreachable(
         ..Default::default()
     };
     let handoff = Handoff::new(1, view.clone(), config);
-    let b = Buckets::start(BucketsConfig {
-        shards: 1,
-        handoff: Some(handoff.clone()),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let b = one_shard(handoff.clone()).await;
     // Node 2 holds nothing when node 1 first uses the key.
     assert_eq!(admitted(&b, served, 5).await, 5);
     // Node 1 stalls; node 2 serves the key meanwhile; node 1 resumes without a session.
