@@ -64,8 +64,8 @@ impl Default for HandoffConfig {
     }
 }
 
-/// Most nodes one pull asks (members and the nodes they point at).
-const MAX_ASKED: usize = 16;
+/// Nodes a pull asks beyond its candidates (the nodes "moved" answers point at).
+const MAX_HOPS: usize = 6;
 
 /// A gap this long between two polls of the view (normally `poll_every` apart) means the
 /// node was stalled: about as long as the others take to suspect it.
@@ -315,13 +315,15 @@ impl Handoff {
             .into_iter()
             .partition(|n| self.router(*n).is_some());
         queue.extend(later);
+        // Every candidate (all other members after a join or stall), plus a few hops.
+        let max_asked = queue.len() + MAX_HOPS;
         let mut i = 0;
         // A live member that could not be asked may hold the state (chaos finding: smoke
         // seed 7, a node resumed from SIGSTOP renewed its identity, its sessions closed
         // under its pulls, and it started its buckets afresh beside the live copies).
         let mut unreached = false;
         // Bounded: every member plus a few hops of "moved", and a few "busy" answers each.
-        while i < queue.len() && i < MAX_ASKED {
+        while i < queue.len() && i < max_asked {
             let node = queue[i];
             i += 1;
             let mut answered = false;

@@ -622,6 +622,47 @@ async fn after_the_handoff_window_an_unreachable_member_no_longer_blocks_a_key()
     b.stop().await;
 }
 
+/// 18 members, every one answering pulls through `peer`.
+struct ManyNodes {
+    peer: ractor::ActorCell,
+}
+
+impl crate::routing::ClusterView for ManyNodes {
+    fn active_members(&self) -> Vec<u64> {
+        (1..=18).collect()
+    }
+    fn router_of(&self, node: u64) -> Option<ractor::ActorCell> {
+        (2..=18).contains(&node).then(|| self.peer.clone())
+    }
+}
+
+#[tokio::test]
+async fn a_node_new_to_a_large_view_asks_every_member_and_then_starts_the_bucket() {
+    // Review finding: with a fixed cap of 16 asked nodes, a node just joined to an
+    // 18-member view always left live members unasked and answered every new key
+    // `Unavailable` for the whole handoff window.
+    let (peer, _) = Actor::spawn(None, ServedMeanwhile, HashMap::new())
+        .await
+        .unwrap();
+    let view = Arc::new(ManyNodes {
+        peer: peer.get_cell(),
+    });
+    let handoff = Handoff::new(1, view, crate::HandoffConfig::default());
+    let b = one_shard(handoff).await;
+    let members: Vec<u64> = (1..=18).collect();
+    let mine = (0..10_000)
+        .map(|i| format!("k{i}"))
+        .find(|k| colony_placement::owner(k.as_bytes(), &members) == Some(1))
+        .unwrap();
+    assert_eq!(
+        admitted(&b, &mine, 3).await,
+        3,
+        "nobody holds it: started here"
+    );
+    b.stop().await;
+    peer.stop(None);
+}
+
 /// A check of tenant `tenant`'s bucket `key`, keyed as the API keys it.
 fn tenant_item(tenant: &str, key: &str, limit: Limit, hits: u64) -> CheckItem {
     CheckItem {
