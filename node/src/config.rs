@@ -122,9 +122,12 @@ pub struct RateLimitConfig {
     /// Lifetime of a tenant concurrency lease that is never released (its ingress node
     /// crashed or lost the owner): the longest a lost release holds a slot.
     pub lease_ttl: Duration,
-    /// How often each owner sends changed buckets to their successor: a crashed owner's
+    /// How often each owner sends changed buckets to their successors: a crashed owner's
     /// buckets continue from a copy at most this old (plus one send).
     pub replication_interval: Duration,
+    /// How many successors keep a replica of each bucket: the owner and up to this many
+    /// less one of them may crash together with the bound above.
+    pub replicas: usize,
     /// How long after a membership change a new owner asks a bucket's previous owner for
     /// its state before starting afresh.
     pub handoff_window: Duration,
@@ -288,6 +291,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("raft.max_entry_bytes", "2097152"),
     ("ratelimit.lease_ttl_ms", "60000"),
     ("ratelimit.replication_interval_ms", "100"),
+    ("ratelimit.replicas", "2"),
     ("ratelimit.handoff_window_ms", "10000"),
     ("ratelimit.pull_timeout_ms", "500"),
     ("ratelimit.max_duration_ms", "86400000"),
@@ -361,6 +365,10 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// Most replicas per bucket: each one costs a copy of every changed bucket per
+/// replication round.
+const MAX_BUCKET_REPLICAS: u64 = 4;
+
 fn parse_positive(key: &str, v: &str) -> Result<u64, ConfigError> {
     let n = parse_u64(key, v)?;
     if n == 0 {
@@ -423,6 +431,7 @@ impl Default for Config {
             ratelimit: RateLimitConfig {
                 lease_ttl: Duration::ZERO,
                 replication_interval: Duration::ZERO,
+                replicas: 0,
                 handoff_window: Duration::ZERO,
                 pull_timeout: Duration::ZERO,
                 max_duration_ms: 0,
@@ -509,6 +518,16 @@ impl Config {
             "ratelimit.lease_ttl_ms" => self.ratelimit.lease_ttl = parse_ms(key, v)?,
             "ratelimit.replication_interval_ms" => {
                 self.ratelimit.replication_interval = parse_ms(key, v)?
+            }
+            "ratelimit.replicas" => {
+                let n = parse_positive(key, v)?;
+                if n > MAX_BUCKET_REPLICAS {
+                    return Err(ConfigError::new(
+                        key,
+                        format!("must be at most {MAX_BUCKET_REPLICAS}"),
+                    ));
+                }
+                self.ratelimit.replicas = n as usize
             }
             "ratelimit.handoff_window_ms" => self.ratelimit.handoff_window = parse_ms(key, v)?,
             "ratelimit.pull_timeout_ms" => self.ratelimit.pull_timeout = parse_ms(key, v)?,
@@ -1019,6 +1038,20 @@ mod tests {
             documented, keys,
             "configs/single.toml must list every key with its default"
         );
+    }
+
+    #[test]
+    fn bucket_replicas_are_one_to_four() {
+        let mut c = Config::default();
+        assert_eq!(c.ratelimit.replicas, 2);
+        for bad in ["0", "5", "-1", "two"] {
+            let e = c
+                .apply_toml(&format!("[ratelimit]\nreplicas = {bad:?}"), "f")
+                .unwrap_err();
+            assert_eq!(e.key, "ratelimit.replicas", "{bad}");
+        }
+        c.apply_toml("[ratelimit]\nreplicas = 4", "f").unwrap();
+        assert_eq!(c.ratelimit.replicas, 4);
     }
 
     #[test]

@@ -392,6 +392,7 @@ pub async fn run(config: Config, secrets: Secrets) -> Result<(), RunError> {
             window: config.ratelimit.handoff_window,
             pull_timeout: config.ratelimit.pull_timeout,
             replication_interval: config.ratelimit.replication_interval,
+            replicas: config.ratelimit.replicas,
             ..HandoffConfig::default()
         },
     );

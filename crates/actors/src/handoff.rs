@@ -11,12 +11,13 @@
 //!   Checks that still reach an old holder are answered "moved to N" and forwarded. So a
 //!   graceful change (a node joins, a node drains) admits nothing twice.
 //! - **Bounded loss on a crash.** Every `replication_interval` each owner sends the
-//!   buckets that changed to their successor (the next node in rendezvous order, who owns
-//!   the key if the owner dies). The successor keeps them as replicas and continues from
-//!   the replica when it becomes the owner. Over-admission after `kill -9` of an owner is
-//!   at most what that owner admitted for the key since its last replication that landed:
-//!   one interval plus the send time (100 ms by default), and never more than one
-//!   bucket's capacity.
+//!   buckets that changed to their `replicas` successors (the next nodes in rendezvous
+//!   order: the first owns the key if the owner dies, the second if both die). They keep
+//!   them as replicas, and whichever becomes the owner continues from its replica. So
+//!   over-admission after `kill -9` of an owner, or of an owner and up to `replicas - 1`
+//!   of its successors together, is at most what that owner admitted for the key since
+//!   its last replication that landed: one interval plus the send time (100 ms by
+//!   default), and never more than one bucket's capacity.
 //!
 //! Views may briefly differ between nodes; a check may then take an extra hop ("moved"),
 //! and one that keeps bouncing is answered as unavailable rather than guessed.
@@ -43,8 +44,11 @@ pub struct HandoffConfig {
     pub pull_timeout: Duration,
     /// Timeout of one push of buckets to their new owner.
     pub push_timeout: Duration,
-    /// How often changed buckets are sent to their successor.
+    /// How often changed buckets are sent to their successors.
     pub replication_interval: Duration,
+    /// How many successors keep a replica of each bucket (at least 1): the owner and up to
+    /// `replicas - 1` of them may crash together and the bucket still continues.
+    pub replicas: usize,
     /// How often the member view is polled for changes.
     pub poll_every: Duration,
     /// How long a released bucket's tombstone keeps answering "moved".
@@ -58,6 +62,7 @@ impl Default for HandoffConfig {
             pull_timeout: Duration::from_millis(500),
             push_timeout: Duration::from_secs(2),
             replication_interval: Duration::from_millis(100),
+            replicas: 2,
             poll_every: Duration::from_millis(50),
             tombstone_ttl: Duration::from_secs(30),
         }
@@ -288,7 +293,7 @@ impl Handoff {
         let me = self.inner.node_id;
         let replicating = members.contains(&me) && members.len() > 1;
         self.inner.replicating.store(replicating, Ordering::Relaxed);
-        // Successors may have changed: send every bucket once to its (new) successor.
+        // Replica holders may have changed: send every bucket once to its (new) ones.
         self.inner.resync.store(true, Ordering::Relaxed);
         let members = Arc::new(members);
         *self
@@ -477,7 +482,7 @@ impl Handoff {
     }
 
     /// Sends the buckets that changed since the last round (all of them after a view
-    /// change) to their successors.
+    /// change) to their replica holders.
     pub async fn replicate(&self, buckets: &Buckets) {
         if !self.replicating() {
             // Keep the change sets from growing while there is nobody to send them to.
@@ -492,15 +497,25 @@ impl Handoff {
         let mut by_node: HashMap<u64, Vec<(String, BucketState)>> = HashMap::new();
         {
             let h = self.inner.history.read().unwrap_or_else(|p| p.into_inner());
+            let count = self.inner.config.replicas.max(1);
             for (key, state) in changed {
-                if let Some(s) = h.successor(&key) {
-                    by_node.entry(s).or_default().push((key, state));
+                for node in h.replica_holders(&key, count) {
+                    by_node
+                        .entry(node)
+                        .or_default()
+                        .push((key.clone(), state.clone()));
                 }
             }
         }
-        for (node, list) in by_node {
-            let count = list.len() as u64;
-            let ok = self.send(node, list, Vec::new(), false).await;
+        // Concurrently: a holder that does not answer must not delay the others' copies.
+        let sends = by_node.into_iter().map(|(node, list)| {
+            let this = self.clone();
+            async move {
+                let count = list.len() as u64;
+                (count, this.send(node, list, Vec::new(), false).await)
+            }
+        });
+        for (count, ok) in futures_join_all(sends).await {
             self.count_send(ok, &self.inner.counters.replicated, count);
         }
     }

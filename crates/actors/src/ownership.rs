@@ -94,9 +94,26 @@ impl ViewHistory {
         colony_placement::owner(key.as_bytes(), &self.current).unwrap_or(self.node_id)
     }
 
-    /// The successor of `key` (who keeps its replica) in the newest view, if not this node.
+    /// The successor of `key` (who keeps its first replica) in the newest view, if not
+    /// this node.
     pub fn successor(&self, key: &str) -> Option<u64> {
         colony_placement::replica(key.as_bytes(), &self.current).filter(|n| *n != self.node_id)
+    }
+
+    /// The nodes that keep `key`'s replicas in the newest view: the `count` members that
+    /// follow its owner in rendezvous order (each becomes the owner when those ranked
+    /// before it are gone), without this node.
+    pub fn replica_holders(&self, key: &str, count: usize) -> Vec<u64> {
+        if count == 1 {
+            // The common case, allocation free.
+            return self.successor(key).into_iter().collect();
+        }
+        colony_placement::ranked(key.as_bytes(), &self.current)
+            .into_iter()
+            .skip(1)
+            .take(count)
+            .filter(|n| *n != self.node_id)
+            .collect()
     }
 
     /// Where `key` lives, and, when here, who may still hold its state: its owners in
@@ -198,6 +215,24 @@ mod tests {
             Locate::Mine { prior: vec![] }
         );
         assert_eq!(h.successor("x"), None);
+        assert_eq!(h.replica_holders("x", 2), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn replicas_go_to_the_members_that_follow_the_owner_in_rendezvous_order() {
+        let mut h = ViewHistory::new(1);
+        assert!(h.record(vec![1, 2, 3, 4, 5], Instant::now()));
+        for i in 0..50 {
+            let k = format!("k{i}");
+            let ranked = colony_placement::ranked(k.as_bytes(), &[1, 2, 3, 4, 5]);
+            let expect = |n: usize| -> Vec<u64> {
+                ranked[1..=n].iter().copied().filter(|x| *x != 1).collect()
+            };
+            assert_eq!(h.replica_holders(&k, 1), expect(1), "{k}");
+            assert_eq!(h.replica_holders(&k, 2), expect(2), "{k}");
+            // Asking for more holders than there are members gives every other member.
+            assert_eq!(h.replica_holders(&k, 9), expect(4), "{k}");
+        }
     }
 
     #[test]

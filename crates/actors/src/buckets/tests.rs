@@ -663,6 +663,126 @@ async fn a_node_new_to_a_large_view_asks_every_member_and_then_starts_the_bucket
     peer.stop(None);
 }
 
+/// Replicas received, by holder: (node, key, state).
+type Received = Arc<std::sync::Mutex<Vec<(u64, String, colony_ratelimit::BucketState)>>>;
+
+/// A member that records the replicas sent to it, and holds nothing live (it answers
+/// pulls "unknown").
+struct ReplicaHolder;
+
+impl Actor for ReplicaHolder {
+    type Msg = crate::router::RouterMsg;
+    type State = (u64, Received);
+    type Arguments = (u64, Received);
+    async fn pre_start(
+        &self,
+        _: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(args)
+    }
+    async fn handle(
+        &self,
+        _: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        (node, received): &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        use crate::router::{PullReply, RouterMsg, Wire};
+        match msg {
+            RouterMsg::Replicate(Wire(Ok(batch))) => {
+                let mut r = received.lock().unwrap();
+                r.extend(batch.buckets.into_iter().map(|b| (*node, b.key, b.state)));
+            }
+            RouterMsg::Pull(Wire(Ok(req)), port) => {
+                let answers = req.keys.iter().map(|_| PullAnswer::Unknown).collect();
+                let _ = port.send(Wire(Ok(PullReply { answers })));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Five members; node 1 is this one, the others record the replicas they get.
+struct FiveNodes {
+    holders: HashMap<u64, ractor::ActorCell>,
+}
+
+impl crate::routing::ClusterView for FiveNodes {
+    fn active_members(&self) -> Vec<u64> {
+        vec![1, 2, 3, 4, 5]
+    }
+    fn router_of(&self, node: u64) -> Option<ractor::ActorCell> {
+        self.holders.get(&node).cloned()
+    }
+}
+
+/// Which nodes got a replica of a bucket owned by node 1 after 5 hits, with `replicas`.
+async fn replica_holders_after_a_round(replicas: usize) -> (Vec<u64>, Vec<u64>) {
+    let received: Received = Arc::default();
+    let mut holders = HashMap::new();
+    for node in 2..=5 {
+        let (a, _) = Actor::spawn(None, ReplicaHolder, (node, received.clone()))
+            .await
+            .unwrap();
+        holders.insert(node, a.get_cell());
+    }
+    let cells: Vec<ractor::ActorCell> = holders.values().cloned().collect();
+    let config = crate::HandoffConfig {
+        replicas,
+        ..Default::default()
+    };
+    let handoff = Handoff::new(1, Arc::new(FiveNodes { holders }), config);
+    let b = one_shard(handoff.clone()).await;
+    let members = [1, 2, 3, 4, 5];
+    let mine = (0..10_000)
+        .map(|i| format!("k{i}"))
+        .find(|k| colony_placement::owner(k.as_bytes(), &members) == Some(1))
+        .unwrap();
+    assert_eq!(admitted(&b, &mine, 5).await, 5);
+    handoff.replicate(&b).await;
+    // Replicas are cast: wait until the expected number arrived (or give up after 5 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while received.lock().unwrap().len() < replicas && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let got = received.lock().unwrap().clone();
+    let mut nodes: Vec<u64> = got.iter().map(|(n, _, _)| *n).collect();
+    nodes.sort_unstable();
+    let mut expected = colony_placement::ranked(mine.as_bytes(), &members)[1..=replicas].to_vec();
+    expected.sort_unstable();
+    if nodes == expected {
+        for (node, key, state) in &got {
+            assert_eq!(key, &mine, "node {node} got another key");
+            // The state as sent: 5 of 100 admitted (a token bucket refills one per 600 ms).
+            let left = state
+                .peek(state.algorithm(), state.limit(), crate::leases::now_ms())
+                .map(|d| d.remaining);
+            assert!(matches!(left, Ok(95..=96)), "node {node} got {left:?} left");
+        }
+    }
+    b.stop().await;
+    for c in cells {
+        c.stop(None);
+    }
+    (nodes, expected)
+}
+
+#[tokio::test]
+async fn each_bucket_is_replicated_to_the_next_two_members_so_owner_and_successor_may_crash_together(
+) {
+    // Chaos finding 11: with one replica, on the successor, a minority crash of a bucket's
+    // owner and its successor left no copy, and the next owner started it afresh.
+    let (got, expected) = replica_holders_after_a_round(2).await;
+    assert_eq!(
+        got, expected,
+        "the two members after the owner keep a replica"
+    );
+    // `ratelimit.replicas = 1`: the successor only.
+    let (got, expected) = replica_holders_after_a_round(1).await;
+    assert_eq!(got, expected);
+}
+
 /// A check of tenant `tenant`'s bucket `key`, keyed as the API keys it.
 fn tenant_item(tenant: &str, key: &str, limit: Limit, hits: u64) -> CheckItem {
     CheckItem {
