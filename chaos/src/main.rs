@@ -238,6 +238,10 @@ fn run(args: &Args) -> Result<bool> {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
     let started = Instant::now();
+    // The history's clock on the wall, to place node log lines (e.g. identity renewals).
+    let started_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let history = Arc::new(History::new(started));
     let mut spec = Spec::new(
         bin.clone(),
@@ -446,6 +450,7 @@ fn run(args: &Args) -> Result<bool> {
         "duration_s": args.duration.as_secs_f64(),
         "passed": passed,
         "total_run_s": started.elapsed().as_secs_f64(),
+        "started_unix_ms": started_unix_ms,
         "node_ids": c.ids,
         "plan": plan,
         "faults": faults,

@@ -75,6 +75,12 @@ pub struct RunResult {
     pub uncovered_over_admission: Option<u64>,
     /// Largest write gap, seconds.
     pub worst_gap_s: Option<f64>,
+    /// Partition-like faults injected (each one healed before the run ended).
+    pub partitions: u64,
+    /// Identity renewals (a member declared Down rejoining) of every node during a
+    /// partition or until the cluster converged after its heal, counted from the node
+    /// logs: `None` when they could not be read.
+    pub identity_renewals: Option<u64>,
     /// Where its files were kept (failed runs only).
     pub kept: Option<PathBuf>,
 }
@@ -103,6 +109,12 @@ pub fn read_report(seed: u64, run: u32, code: Option<i32>, report: &Value) -> Ru
         .flatten()
         .find(|c| c["name"] == "ratelimit-over-admission")
         .and_then(|c| c["details"]["uncovered_over_admission"].as_u64());
+    let partitions = report["faults"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["kind"].as_str().is_some_and(is_partition_like))
+        .count() as u64;
     let worst_gap_s = report["write_gaps"]
         .as_array()
         .into_iter()
@@ -116,8 +128,71 @@ pub fn read_report(seed: u64, run: u32, code: Option<i32>, report: &Value) -> Ru
         checks,
         uncovered_over_admission: uncovered,
         worst_gap_s,
+        partitions,
+        identity_renewals: None,
         kept: None,
     }
+}
+
+/// Whether a fault kind (as named in a report) cuts nodes off from each other (delay and
+/// loss impair links without cutting them).
+fn is_partition_like(kind: &str) -> bool {
+    use crate::nemesis::Kind;
+    [
+        Kind::Partition,
+        Kind::PartitionMinority,
+        Kind::NetPartition,
+        Kind::NetOneWay,
+    ]
+    .iter()
+    .any(|k| k.name() == kind)
+}
+
+/// The log line a node writes when it renews its gossip identity (`cluster/src/membership`).
+const RENEWAL_LINE: &str = "rejoined with a renewed identity";
+
+/// The Unix times (ms) of the lines holding `needle` in every `*.log` file of `dir` (JSON
+/// lines with an RFC 3339 `timestamp`); `None` if the directory cannot be read.
+pub fn times_in_logs(dir: &Path, needle: &str) -> Option<Vec<u64>> {
+    let mut times = Vec::new();
+    for entry in std::fs::read_dir(dir).ok()? {
+        let path = entry.ok()?.path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let text = std::fs::read_to_string(&path).ok()?;
+            times.extend(text.lines().filter(|l| l.contains(needle)).filter_map(|l| {
+                let v: Value = serde_json::from_str(l).ok()?;
+                let t = humantime::parse_rfc3339(v["timestamp"].as_str()?).ok()?;
+                let ms = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+                u64::try_from(ms).ok()
+            }));
+        }
+    }
+    Some(times)
+}
+
+/// Of `times` (Unix ms), how many fall in a partition of `report`: from its start until
+/// the cluster converged after the heal (at least 5 s after the heal, when it never did).
+pub fn in_partitions(report: &Value, times: &[u64]) -> u64 {
+    let Some(start) = report["started_unix_ms"].as_u64() else {
+        return 0;
+    };
+    let windows: Vec<(f64, f64)> = report["faults"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["kind"].as_str().is_some_and(is_partition_like))
+        .filter_map(|f| {
+            let from = f["start_ms"].as_f64()?;
+            let heal = f["heal_ms"].as_f64()?;
+            let to = f["converged_ms"].as_f64().unwrap_or(heal + 5000.0);
+            Some((from, to.max(heal)))
+        })
+        .collect();
+    times
+        .iter()
+        .map(|t| t.saturating_sub(start) as f64)
+        .filter(|t| windows.iter().any(|(a, b)| t >= a && t <= b))
+        .count() as u64
 }
 
 /// The arguments every run gets besides its seed and output paths.
@@ -194,6 +269,8 @@ pub fn run(base: &Base, seeds: &[u64], repeat: u32, dir: &Path) -> Result<Vec<Ru
                 .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
                 .unwrap_or(Value::Null);
             let mut r = read_report(seed, run, status.code(), &parsed);
+            r.identity_renewals = times_in_logs(&here.join("logs"), RENEWAL_LINE)
+                .map(|times| in_partitions(&parsed, &times));
             if r.passed() {
                 std::fs::remove_dir_all(&here)
                     .with_context(|| format!("removing {}", here.display()))?;
@@ -228,9 +305,11 @@ pub fn table(scenario: &str, results: &[RunResult]) -> String {
     for n in &names {
         out.push_str(&format!(" {n} |"));
     }
-    out.push_str(" uncovered over-admission | worst write gap |\n|---:|---:|---|");
+    out.push_str(
+        " uncovered over-admission | worst write gap | partitions | identity renewals |\n|---:|---:|---|",
+    );
     out.push_str(&"---|".repeat(names.len()));
-    out.push_str("---:|---:|\n");
+    out.push_str("---:|---:|---:|---:|\n");
     for r in results {
         let result = match (r.passed(), r.code) {
             (true, _) => "PASS".to_string(),
@@ -247,11 +326,14 @@ pub fn table(scenario: &str, results: &[RunResult]) -> String {
             out.push_str(&format!(" {cell} |"));
         }
         out.push_str(&format!(
-            " {} | {} |\n",
+            " {} | {} | {} | {} |\n",
             r.uncovered_over_admission
                 .map_or("—".to_string(), |v| v.to_string()),
             r.worst_gap_s
-                .map_or("—".to_string(), |v| format!("{v:.1} s"))
+                .map_or("—".to_string(), |v| format!("{v:.1} s")),
+            r.partitions,
+            r.identity_renewals
+                .map_or("—".to_string(), |v| v.to_string()),
         ));
     }
     let failed = results.iter().filter(|r| !r.passed()).count();
@@ -273,8 +355,21 @@ pub fn table(scenario: &str, results: &[RunResult]) -> String {
         .iter()
         .filter_map(|r| r.worst_gap_s)
         .reduce(f64::max);
+    let partitions: u64 = results.iter().map(|r| r.partitions).sum();
+    let renewals: Option<u64> = results
+        .iter()
+        .filter(|r| r.partitions > 0)
+        .map(|r| r.identity_renewals)
+        .sum();
+    let per_partition = match (renewals, partitions) {
+        (Some(n), p) if p > 0 => format!(
+            "{:.2} ({n} in the runs with {p} partitions)",
+            n as f64 / p as f64
+        ),
+        _ => "—".to_string(),
+    };
     out.push_str(&format!(
-        "\nworst uncovered over-admission: {}; worst write gap: {}\n",
+        "\nworst uncovered over-admission: {}; worst write gap: {}; identity renewals per partition: {per_partition}\n",
         worst_over.map_or("—".to_string(), |v| v.to_string()),
         worst_gap.map_or("—".to_string(), |v| format!("{v:.1} s"))
     ));
@@ -333,7 +428,7 @@ mod tests {
         assert!(!broken.passed() && broken.checks.is_empty());
         let t = table("smoke", &[r, ok, broken]);
         assert!(
-            t.contains("| 3 | 1 | FAIL | ok | FAIL | 24 | 3.2 s |"),
+            t.contains("| 3 | 1 | FAIL | ok | FAIL | 24 | 3.2 s | 0 | — |"),
             "{t}"
         );
         assert!(t.contains("| 5 | 1 | ERROR (exit Some(2)) |"), "{t}");
@@ -342,5 +437,58 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("worst uncovered over-admission: 24"), "{t}");
+    }
+
+    #[test]
+    fn renewals_are_read_from_the_node_logs_and_counted_per_partition() {
+        let dir = std::env::temp_dir().join(format!("colony-sweep-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let line = |ts: &str| {
+            format!(
+                "{{\"timestamp\":\"{ts}\",\"fields\":{{\"message\":\"declared down by the cluster; {RENEWAL_LINE}\"}}}}\n"
+            )
+        };
+        // 2026-12-02T10:00:00Z is 1796205600000 ms.
+        std::fs::write(
+            dir.join("node-1.log"),
+            line("2026-12-02T10:00:10.5Z")
+                + "{\"timestamp\":\"x\"}\n"
+                + &line("2026-12-02T10:00:30Z"),
+        )
+        .unwrap();
+        std::fs::write(dir.join("node-2.log"), line("2026-12-02T10:00:12Z")).unwrap();
+        std::fs::write(dir.join("notes.txt"), line("2026-12-02T10:00:12Z")).unwrap();
+        let mut times = times_in_logs(&dir, RENEWAL_LINE).unwrap();
+        times.sort_unstable();
+        assert_eq!(
+            times,
+            [1_796_205_610_500, 1_796_205_612_000, 1_796_205_630_000]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(times_in_logs(&dir, RENEWAL_LINE), None);
+
+        // The run started at 10:00:00; a partition from 8 s, healed at 11 s, converged at
+        // 12.5 s; a pause from 28 s to 31 s (its renewal at 30 s is not a partition's).
+        let report = json!({
+            "started_unix_ms": 1_796_205_600_000u64,
+            "checks": [{"name": "linearizability", "ok": true}],
+            "faults": [
+                {"kind": "partition", "start_ms": 8000.0, "heal_ms": 11000.0, "converged_ms": 12500.0},
+                {"kind": "pause", "start_ms": 28000.0, "heal_ms": 31000.0, "converged_ms": 32000.0},
+                {"kind": "partition-minority", "start_ms": 40000.0, "heal_ms": 43000.0},
+                {"kind": "delay", "start_ms": 50000.0, "heal_ms": 53000.0},
+                {"kind": "net-one-way", "start_ms": 60000.0, "heal_ms": 63000.0}
+            ]
+        });
+        assert_eq!(in_partitions(&report, &times), 2);
+        let mut r = read_report(1, 1, Some(0), &report);
+        assert_eq!(r.partitions, 3);
+        r.identity_renewals = Some(6);
+        let t = table("smoke", &[r]);
+        assert!(t.contains("| 1 | 1 | PASS | ok | — | — | 3 | 6 |"), "{t}");
+        assert!(
+            t.contains("identity renewals per partition: 2.00 (6 in the runs with 3 partitions)"),
+            "{t}"
+        );
     }
 }
