@@ -436,23 +436,6 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Hits a bucket would still admit at `now_ms` under its own limit.
-fn remaining(state: &BucketState, now_ms: u64) -> u64 {
-    state
-        .peek(state.algorithm(), state.limit(), now_ms)
-        .map_or(u64::MAX, |d| d.remaining)
-}
-
-/// Of two copies of one bucket, the one that admitted more (fewer hits left now): a copy
-/// that fell behind must not hand out again what the other one already admitted.
-fn more_admitted(a: BucketState, b: BucketState, now_ms: u64) -> BucketState {
-    if remaining(&b, now_ms) < remaining(&a, now_ms) {
-        b
-    } else {
-        a
-    }
-}
-
 /// What to do with one item.
 enum Step {
     Done(ItemResult),
@@ -654,7 +637,7 @@ impl ShardState {
             let replica = self.replicas.remove(&key);
             let now = now_ms();
             let state = match (state, self.stale.remove(&key)) {
-                (Some(s), Some(own)) => Some(more_admitted(s, own, now)),
+                (Some(s), Some(own)) => Some(s.more_admitted(own, now)),
                 (s, own) => s.or(own),
             };
             base = match (state, replica) {
@@ -762,7 +745,7 @@ impl ShardState {
                 // node that was paused (declared down, its keys served elsewhere) comes
                 // back with its old copy: keep whichever has admitted more, so the hits
                 // the other owner admitted meanwhile are not forgotten.
-                if remaining(&state, now) < remaining(live, now) {
+                if state.remaining_at(now) < live.remaining_at(now) {
                     *live = state;
                 }
                 continue;
@@ -770,7 +753,7 @@ impl ShardState {
             self.moved.remove(&key);
             self.replicas.remove(&key);
             let state = match self.stale.remove(&key) {
-                Some(own) => more_admitted(state, own, now),
+                Some(own) => state.more_admitted(own, now),
                 None => state,
             };
             if replicating {
@@ -798,7 +781,7 @@ impl ShardState {
         for k in gone {
             if let Some(own) = self.stale.remove(&k) {
                 let keep = match self.buckets.remove(&k) {
-                    Some(live) => more_admitted(live, own, now_ms()),
+                    Some(live) => live.more_admitted(own, now_ms()),
                     None => own,
                 };
                 self.buckets.insert(k, keep);

@@ -314,12 +314,23 @@ impl Handoff {
         // for a session of a node that just started): the
         // checks parked on it must be answered before their callers time out.
         let deadline = Instant::now() + self.inner.config.pull_timeout * 2;
+        // The caller's order is the preference (rendezvous order after a join): a node
+        // holding only a replica (a copy that may be behind) ranks after the live holder.
+        let rank_of = |n: u64| {
+            candidates
+                .iter()
+                .position(|c| *c == n)
+                .unwrap_or(usize::MAX)
+        };
         // Members with a session first: one whose session is not up yet (it restarted
         // with this node) waits for it and could use up the deadline of the others.
         let (mut queue, later): (Vec<u64>, Vec<u64>) = candidates
-            .into_iter()
+            .iter()
+            .copied()
             .partition(|n| self.router(*n).is_some());
         queue.extend(later);
+        // A state found so far, and the rank of the best-ranked node that gave one.
+        let mut found: Option<(BucketState, usize)> = None;
         // Every candidate (all other members after a join or stall), plus a few hops.
         let max_asked = queue.len() + MAX_HOPS;
         let mut i = 0;
@@ -331,12 +342,34 @@ impl Handoff {
         while i < queue.len() && i < max_asked {
             let node = queue[i];
             i += 1;
+            if found.as_ref().is_some_and(|(_, r)| rank_of(node) >= *r) {
+                // Ranks after a node that answered: it can only hold an older copy.
+                continue;
+            }
             let mut answered = false;
             for _ in 0..5 {
                 match self.release_at(node, &key, deadline).await {
                     Some(PullAnswer::State(s)) => {
                         self.inner.counters.pulled.fetch_add(1, Ordering::Relaxed);
-                        return PullOutcome::Found(s);
+                        let rank = rank_of(node);
+                        if rank == 0 {
+                            let s = match found.take() {
+                                Some((f, _)) => s.more_admitted(f, crate::leases::now_ms()),
+                                None => s,
+                            };
+                            return PullOutcome::Found(s);
+                        }
+                        // A holder asked first because its session was up may hold only
+                        // a replica: the members ranked before it (the live holder among
+                        // them) are still asked, and the copy that admitted most is kept.
+                        found = Some(match found.take() {
+                            Some((f, r)) => {
+                                (s.more_admitted(f, crate::leases::now_ms()), r.min(rank))
+                            }
+                            None => (s, rank),
+                        });
+                        answered = true;
+                        break;
                     }
                     Some(PullAnswer::Moved(to)) => {
                         if to != self.inner.node_id && !queue.contains(&to) {
@@ -356,6 +389,9 @@ impl Handoff {
             if !answered && self.is_alive(node) {
                 unreached = true;
             }
+        }
+        if let Some((s, _)) = found {
+            return PullOutcome::Found(s);
         }
         // Live members left unasked (over the bound) may hold it as well.
         if queue[i.min(queue.len())..]

@@ -123,6 +123,24 @@ impl BucketState {
         Ok(copy.decide(0, now_ms))
     }
 
+    /// Hits the bucket would still admit at `now_ms` under its own limit (`u64::MAX` when
+    /// the limit it carries is invalid: such a copy never wins [`Self::more_admitted`]).
+    pub fn remaining_at(&self, now_ms: u64) -> u64 {
+        self.peek(self.algorithm(), self.limit(), now_ms)
+            .map_or(u64::MAX, |d| d.remaining)
+    }
+
+    /// Of two copies of one bucket, the one that admitted more (fewer hits left at
+    /// `now_ms`); `self` on a tie. A copy that fell behind (a replica, a stalled node's)
+    /// must not hand out again what the other one already admitted.
+    pub fn more_admitted(self, other: BucketState, now_ms: u64) -> BucketState {
+        if other.remaining_at(now_ms) < self.remaining_at(now_ms) {
+            other
+        } else {
+            self
+        }
+    }
+
     /// True when the bucket, brought to `now_ms`, is at rest (as a new bucket would
     /// be): its owner may then drop it, and need not replicate it, without changing
     /// any decision.
@@ -206,6 +224,35 @@ mod tests {
         now: u64,
     ) -> Decision {
         check(s, algo, l, hits, now).unwrap()
+    }
+
+    #[test]
+    fn of_two_copies_the_one_that_admitted_more_wins() {
+        for algo in Algorithm::ALL {
+            let l = Limit::new(10, 60_000);
+            let (mut behind, mut ahead) = (None, None);
+            hit(&mut behind, algo, &l, 2, 0);
+            hit(&mut ahead, algo, &l, 7, 0);
+            let (behind, ahead) = (behind.unwrap(), ahead.unwrap());
+            assert_eq!(behind.remaining_at(10), 8, "{algo}");
+            assert_eq!(ahead.remaining_at(10), 3, "{algo}");
+            assert_eq!(
+                behind.clone().more_admitted(ahead.clone(), 10),
+                ahead,
+                "{algo}"
+            );
+            assert_eq!(
+                ahead.clone().more_admitted(behind.clone(), 10),
+                ahead,
+                "{algo}"
+            );
+            // A tie keeps the first.
+            assert_eq!(
+                ahead.clone().more_admitted(ahead.clone(), 10),
+                ahead,
+                "{algo}"
+            );
+        }
     }
 
     #[test]

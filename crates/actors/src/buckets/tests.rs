@@ -663,6 +663,64 @@ async fn a_node_new_to_a_large_view_asks_every_member_and_then_starts_the_bucket
     peer.stop(None);
 }
 
+/// Three members seen from node 1: node 2 (the live holder) whose session comes up only
+/// when `up` is set, and node 3 (a replica holder) with its session up.
+struct LiveHolderLater {
+    live: ractor::ActorCell,
+    replica: ractor::ActorCell,
+    up: std::sync::atomic::AtomicBool,
+}
+
+impl crate::routing::ClusterView for LiveHolderLater {
+    fn active_members(&self) -> Vec<u64> {
+        vec![1, 2, 3]
+    }
+    fn router_of(&self, node: u64) -> Option<ractor::ActorCell> {
+        match node {
+            2 if self.up.load(std::sync::atomic::Ordering::SeqCst) => Some(self.live.clone()),
+            3 => Some(self.replica.clone()),
+            _ => None,
+        }
+    }
+    fn is_alive(&self, node: u64) -> bool {
+        node == 2 || node == 3
+    }
+}
+
+#[tokio::test]
+async fn a_pull_answered_by_a_replica_holder_still_asks_the_live_holder_ranked_before_it() {
+    // Review finding: members with a session are asked first, so a node restarting while
+    // node 2 served a key took node 3's replica (behind by what node 2 admitted since its
+    // last replication) as soon as node 3 answered, and the key was live on two nodes.
+    let key = "k".to_string();
+    let live = served_meanwhile(&key, 30).await;
+    let replica = served_meanwhile(&key, 10).await;
+    let view = Arc::new(LiveHolderLater {
+        live: live.get_cell(),
+        replica: replica.get_cell(),
+        up: false.into(),
+    });
+    let handoff = Handoff::new(1, view.clone(), crate::HandoffConfig::default());
+    let later = view.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        later.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    // Preference (rendezvous) order: node 2, then node 3.
+    match handoff.pull(vec![2, 3], key).await {
+        crate::handoff::PullOutcome::Found(s) => {
+            assert_eq!(
+                s.remaining_at(crate::leases::now_ms()),
+                70,
+                "the live copy (30 admitted) wins over the replica (10)"
+            );
+        }
+        other => panic!("expected the state, got {other:?}"),
+    }
+    live.stop(None);
+    replica.stop(None);
+}
+
 /// Replicas received, by holder: (node, key, state).
 type Received = Arc<std::sync::Mutex<Vec<(u64, String, colony_ratelimit::BucketState)>>>;
 
