@@ -497,3 +497,47 @@ async fn after_a_one_way_cut_heals_every_node_sees_every_other_alive() {
     .await;
     println!("one-way cut healed after {took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_node_does_not_make_the_others_renew_their_identities() {
+    // Chaos finding 4: the cut-off node declared both others Down, so after the heal every
+    // node renewed its identity (each a member down and up again on every node). The
+    // cut-off node hears from nobody, doubts itself and postpones its verdicts; only it,
+    // rightly declared Down by the majority, renews.
+    let nodes = cluster(3).await;
+    let (a, b, c) = (&nodes[0].m, &nodes[1].m, &nodes[2].m);
+    let cut_at = Instant::now();
+    c.set_blocked(vec![a.local_addr(), b.local_addr()]);
+    wait_for("a and b declare c Down", DEADLINE, || {
+        status(a, 3) == Some(MemberStatus::Down) && status(b, 3) == Some(MemberStatus::Down)
+    })
+    .await;
+    // A 4 s partition: well past the ~2 s in which c used to declare them Down.
+    tokio::time::sleep(Duration::from_secs(4).saturating_sub(cut_at.elapsed())).await;
+    assert!(
+        [1, 2]
+            .iter()
+            .all(|id| status(c, *id) != Some(MemberStatus::Down)),
+        "c declared a member Down while it could reach nobody:\n{}",
+        dump_members(&[a, b, c])
+    );
+    c.set_blocked(Vec::new());
+    wait_or_dump(
+        "every node sees the others Alive again",
+        DEADLINE,
+        || sees_alive(a, &[2, 3]) && sees_alive(b, &[1, 3]) && sees_alive(c, &[1, 2]),
+        || dump_members(&[a, b, c]),
+    )
+    .await;
+    assert_eq!(a.counters().identity_renewals, 0, "a renewed");
+    assert_eq!(b.counters().identity_renewals, 0, "b renewed");
+    assert_eq!(
+        c.counters().identity_renewals,
+        1,
+        "c was declared Down once"
+    );
+    assert!(c.counters().down_verdicts_postponed > 0);
+    // The majority did not postpone anything: it declared c Down at the usual speed.
+    assert_eq!(a.counters().down_verdicts_postponed, 0);
+    assert_eq!(b.counters().down_verdicts_postponed, 0);
+}

@@ -10,7 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use foca::{Foca, Member, Notification, OwnedNotification, PostcardCodec, Runtime, State, Timer};
+use foca::{
+    Foca, Member, Notification, OwnedNotification, PostcardCodec, Runtime, State, Timer, TimerToken,
+};
 use foca_rand::{
     rngs::{SmallRng, SysRng},
     RngExt, SeedableRng,
@@ -25,6 +27,7 @@ use tokio::{
 use super::{
     auth::{PacketAuth, FRAMING_OVERHEAD},
     config::{MembershipConfig, MAX_PACKET_SIZE, META_REFRESH_INTERVAL, REJOIN_INTERVAL},
+    health::{doubts_itself, DownDeferrals},
     identity::NodeIdentity,
     meta::{
         encode_announcement, lock_book, BroadcastTarget, MetaBook, MetaHandler, NodeMeta, NodeState,
@@ -89,6 +92,11 @@ pub struct MembershipCounters {
     pub up_events: u64,
     /// Events dropped because the event channel was full.
     pub events_dropped: u64,
+    /// Times this node was declared Down by the cluster and renewed its identity.
+    pub identity_renewals: u64,
+    /// "Suspect to Down" verdicts postponed because this node doubted its own
+    /// connectivity (see `health.rs`).
+    pub down_verdicts_postponed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -100,6 +108,8 @@ struct Counters {
     down_events: AtomicU64,
     up_events: AtomicU64,
     events_dropped: AtomicU64,
+    identity_renewals: AtomicU64,
+    down_verdicts_postponed: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64, by: u64) {
@@ -246,6 +256,8 @@ impl Membership {
             meta_sent_at: Instant::now(),
             remove_down_after: cfg.remove_down_after,
             suspect_to_down: cfg.suspect_to_down,
+            down_deferrals: DownDeferrals::default(),
+            probe_period: cfg.probe_period,
         };
         agent.broadcast_meta().map_err(MembershipError::Metadata)?;
         agent.announce_to_seeds();
@@ -348,6 +360,8 @@ impl Membership {
             down_events: get(&c.down_events),
             up_events: get(&c.up_events),
             events_dropped: get(&c.events_dropped),
+            identity_renewals: get(&c.identity_renewals),
+            down_verdicts_postponed: get(&c.down_verdicts_postponed),
         }
     }
 }
@@ -381,6 +395,9 @@ struct LoopRuntime {
     last_seen: HashMap<SocketAddr, Instant>,
     /// Our own incarnation, as stamped on the last packet we sent (foca keeps it private).
     incarnation: u16,
+    /// foca's current timer token, as on the last timer it submitted: it changes with our
+    /// identity, and foca ignores timers that carry an older one.
+    token: Option<TimerToken>,
 }
 
 impl LoopRuntime {
@@ -392,6 +409,7 @@ impl LoopRuntime {
             notifications: Vec::new(),
             last_seen: HashMap::new(),
             incarnation: 0,
+            token: None,
         }
     }
 }
@@ -418,6 +436,15 @@ impl Runtime<NodeIdentity> for LoopRuntime {
     }
 
     fn submit_after(&mut self, event: Timer<NodeIdentity>, after: Duration) {
+        self.token = match &event {
+            Timer::ProbeRandomMember(t)
+            | Timer::PeriodicAnnounce(t)
+            | Timer::PeriodicAnnounceDown(t)
+            | Timer::PeriodicGossip(t)
+            | Timer::SendIndirectProbe { token: t, .. }
+            | Timer::ChangeSuspectToDown { token: t, .. } => Some(*t),
+            Timer::RemoveDown(_) => self.token,
+        };
         self.timers.submit(event, after);
     }
 }
@@ -440,6 +467,9 @@ struct Agent {
     meta_sent_at: Instant,
     remove_down_after: Duration,
     suspect_to_down: Duration,
+    /// Down verdicts postponed while this node doubts its own connectivity.
+    down_deferrals: DownDeferrals<NodeIdentity>,
+    probe_period: Duration,
 }
 
 impl Agent {
@@ -491,10 +521,79 @@ impl Agent {
     fn fire_due_timers(&mut self) {
         let now = tokio::time::Instant::now();
         while let Some(timer) = self.rt.timers.pop_due(now) {
+            if let Timer::ChangeSuspectToDown {
+                member_id,
+                incarnation,
+                token,
+            } = &timer
+            {
+                // Only a timer foca still acts on (its token is current, the member still
+                // Suspect at that incarnation) is worth postponing; the others are no-ops.
+                let live = self.rt.token == Some(*token)
+                    && self.foca.iter_membership_state().any(|m| {
+                        m.id() == member_id
+                            && m.state() == State::Suspect
+                            && m.incarnation() == *incarnation
+                    });
+                if live {
+                    let was = self.down_deferrals.is_postponed(member_id);
+                    let doubts = self.doubts_itself();
+                    let step = self.suspect_to_down;
+                    let delay =
+                        self.down_deferrals
+                            .postpone(member_id, doubts, Instant::now(), step);
+                    if let Some(delay) = delay {
+                        bump(&self.shared.counters.down_verdicts_postponed, 1);
+                        if !was {
+                            tracing::info!(
+                                node_id = member_id.node_id,
+                                addr = %member_id.addr,
+                                "fewer members are in touch with this node than are silent; postponing declaring one Down"
+                            );
+                        }
+                        self.rt.timers.submit(timer, delay);
+                        continue;
+                    }
+                } else {
+                    self.down_deferrals.forget(member_id);
+                }
+            }
             if let Err(error) = self.foca.handle_timer(timer, &mut self.rt) {
                 tracing::debug!(%error, "foca timer error (ignored)");
             }
         }
+    }
+
+    /// Local health (see `health.rs`): whether fewer of this node's other members (not
+    /// Down) are in touch than are silent. Silent: Suspect, or not heard from for a whole
+    /// probe cycle (`probe_period` per member: every member probes each other once a cycle,
+    /// so a live one is normally heard from at least that often).
+    fn doubts_itself(&self) -> bool {
+        let now = Instant::now();
+        let me = self.foca.identity().addr;
+        let others = self
+            .foca
+            .iter_membership_state()
+            .filter(|m| m.state() != State::Down && m.id().addr != me);
+        let cycle = self.probe_period.saturating_mul(
+            u32::try_from(self.foca.num_members())
+                .unwrap_or(u32::MAX)
+                .max(2),
+        );
+        let (mut heard, mut silent) = (0, 0);
+        for m in others {
+            let recent = self
+                .rt
+                .last_seen
+                .get(&m.id().addr)
+                .is_some_and(|at| now.saturating_duration_since(*at) <= cycle);
+            if m.state() == State::Alive && recent {
+                heard += 1;
+            } else {
+                silent += 1;
+            }
+        }
+        doubts_itself(heard, silent)
     }
 
     fn on_datagram(&mut self, datagram: &[u8], from: SocketAddr) {
@@ -653,6 +752,10 @@ impl Agent {
     fn reprobe_overdue_suspects(&mut self) {
         let limit = self.suspect_to_down.saturating_mul(2);
         for (id, incarnation) in self.tracker.overdue_suspects(Instant::now(), limit) {
+            if self.down_deferrals.is_postponed(&id) {
+                // Its timer is pending here, postponed on purpose: not a dropped one.
+                continue;
+            }
             tracing::info!(
                 node_id = id.node_id,
                 addr = %id.addr,
@@ -735,14 +838,20 @@ impl Agent {
                 }
                 OwnedNotification::Active => tracing::info!("joined the gossip cluster"),
                 OwnedNotification::Idle => {
+                    // foca drops its timers here; so do the postponed verdicts.
+                    self.down_deferrals.clear();
                     tracing::info!("no live gossip peers; announcing to seeds until one answers");
                 }
                 OwnedNotification::Rejoin(id) => {
                     tracing::info!(identity = ?id, "declared down by the cluster; rejoined with a renewed identity");
+                    bump(&self.shared.counters.identity_renewals, 1);
+                    // A new identity: foca ignores every timer submitted before it.
+                    self.down_deferrals.clear();
                     // Metadata versions are tied to the boot stamp, which just changed.
                     rebroadcast = true;
                 }
                 OwnedNotification::Defunct => {
+                    self.down_deferrals.clear();
                     tracing::warn!("declared down by the cluster and cannot rejoin");
                 }
                 other => tracing::trace!(notification = ?other, "foca notification"),

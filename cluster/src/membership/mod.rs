@@ -19,10 +19,14 @@
 //!   [`MemberEvent`]s on the bounded channel report Up/Down/Updated for other members.
 //! - **Timings** (`config.rs`): see [`MembershipConfig`] and the `DEFAULT_*` constants;
 //!   a crashed node is declared Down in about 2 s (1.4–2.4 s).
+//! - **Local health** (`health.rs`): a node that hears from fewer members than it does
+//!   not hear from postpones its Down verdicts (Lifeguard), so a partition's cut-off side
+//!   does not make the whole other side renew its identity after the heal.
 
 mod agent;
 mod auth;
 mod config;
+mod health;
 mod identity;
 mod meta;
 mod timers;

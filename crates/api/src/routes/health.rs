@@ -220,6 +220,8 @@ fn export_cluster(app: &AppState) {
     m.sync_counter("member_up", c.up_events);
     m.sync_counter("member_suspect", c.suspect_events);
     m.sync_counter("member_down", c.down_events);
+    m.sync_counter("identity_renewals", c.identity_renewals);
+    m.sync_counter("down_verdicts_postponed", c.down_verdicts_postponed);
     let rc = app.raft.counters();
     use std::sync::atomic::Ordering::Relaxed;
     m.sync_counter("raft_leader_changes", rc.leader_changes.load(Relaxed));
