@@ -351,23 +351,20 @@ impl Handoff {
                 match self.release_at(node, &key, deadline).await {
                     Some(PullAnswer::State(s)) => {
                         self.inner.counters.pulled.fetch_add(1, Ordering::Relaxed);
-                        let rank = rank_of(node);
-                        if rank == 0 {
-                            let s = match found.take() {
-                                Some((f, _)) => s.more_admitted(f, crate::leases::now_ms()),
-                                None => s,
-                            };
-                            return PullOutcome::Found(s);
-                        }
                         // A holder asked first because its session was up may hold only
                         // a replica: the members ranked before it (the live holder among
                         // them) are still asked, and the copy that admitted most is kept.
-                        found = Some(match found.take() {
+                        let rank = rank_of(node);
+                        let (s, rank) = match found.take() {
                             Some((f, r)) => {
                                 (s.more_admitted(f, crate::leases::now_ms()), r.min(rank))
                             }
                             None => (s, rank),
-                        });
+                        };
+                        if rank == 0 {
+                            return PullOutcome::Found(s);
+                        }
+                        found = Some((s, rank));
                         answered = true;
                         break;
                     }
