@@ -64,9 +64,12 @@ impl<K: Eq + Hash + Clone> DownDeferrals<K> {
     ) -> Option<Duration> {
         if doubts_itself {
             let first = *self.since.entry(member.clone()).or_insert(now);
-            let until = first + step.saturating_mul(MAX_DOWN_DEFERRALS);
-            if now < until {
-                return Some(step.min(until - now));
+            // Checked: `step` comes from the config, and an Instant past the clock's range
+            // would panic; such a deadline is as good as never.
+            match first.checked_add(step.saturating_mul(MAX_DOWN_DEFERRALS)) {
+                Some(until) if now < until => return Some(step.min(until - now)),
+                None => return Some(step),
+                Some(_) => {}
             }
         }
         self.since.remove(member);
@@ -138,6 +141,17 @@ mod tests {
         assert!(d.since.is_empty(), "forgotten");
         // A fresh suspicion of the same member starts a new deadline.
         assert_eq!(d.postpone(&7, true, t0 + STEP * 9, STEP), Some(STEP));
+    }
+
+    #[test]
+    fn a_huge_step_from_the_config_does_not_panic() {
+        let mut d = DownDeferrals::default();
+        let t0 = Instant::now();
+        assert_eq!(
+            d.postpone(&1u8, true, t0, Duration::MAX),
+            Some(Duration::MAX)
+        );
+        assert_eq!(d.postpone(&1u8, false, t0, Duration::MAX), None);
     }
 
     #[test]

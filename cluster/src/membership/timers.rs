@@ -7,6 +7,9 @@ use tokio::time::Instant;
 
 use super::identity::NodeIdentity;
 
+/// Stand-in for a due time beyond the clock's range.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Min-heap of foca timers by due instant.
 ///
 /// foca requires every submitted timer to be delivered, and in order: an indirect-probe
@@ -52,11 +55,14 @@ impl TimerQueue {
     pub(crate) fn submit(&mut self, timer: Timer<NodeIdentity>, after: Duration) {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
-        self.heap.push(Scheduled {
-            due: Instant::now() + after,
-            seq,
-            timer,
-        });
+        let now = Instant::now();
+        // Checked: `after` may come from the config (`suspect_to_down`), and an instant past
+        // the clock's range would panic; a century away is as good as never.
+        let due = now
+            .checked_add(after)
+            .or_else(|| now.checked_add(FAR_FUTURE))
+            .unwrap_or(now);
+        self.heap.push(Scheduled { due, seq, timer });
     }
 
     /// When the earliest timer is due, if any.
@@ -98,5 +104,13 @@ mod tests {
         assert_eq!(q.pop_due(later), Some(Timer::ProbeRandomMember(2)));
         assert_eq!(q.pop_due(later), None);
         assert_eq!(q.len(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timer_beyond_the_clocks_range_is_kept_not_a_panic() {
+        let mut q = TimerQueue::default();
+        q.submit(Timer::PeriodicGossip(1), Duration::MAX);
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.pop_due(Instant::now() + Duration::from_secs(3600)), None);
     }
 }
