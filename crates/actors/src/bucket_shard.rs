@@ -745,7 +745,7 @@ impl ShardState {
                 // node that was paused (declared down, its keys served elsewhere) comes
                 // back with its old copy: keep whichever has admitted more, so the hits
                 // the other owner admitted meanwhile are not forgotten.
-                if state.remaining_at(now) < live.remaining_at(now) {
+                if live.behind(&state, now) {
                     *live = state;
                 }
                 continue;

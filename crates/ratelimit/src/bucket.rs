@@ -130,11 +130,28 @@ impl BucketState {
             .map_or(u64::MAX, |d| d.remaining)
     }
 
-    /// Of two copies of one bucket, the one that admitted more (fewer hits left at
-    /// `now_ms`); `self` on a tie. A copy that fell behind (a replica, a stalled node's)
-    /// must not hand out again what the other one already admitted.
+    /// Whether `other`, a copy of the same bucket, admitted more than `self` (fewer hits
+    /// left at `now_ms`). Both are measured under the limit of the copy checked last: a
+    /// bucket's limit may change between checks (bucket keys do not include it), and an
+    /// older copy's smaller limit must not make it look fuller.
+    pub fn behind(&self, other: &BucketState, now_ms: u64) -> bool {
+        let newer = if other.updated_ms() > self.updated_ms() {
+            other
+        } else {
+            self
+        };
+        let left = |s: &BucketState| {
+            s.peek(newer.algorithm(), newer.limit(), now_ms)
+                .map_or(u64::MAX, |d| d.remaining)
+        };
+        left(other) < left(self)
+    }
+
+    /// Of two copies of one bucket, the one that admitted more (see [`Self::behind`]);
+    /// `self` on a tie. A copy that fell behind (a replica, a stalled node's) must not hand
+    /// out again what the other one already admitted.
     pub fn more_admitted(self, other: BucketState, now_ms: u64) -> BucketState {
-        if other.remaining_at(now_ms) < self.remaining_at(now_ms) {
+        if self.behind(&other, now_ms) {
             other
         } else {
             self
@@ -252,6 +269,24 @@ mod tests {
                 ahead,
                 "{algo}"
             );
+        }
+    }
+
+    #[test]
+    fn copies_under_different_limits_are_compared_under_the_newer_limit() {
+        // Attack review: a replica of 6 hits under 10/min (4 left) beat the live copy of
+        // 995 hits under 1000/min (5 left), and the next check rescaled it to 6 used:
+        // about 989 hits admitted again.
+        for algo in Algorithm::ALL {
+            let (mut old, mut live) = (None, None);
+            hit(&mut old, algo, &Limit::new(10, 60_000), 6, 0);
+            hit(&mut live, algo, &Limit::new(10, 60_000), 6, 0);
+            hit(&mut live, algo, &Limit::new(1000, 60_000), 989, 50);
+            let (old, live) = (old.unwrap(), live.unwrap());
+            assert!(old.behind(&live, 60), "{algo}");
+            assert!(!live.behind(&old, 60), "{algo}");
+            assert_eq!(old.clone().more_admitted(live.clone(), 60), live, "{algo}");
+            assert_eq!(live.clone().more_admitted(old, 60), live, "{algo}");
         }
     }
 
