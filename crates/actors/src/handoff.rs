@@ -331,6 +331,10 @@ impl Handoff {
         queue.extend(later);
         // A state found so far, and the rank of the best-ranked node that gave one.
         let mut found: Option<(BucketState, usize)> = None;
+        // Once a state is found, members ranked before its giver get a short deadline of
+        // their own: one alive in gossip whose session never comes up must not hold every
+        // such pull for the whole deadline (attack review).
+        let mut extra_deadline = deadline;
         // Every candidate (all other members after a join or stall), plus a few hops.
         let max_asked = queue.len() + MAX_HOPS;
         let mut i = 0;
@@ -343,12 +347,13 @@ impl Handoff {
             let node = queue[i];
             i += 1;
             if found.as_ref().is_some_and(|(_, r)| rank_of(node) >= *r) {
-                // Ranks after a node that answered: it can only hold an older copy.
+                // Ranks after a node that answered (in the caller's preference): not the
+                // live holder the extra asks are for.
                 continue;
             }
             let mut answered = false;
             for _ in 0..5 {
-                match self.release_at(node, &key, deadline).await {
+                match self.release_at(node, &key, extra_deadline).await {
                     Some(PullAnswer::State(s)) => {
                         self.inner.counters.pulled.fetch_add(1, Ordering::Relaxed);
                         // A holder asked first because its session was up may hold only
@@ -363,6 +368,10 @@ impl Handoff {
                         };
                         if rank == 0 {
                             return PullOutcome::Found(s);
+                        }
+                        if found.is_none() {
+                            extra_deadline =
+                                deadline.min(Instant::now() + self.inner.config.pull_timeout / 2);
                         }
                         found = Some((s, rank));
                         answered = true;

@@ -721,6 +721,42 @@ async fn a_pull_answered_by_a_replica_holder_still_asks_the_live_holder_ranked_b
     replica.stop(None);
 }
 
+#[tokio::test]
+async fn a_live_member_whose_session_never_comes_up_does_not_hold_a_found_state_back() {
+    // Attack review: once node 3 had answered, the pull kept waiting for node 2's session
+    // until its whole deadline (2 x pull_timeout), for every such key.
+    let key = "k".to_string();
+    let live = served_meanwhile(&key, 30).await;
+    let replica = served_meanwhile(&key, 10).await;
+    let view = Arc::new(LiveHolderLater {
+        live: live.get_cell(),
+        replica: replica.get_cell(),
+        up: false.into(),
+    });
+    let config = crate::HandoffConfig {
+        pull_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let handoff = Handoff::new(1, view, config);
+    let started = std::time::Instant::now();
+    match handoff.pull(vec![2, 3], key).await {
+        crate::handoff::PullOutcome::Found(s) => {
+            // Node 3's copy (10 admitted; a token comes back every 600 ms meanwhile).
+            let left = s.remaining_at(crate::leases::now_ms());
+            assert!((90..=96).contains(&left), "{left} left");
+        }
+        other => panic!("expected the state, got {other:?}"),
+    }
+    // The extra ask waits half a pull timeout (2.5 s), not the 10 s deadline.
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "{:?}",
+        started.elapsed()
+    );
+    live.stop(None);
+    replica.stop(None);
+}
+
 /// Replicas received, by holder: (node, key, state).
 type Received = Arc<std::sync::Mutex<Vec<(u64, String, colony_ratelimit::BucketState)>>>;
 
