@@ -840,6 +840,7 @@ impl Agent {
                 OwnedNotification::Idle => {
                     // foca drops its timers here; so do the postponed verdicts.
                     self.down_deferrals.clear();
+                    self.rt.token = None;
                     tracing::info!("no live gossip peers; announcing to seeds until one answers");
                 }
                 OwnedNotification::Rejoin(id) => {
@@ -847,11 +848,13 @@ impl Agent {
                     bump(&self.shared.counters.identity_renewals, 1);
                     // A new identity: foca ignores every timer submitted before it.
                     self.down_deferrals.clear();
+                    self.rt.token = None;
                     // Metadata versions are tied to the boot stamp, which just changed.
                     rebroadcast = true;
                 }
                 OwnedNotification::Defunct => {
                     self.down_deferrals.clear();
+                    self.rt.token = None;
                     tracing::warn!("declared down by the cluster and cannot rejoin");
                 }
                 other => tracing::trace!(notification = ?other, "foca notification"),
