@@ -1,7 +1,7 @@
 //! The checkers, run on the recorded history and on the healed cluster.
 
+use crate::fault::Kind;
 use crate::history::{FaultEvent, Op, Outcome};
-use crate::nemesis::Kind;
 use crate::wgl::{self, RegKind, RegOp, Verdict};
 use crate::workload::{self, BUCKET_LIMIT};
 use colony_nodeproc::Client;

@@ -5,7 +5,7 @@
 //! is killed when its [`Node`] (or the [`Cluster`]) is dropped, also on error or panic;
 //! the data dirs live in a temporary directory removed afterwards.
 
-use crate::nemesis::Kind;
+use crate::fault::Kind;
 use crate::netns::Net;
 use anyhow::{anyhow, bail, Context, Result};
 pub use colony_nodeproc::view::{json_id, member_states};

@@ -5,6 +5,7 @@
 
 mod checks;
 mod cluster;
+mod fault;
 mod history;
 mod nemesis;
 mod netns;

@@ -137,7 +137,7 @@ pub fn read_report(seed: u64, run: u32, code: Option<i32>, report: &Value) -> Ru
 /// Whether a fault kind (as named in a report) cuts nodes off from each other (delay and
 /// loss impair links without cutting them).
 fn is_partition_like(kind: &str) -> bool {
-    use crate::nemesis::Kind;
+    use crate::fault::Kind;
     [
         Kind::Partition,
         Kind::PartitionMinority,

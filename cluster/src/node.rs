@@ -5,12 +5,12 @@
 //! blocking thread so they never stall a tokio worker.
 
 use crate::raft::log_store::LogStore;
-use crate::raft::network::HttpNetwork;
 use crate::raft::quorum::{self, Guarded};
 use crate::raft::state_machine::{StateMachineStore, StoreError};
 use crate::raft::{NodeId, NodeInfo, Raft};
 use crate::transport::client::{PeerClient, TransportError};
 use crate::transport::faults::Faults;
+use crate::transport::raft_network::HttpNetwork;
 use crate::transport::server::{self, InternalState};
 use crate::transport::wire::{self, paths, LeaderHint, ReadIndexReply, WriteReply};
 use colony_core::command::{ApplyError, CommandOutput, Proposal};

@@ -7,9 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::result_large_err)]
 
 use colony_cluster::raft::log_store::LogStore;
-use colony_cluster::raft::network::HttpNetwork;
 use colony_cluster::raft::state_machine::{AuditQuery, StateMachineStore};
 use colony_cluster::raft::types::{NodeId, NodeInfo, TypeConfig};
+use colony_cluster::transport::raft_network::HttpNetwork;
 use colony_core::apikey::{hash_secret, ApiKey};
 use colony_core::command::{
     ApplyError, Command, CommandOutput, CommandResult, Proposal, ProposalMeta,

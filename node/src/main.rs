@@ -10,6 +10,7 @@
 
 mod cli;
 mod config;
+mod config_error;
 mod datadir;
 mod dev;
 mod run;

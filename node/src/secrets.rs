@@ -32,7 +32,7 @@
 //! sequences, score near 0. It is a guard against placeholders, words and patterns typed by
 //! hand, not a proof of randomness: a long passphrase of ordinary words passes.
 
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 use std::collections::HashMap;
 use std::path::Path;
 

@@ -1,4 +1,4 @@
-//! openraft wiring: types, sled storage, network.
+//! openraft wiring: types and sled storage (the network is [`crate::transport::raft_network`]).
 //!
 //! Everything lives in one sled database in the node's data dir:
 //! - tree `raft_log`: log entries by index (8-byte big-endian) -> rmp-serde `Entry`
@@ -7,7 +7,6 @@
 //! - tree `snapshot`: the current snapshot's meta and bytes
 
 pub mod log_store;
-pub mod network;
 pub(crate) mod quorum;
 pub mod state_machine;
 pub mod types;

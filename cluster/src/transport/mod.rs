@@ -8,8 +8,10 @@
 //! - [`client`]: [`client::PeerClient`], every outgoing call with a timeout
 //! - [`server`]: the axum router of the internal listener
 //! - [`faults`]: test-only switches that drop traffic to or from chosen peers
+//! - [`raft_network`]: openraft's network over [`client::PeerClient`]
 
 pub mod client;
 pub mod faults;
+pub mod raft_network;
 pub mod server;
 pub mod wire;

@@ -12,8 +12,7 @@
 //! timeout) and `error_rate` in `[0, 1]` with `seed`: whether attempt `n` of a prompt
 //! fails is decided by a hash of (seed, attempt, messages), so a run replays exactly.
 
-use crate::config::{param, ProviderConfig};
-use crate::error::{ConfigError, ErrorKind, ProviderError};
+use crate::error::{param, ConfigError, ErrorKind, ProviderError};
 use crate::message::{ChatMessage, Usage};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -30,14 +29,17 @@ pub struct BuiltinModel {
 }
 
 impl BuiltinModel {
-    /// Parses `config.model` (`echo` or `mock`) and the knobs in `config.params`.
-    pub fn from_config(config: &ProviderConfig) -> Result<Self, ConfigError> {
-        let mock = match config.model.as_str() {
+    /// Parses a provider config's `model` (`echo` or `mock`) and the knobs in its `params`.
+    pub fn parse(
+        model: &str,
+        params: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, ConfigError> {
+        let mock = match model {
             "echo" => false,
             "mock" => true,
             other => return Err(ConfigError::UnknownBuiltinModel(other.to_string())),
         };
-        let p = &config.params;
+        let p = params;
         let latency_ms = match p.get("latency_ms") {
             None => 0,
             Some(v) => v
@@ -169,14 +171,12 @@ mod tests {
     use serde_json::json;
 
     fn mock(params: serde_json::Value) -> BuiltinModel {
-        let mut c = ProviderConfig::builtin("mock");
-        c.params = params.as_object().unwrap().clone();
-        BuiltinModel::from_config(&c).unwrap()
+        BuiltinModel::parse("mock", params.as_object().unwrap()).unwrap()
     }
 
     #[test]
     fn echo_renders_last_user_message_or_everything() {
-        let echo = BuiltinModel::from_config(&ProviderConfig::builtin("echo")).unwrap();
+        let echo = BuiltinModel::parse("echo", &serde_json::Map::new()).unwrap();
         let msgs = [
             ChatMessage::system("be brief"),
             ChatMessage::user("first"),
@@ -257,12 +257,13 @@ mod tests {
             json!({"response": 3}),
             json!({"responses": {"a": 1}}),
         ] {
-            let mut c = ProviderConfig::builtin("mock");
-            c.params = bad.as_object().unwrap().clone();
-            assert!(BuiltinModel::from_config(&c).is_err(), "{bad}");
+            assert!(
+                BuiltinModel::parse("mock", bad.as_object().unwrap()).is_err(),
+                "{bad}"
+            );
         }
         assert!(matches!(
-            BuiltinModel::from_config(&ProviderConfig::builtin("gpt-4")),
+            BuiltinModel::parse("gpt-4", &serde_json::Map::new()),
             Err(ConfigError::UnknownBuiltinModel(_))
         ));
     }

@@ -7,7 +7,7 @@
 //! user name, password, query or fragment (so a tenant cannot choose the request path
 //! with `?`/`#` or smuggle a secret in the URL).
 
-use crate::error::ConfigError;
+use crate::error::{param, ConfigError};
 use crate::retry::RetryPolicy;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -261,6 +261,11 @@ impl ProviderConfig {
         self.base_url.trim_end_matches('/')
     }
 
+    /// `{base_url}/chat/completions`: where an OpenAI-compatible provider's calls go.
+    pub fn endpoint(&self) -> String {
+        format!("{}/chat/completions", self.normalized_base_url())
+    }
+
     /// Checks what can be checked without calling the provider.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.model.is_empty() {
@@ -314,7 +319,9 @@ impl ProviderConfig {
                 }
                 Ok(())
             }
-            Kind::Builtin => crate::builtin::BuiltinModel::from_config(self).map(|_| ()),
+            Kind::Builtin => {
+                crate::builtin::BuiltinModel::parse(&self.model, &self.params).map(|_| ())
+            }
         }
     }
 
@@ -349,7 +356,7 @@ impl ProviderConfig {
         // The URL requests go to, parsed once here and handed to the client as is; it must
         // name the same host and port as base_url (trimming slashes cannot change that,
         // but the check is cheap).
-        let endpoint = crate::openai::endpoint(self);
+        let endpoint = self.endpoint();
         let url = url::Url::parse(&endpoint).map_err(|e| ConfigError::InvalidBaseUrl {
             url: raw.to_string(),
             reason: e.to_string(),
@@ -383,14 +390,6 @@ impl ProviderConfig {
             port,
             literal,
         })
-    }
-}
-
-/// A [`ConfigError::Param`].
-pub(crate) fn param(name: &str, problem: &str) -> ConfigError {
-    ConfigError::Param {
-        name: name.to_string(),
-        problem: problem.to_string(),
     }
 }
 

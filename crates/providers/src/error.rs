@@ -77,6 +77,14 @@ pub enum ConfigError {
     Client(String),
 }
 
+/// A [`ConfigError::Param`].
+pub(crate) fn param(name: &str, problem: &str) -> ConfigError {
+    ConfigError::Param {
+        name: name.to_string(),
+        problem: problem.to_string(),
+    }
+}
+
 /// What kind of failure a [`ProviderError`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {

@@ -43,11 +43,6 @@ fn clip(s: &str, max: usize) -> String {
         .collect()
 }
 
-/// `{base_url}/chat/completions`.
-pub fn endpoint(config: &ProviderConfig) -> String {
-    format!("{}/chat/completions", config.normalized_base_url())
-}
-
 /// The request body: `model`, `messages`, then every param as a top-level field
 /// (temperature, max_tokens, seed, top_p, stop and anything else the server accepts).
 pub fn request_body(config: &ProviderConfig, messages: &[ChatMessage]) -> Vec<u8> {
@@ -279,7 +274,7 @@ mod tests {
             .with_param("temperature", json!(0.2))
             .with_param("max_tokens", json!(16))
             .with_param("repetition_penalty", json!(1.1));
-        assert_eq!(endpoint(&c), "http://h/v1/chat/completions");
+        assert_eq!(c.endpoint(), "http://h/v1/chat/completions");
         let v: Value =
             serde_json::from_slice(&request_body(&c, &[ChatMessage::user("q")])).unwrap();
         assert_eq!(

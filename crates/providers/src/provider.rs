@@ -132,7 +132,7 @@ impl Provider {
         config.validate()?;
         let backend = match config.kind {
             Kind::OpenAi => Backend::OpenAi(OpenAiBackend::new(&config, egress)?),
-            Kind::Builtin => Backend::Builtin(BuiltinModel::from_config(&config)?),
+            Kind::Builtin => Backend::Builtin(BuiltinModel::parse(&config.model, &config.params)?),
         };
         let breaker = breaker(&config);
         Ok(Self {

@@ -3,7 +3,7 @@
 //! statuses are worth another attempt ([`status_is_retryable`]). All pure: randomness
 //! and the clock are passed in.
 
-use crate::error::ConfigError;
+use crate::error::{param, ConfigError};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime};
 
@@ -66,10 +66,7 @@ impl RetryPolicy {
     /// Checks the policy makes sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.cap_ms < self.base_ms {
-            return Err(crate::config::param(
-                "retry.cap_ms",
-                "must be at least retry.base_ms",
-            ));
+            return Err(param("retry.cap_ms", "must be at least retry.base_ms"));
         }
         Ok(())
     }
