@@ -12,7 +12,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use colony_actors::router::{
+use colony_actors::wire::{
     BucketBatch, CheckBatch, CheckReply, HandoffAck, LeaseReply, LeaseRequest, PullReply,
     PullRequest, Wire, WireBucket, WireItem, WireOutcome,
 };
@@ -335,10 +335,10 @@ fn fixtures() -> Vec<(String, Decode, Vec<u8>)> {
         wire::<PullReply> as Decode,
         Wire(Ok(PullReply {
             answers: vec![
-                colony_actors::handoff::PullAnswer::State(bucket.clone()),
-                colony_actors::handoff::PullAnswer::Moved(6),
-                colony_actors::handoff::PullAnswer::Unknown,
-                colony_actors::handoff::PullAnswer::Busy,
+                colony_actors::types::PullAnswer::State(bucket.clone()),
+                colony_actors::types::PullAnswer::Moved(6),
+                colony_actors::types::PullAnswer::Unknown,
+                colony_actors::types::PullAnswer::Busy,
             ],
         }))
         .into_bytes(),

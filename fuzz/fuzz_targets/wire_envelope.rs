@@ -16,8 +16,8 @@
 //! which needs a running tokio runtime; their arguments go through the same `from_bytes`.
 #![no_main]
 
-use colony_actors::handoff::PullAnswer;
-use colony_actors::router::{
+use colony_actors::types::PullAnswer;
+use colony_actors::wire::{
     BucketBatch, CheckBatch, CheckReply, HandoffAck, LeaseReply, LeaseRequest, PullReply,
     PullRequest, RouterMsg, Wire,
 };

@@ -745,13 +745,13 @@ async fn ensure_cluster_initialised(
     }
     let proposal = Proposal::new(
         ProposalMeta {
-            at_ms: colony_api::now_ms(),
+            at_ms: colony_core::clock::now_ms(),
             principal: format!("node:{}", raft.node_id()),
             request_id: colony_core::ids::random_request_id(),
         },
         Command::InitCluster {
             admin_token_hash: hash_secret(&token),
-            tiers: default_tiers(colony_api::now_ms()),
+            tiers: default_tiers(colony_core::clock::now_ms()),
         },
     );
     match raft.write(proposal).await {

@@ -21,7 +21,7 @@
 //!
 //! Live buckets per tenant: every shard of a node counts its live and stale buckets by
 //! tenant in one [`TenantCounts`] (the tenant is read from the key, see
-//! [`crate::buckets::tenant_of_key`]). A check that would create a brand-new bucket for a
+//! [`crate::types::tenant_of_key`]). A check that would create a brand-new bucket for a
 //! tenant already at `max_buckets_per_tenant` is refused ([`BucketError::TooManyBuckets`]);
 //! a bucket that continues a state from elsewhere (handed over, pulled, a replica or a stale
 //! copy) is an existing bucket and always taken in, even past the maximum (refusing it
@@ -29,9 +29,10 @@
 //! handed to another owner, or its shard is replaced after a panic. The count is touched
 //! only when a bucket is created or removed, never by a check of a live bucket.
 
-use crate::buckets::{tenant_of_key, BucketError};
-use crate::handoff::{Handoff, PullAnswer, PullOutcome};
+use crate::handoff::Handoff;
 use crate::ownership::Locate;
+use crate::types::{tenant_of_key, BucketError, KeyedStates, PullAnswer, PullOutcome};
+use colony_core::clock::now_ms;
 use colony_ratelimit::{Algorithm, BucketState, Decision, Limit};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::collections::hash_map::Entry;
@@ -56,9 +57,6 @@ pub struct ShardItem {
 
 /// Outcome of one item.
 pub type ItemResult = Result<Decision, BucketError>;
-
-/// Buckets with their keys, as they move between nodes.
-pub type KeyedStates = Vec<(String, BucketState)>;
 
 /// Messages of a shard (local only: never serialized, so never advertised to peers).
 #[allow(missing_debug_implementations)] // carries reply ports and a permit
@@ -427,14 +425,6 @@ pub struct ShardState {
 /// The shard actor.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BucketShard;
-
-/// Milliseconds since the Unix epoch; the owner's clock decides for its buckets.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// What to do with one item.
 enum Step {

@@ -6,11 +6,12 @@
 //! [`BucketError::Overloaded`], never an unbounded queue) and times every call out.
 
 use crate::bucket_shard::{
-    BucketShard, ItemResult, KeyedStates, ShardArgs, ShardItem, ShardMsg, SharedShard, TenantCounts,
+    BucketShard, ItemResult, ShardArgs, ShardItem, ShardMsg, SharedShard, TenantCounts,
 };
-use crate::handoff::{Handoff, PullAnswer};
+use crate::handoff::{BucketStore, Handoff};
 use crate::leases::Leases;
-use colony_ratelimit::{Algorithm, BucketState, Decision, Limit, LimitError};
+use crate::types::{BucketError, CheckItem, KeyedStates, PullAnswer};
+use colony_ratelimit::{BucketState, Decision};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use std::collections::HashMap;
@@ -55,67 +56,6 @@ impl Default for BucketsConfig {
 
 /// Default of [`BucketsConfig::max_buckets_per_tenant`].
 pub const DEFAULT_MAX_BUCKETS_PER_TENANT: usize = 100_000;
-
-/// The key of a tenant's bucket `name`/`key`: `<len>:<tenant>/<len>:<name>/<key>`. The
-/// lengths make it unambiguous whatever the parts contain, so two tenants never share a
-/// bucket, and [`tenant_of_key`] reads the tenant back (the owner counts live buckets per
-/// tenant with it).
-pub fn tenant_bucket_key(tenant: &str, name: &str, key: &str) -> String {
-    format!("{}:{tenant}/{}:{name}/{key}", tenant.len(), name.len())
-}
-
-/// The tenant of a key made by [`tenant_bucket_key`]; `None` for any other key (tier
-/// buckets `tier/...`, test keys), which are not counted per tenant.
-pub fn tenant_of_key(key: &str) -> Option<&str> {
-    let (len, rest) = key.split_once(':')?;
-    if len.is_empty() || len.len() > 20 || !len.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let len: usize = len.parse().ok()?;
-    let tenant = rest.get(..len)?;
-    rest.get(len..)?.starts_with('/').then_some(tenant)
-}
-
-/// One check request.
-#[derive(Debug, Clone)]
-pub struct CheckItem {
-    /// Bucket key, already scoped (e.g. by tenant).
-    pub key: String,
-    /// Algorithm.
-    pub algorithm: Algorithm,
-    /// Limit.
-    pub limit: Limit,
-    /// Hits to take (0 peeks).
-    pub hits: u64,
-}
-
-/// Why a check item has no decision.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum BucketError {
-    /// The limit is invalid for the algorithm.
-    #[error(transparent)]
-    Limit(#[from] LimitError),
-    /// Too much work queued for the shard; retry shortly.
-    #[error("the rate limiter is overloaded; retry shortly")]
-    Overloaded,
-    /// The shard did not answer in time (or was restarting).
-    #[error("the rate limiter did not answer in time")]
-    Unavailable,
-    /// The bucket is owned by another node now (the caller sends the item there).
-    #[error("the bucket moved to node {0}")]
-    Moved(u64),
-    /// The check would create a new bucket for a tenant that already has `live` live
-    /// buckets on the bucket's owner node, and `max` is the most it may have there.
-    #[error("tenant {tenant} has {live} live buckets on the node that owns this bucket, the most allowed (ratelimit.max_buckets_per_tenant = {max}): its existing buckets keep working, a new one is refused until others come to rest")]
-    TooManyBuckets {
-        /// The tenant.
-        tenant: String,
-        /// Its live buckets on the owner node.
-        live: u64,
-        /// `ratelimit.max_buckets_per_tenant` of the owner node.
-        max: u64,
-    },
-}
 
 /// The shards, shared between the supervisor (which replaces failed ones) and handles.
 /// A running shard: its actor and its state (for the fast path).
@@ -268,7 +208,7 @@ impl Actor for BucketSupervisor {
 #[derive(Clone)]
 pub struct Buckets {
     table: ShardTable,
-    permits: Arc<Vec<Arc<Semaphore>>>,
+    pub(crate) permits: Arc<Vec<Arc<Semaphore>>>,
     restarts: Arc<AtomicU64>,
     supervisor: ActorRef<SupervisorMsg>,
     config: BucketsConfig,
@@ -597,5 +537,20 @@ impl Buckets {
     }
 }
 
-#[cfg(test)]
-mod tests;
+impl BucketStore for Buckets {
+    fn evict(&self) -> impl std::future::Future<Output = Vec<(u64, String, BucketState)>> + Send {
+        Buckets::evict(self)
+    }
+
+    fn take_dirty(&self, all: bool) -> impl std::future::Future<Output = KeyedStates> + Send {
+        Buckets::take_dirty(self, all)
+    }
+
+    fn mark_stale(&self) {
+        Buckets::mark_stale(self);
+    }
+
+    fn leases(&self) -> &Leases {
+        Buckets::leases(self)
+    }
+}

@@ -22,14 +22,15 @@
 //! Views may briefly differ between nodes; a check may then take an extra hop ("moved"),
 //! and one that keeps bouncing is answered as unavailable rather than guessed.
 
-use crate::buckets::Buckets;
+use crate::leases::Leases;
 use crate::ownership::{Locate, ViewHistory};
-use crate::router::{BucketBatch, HandoffAck, PullReply, PullRequest, RouterMsg, Wire, WireBucket};
-use crate::routing::ClusterView;
+use crate::types::{KeyedStates, PullAnswer, PullOutcome};
+use crate::view::ClusterView;
+use crate::wire::{BucketBatch, HandoffAck, PullReply, PullRequest, RouterMsg, Wire, WireBucket};
+use colony_core::clock::now_ms;
 use colony_ratelimit::BucketState;
 use ractor::rpc::CallResult;
 use ractor::ActorRef;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -76,32 +77,17 @@ const MAX_HOPS: usize = 6;
 /// node was stalled: about as long as the others take to suspect it.
 const STALL: Duration = Duration::from_secs(1);
 
-/// A holder's answer when asked to release a bucket.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PullAnswer {
-    /// Here is the state; the holder no longer serves the key.
-    State(BucketState),
-    /// The holder gave it to another node; ask there.
-    Moved(u64),
-    /// The holder has no state for the key (never had, or it was at rest).
-    Unknown,
-    /// The holder is itself fetching the key; ask again shortly.
-    Busy,
-}
-
-/// What a pull found out.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PullOutcome {
-    /// A member held the state and released it to this node.
-    Found(BucketState),
-    /// Every member asked answered that it holds none (or was down): the caller continues
-    /// from its replica or stale copy, or starts afresh.
-    NotHeld,
-    /// A live member could not be asked (no session, no answer in time) and may hold the
-    /// state: the caller must not start the bucket now (its checks get `Unavailable`,
-    /// and the next one pulls again).
-    Unreachable,
+/// The node's bucket store as the handoff drives it; [`crate::Buckets`] implements it.
+pub trait BucketStore: Send + Sync + 'static {
+    /// Releases every bucket this node no longer owns, keeping tombstones: (new owner,
+    /// key, state).
+    fn evict(&self) -> impl std::future::Future<Output = Vec<(u64, String, BucketState)>> + Send;
+    /// The buckets that changed since the last call (every live one when `all`).
+    fn take_dirty(&self, all: bool) -> impl std::future::Future<Output = KeyedStates> + Send;
+    /// After a stall: every copy is checked with the other members before it is used.
+    fn mark_stale(&self);
+    /// The node's concurrency leases.
+    fn leases(&self) -> &Leases;
 }
 
 /// Counters of handoff and replication (metrics).
@@ -361,9 +347,7 @@ impl Handoff {
                         // them) are still asked, and the copy that admitted most is kept.
                         let rank = rank_of(node);
                         let (s, rank) = match found.take() {
-                            Some((f, r)) => {
-                                (s.more_admitted(f, crate::leases::now_ms()), r.min(rank))
-                            }
+                            Some((f, r)) => (s.more_admitted(f, now_ms()), r.min(rank)),
                             None => (s, rank),
                         };
                         if rank == 0 {
@@ -481,7 +465,7 @@ impl Handoff {
 
     /// Releases every bucket this node no longer owns and pushes each to its new owner.
     /// A failed push loses nothing: the new owner pulls it from the tombstone.
-    pub async fn push_moved(&self, buckets: &Buckets) -> usize {
+    pub async fn push_moved<S: BucketStore>(&self, buckets: &S) -> usize {
         if !self.enabled() {
             return 0;
         }
@@ -497,7 +481,7 @@ impl Handoff {
         let me = self.inner.node_id;
         let leases = buckets
             .leases()
-            .with(|t| t.take_where(crate::leases::now_ms(), |k| self.owner(k) != me));
+            .with(|t| t.take_where(now_ms(), |k| self.owner(k) != me));
         for (key, id, left) in leases {
             let to = self.owner(&key);
             by_node.entry(to).or_default().1.push((key, id, left));
@@ -525,7 +509,7 @@ impl Handoff {
 
     /// Sends the buckets that changed since the last round (all of them after a view
     /// change) to their replica holders.
-    pub async fn replicate(&self, buckets: &Buckets) {
+    pub async fn replicate<S: BucketStore>(&self, buckets: &S) {
         if !self.replicating() {
             // Keep the change sets from growing while there is nobody to send them to.
             let _ = buckets.take_dirty(false).await;
@@ -575,7 +559,11 @@ impl Handoff {
     }
 
     /// Runs until `stop`: polls the view, hands off on changes, replicates on schedule.
-    pub async fn run(self, buckets: Buckets, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run<S: BucketStore>(
+        self,
+        buckets: S,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         let mut poll = tokio::time::interval(self.inner.config.poll_every);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_replication = Instant::now();
@@ -615,7 +603,7 @@ impl Handoff {
     /// Drain: waits (up to `within`) until this node's view no longer counts it as an
     /// owner, then pushes every bucket to its new owner. Returns how many moved (none
     /// when no other node owns buckets: there is nobody to hand them to).
-    pub async fn drain(&self, buckets: &Buckets, within: Duration) -> usize {
+    pub async fn drain<S: BucketStore>(&self, buckets: &S, within: Duration) -> usize {
         let deadline = Instant::now() + within;
         loop {
             self.refresh();

@@ -10,6 +10,7 @@
 //! The table sits behind a mutex rather than in an actor: every operation is a few hash
 //! map steps, and acquire and release arrive from HTTP handlers and from the Router alike.
 
+use colony_core::clock::now_ms;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,13 +19,19 @@ use std::sync::{Arc, Mutex};
 /// full sweep forgets keys of tenants that stopped calling with leases never released).
 const FULL_SWEEP_EVERY: u64 = 1024;
 
-/// Milliseconds since the Unix epoch on this node (0 before 1970). Leases are timed by
-/// the owner's clock only, so clocks of different nodes never meet.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+/// What to do with a concurrency lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseOp {
+    /// Take a slot when fewer than `limit` are held; it expires after `ttl_ms`.
+    Acquire {
+        /// Most live leases of the key.
+        limit: u32,
+        /// Lifetime of the lease if never released.
+        ttl_ms: u64,
+    },
+    /// Give the slot back.
+    Release,
 }
 
 /// What an acquire answered.
@@ -167,6 +174,17 @@ impl Leases {
     pub fn with<R>(&self, f: impl FnOnce(&mut LeaseTable) -> R) -> R {
         let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut t)
+    }
+}
+
+impl Leases {
+    /// Applies a lease operation to this node's table, at this node's clock.
+    pub fn apply(&self, key: &str, lease_id: &str, op: LeaseOp) -> LeaseOutcome {
+        let now = now_ms();
+        self.with(|t| match op {
+            LeaseOp::Acquire { limit, ttl_ms } => t.acquire(key, lease_id, limit, ttl_ms, now),
+            LeaseOp::Release => t.release(key, lease_id, now),
+        })
     }
 }
 

@@ -9,41 +9,17 @@
 //! the owner) is retried once after recomputing the owner from the current view; when the
 //! new owner is this node, the item is checked locally.
 
-use crate::buckets::{BucketError, Buckets, CheckItem};
-use crate::leases::LeaseOutcome;
-use crate::router::{apply_lease, CheckBatch, LeaseOp, LeaseRequest, RouterMsg, Wire, WireItem};
+use crate::buckets::Buckets;
+use crate::leases::{LeaseOp, LeaseOutcome};
+use crate::types::{BucketError, CheckItem};
+use crate::view::ClusterView;
+use crate::wire::{CheckBatch, LeaseRequest, RouterMsg, Wire, WireItem};
 use colony_ratelimit::Decision;
 use ractor::rpc::CallResult;
 use ractor::{ActorCell, ActorRef};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// What the router needs to know about the cluster; implemented by the node's wiring over
-/// gossip membership and the actor transport.
-pub trait ClusterView: Send + Sync + 'static {
-    /// Ids of the members that own buckets: gossip state Active and status Alive (this node
-    /// included when it is one). Empty means "not part of a serving cluster": check locally,
-    /// unless [`ClusterView::serves_alone_when_empty`] says the node has not joined yet.
-    fn active_members(&self) -> Vec<u64>;
-    /// The remote Router of `node`, if a session to it is up.
-    fn router_of(&self, node: u64) -> Option<ActorCell>;
-    /// Whether every live member speaks bucket handoff (the feature gate
-    /// `bucket-handoff-v1`): old binaries drop its messages.
-    fn handoff_enabled(&self) -> bool {
-        true
-    }
-    /// Whether `node` is a live member (its session may not be up yet).
-    fn is_alive(&self, node: u64) -> bool {
-        self.router_of(node).is_some()
-    }
-    /// Whether an empty view means this node serves every bucket itself (a node outside
-    /// any cluster, or the last one left). A node that has not joined its cluster yet
-    /// answers `false`: it owns nothing, since an interim owner may hold its buckets.
-    fn serves_alone_when_empty(&self) -> bool {
-        true
-    }
-}
 
 /// Request context that travels with routed items into the owner's tracing span.
 #[derive(Debug, Clone, Default)]
@@ -413,7 +389,7 @@ impl Limiter {
         op: LeaseOp,
     ) -> Result<LeaseOutcome, RemoteError> {
         if owner == self.node_id {
-            return Ok(apply_lease(&self.buckets, key, lease_id, op));
+            return Ok(self.buckets.leases().apply(key, lease_id, op));
         }
         let cell = self
             .view

@@ -1,4 +1,14 @@
-use super::*;
+//! Tests of the runtime as a whole: shards, handoff, pulls and the limiter together.
+
+use crate::buckets::{Buckets, BucketsConfig};
+use crate::handoff::Handoff;
+use crate::types::{BucketError, CheckItem, PullAnswer};
+use colony_core::clock::now_ms;
+use colony_ratelimit::{Algorithm, Decision, Limit};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 fn item(key: &str, hits: u64) -> CheckItem {
     CheckItem {
@@ -117,7 +127,7 @@ struct TwoNodes {
     peer: ractor::ActorCell,
 }
 
-impl crate::routing::ClusterView for TwoNodes {
+impl crate::view::ClusterView for TwoNodes {
     fn active_members(&self) -> Vec<u64> {
         vec![1, 2]
     }
@@ -206,14 +216,7 @@ async fn released_buckets_answer_moved_and_installed_or_replicated_ones_continue
     );
     let mut slot = None;
     let limit = Limit::new(100, 60_000);
-    colony_ratelimit::check(
-        &mut slot,
-        Algorithm::TokenBucket,
-        &limit,
-        10,
-        crate::leases::now_ms(),
-    )
-    .unwrap();
+    colony_ratelimit::check(&mut slot, Algorithm::TokenBucket, &limit, 10, now_ms()).unwrap();
     assert_eq!(b.install(vec![(other.clone(), slot.unwrap())]).await, 0);
     assert_eq!(
         remaining(&b.check(vec![item(&other, 0)]).await[0]),
@@ -256,7 +259,7 @@ async fn released_buckets_answer_moved_and_installed_or_replicated_ones_continue
 struct LateOwner;
 
 impl Actor for LateOwner {
-    type Msg = crate::router::RouterMsg;
+    type Msg = crate::wire::RouterMsg;
     type State = u32;
     type Arguments = u32;
     async fn pre_start(&self, _: ActorRef<Self::Msg>, n: u32) -> Result<u32, ActorProcessingErr> {
@@ -268,7 +271,7 @@ impl Actor for LateOwner {
         msg: Self::Msg,
         left: &mut u32,
     ) -> Result<(), ActorProcessingErr> {
-        use crate::router::{CheckReply, RouterMsg, Wire, WireOutcome};
+        use crate::wire::{CheckReply, RouterMsg, Wire, WireOutcome};
         if let RouterMsg::CheckBuckets(Wire(Ok(batch)), port) = msg {
             let results = batch
                 .items
@@ -283,7 +286,7 @@ impl Actor for LateOwner {
                             it.algorithm,
                             &it.limit,
                             it.hits,
-                            crate::leases::now_ms(),
+                            now_ms(),
                         )
                         .map_or_else(WireOutcome::Invalid, WireOutcome::Decision)
                     }
@@ -294,7 +297,7 @@ impl Actor for LateOwner {
         } else if let RouterMsg::Pull(Wire(Ok(req)), port) = msg {
             // It holds no state of its own (asked while node 1 is new to the view).
             let answers = req.keys.iter().map(|_| PullAnswer::Unknown).collect();
-            let _ = port.send(Wire(Ok(crate::router::PullReply { answers })));
+            let _ = port.send(Wire(Ok(crate::wire::PullReply { answers })));
         }
         Ok(())
     }
@@ -344,7 +347,7 @@ async fn a_check_bouncing_during_a_handover_is_answered_once_the_new_owner_has_i
 /// A view whose members are set by the test.
 struct SetView(std::sync::Mutex<Vec<u64>>);
 
-impl crate::routing::ClusterView for SetView {
+impl crate::view::ClusterView for SetView {
     fn active_members(&self) -> Vec<u64> {
         self.0.lock().unwrap().clone()
     }
@@ -373,7 +376,7 @@ struct Unjoined {
     joined: std::sync::atomic::AtomicBool,
 }
 
-impl crate::routing::ClusterView for Unjoined {
+impl crate::view::ClusterView for Unjoined {
     fn active_members(&self) -> Vec<u64> {
         if self.joined.load(std::sync::atomic::Ordering::SeqCst) {
             vec![1]
@@ -432,7 +435,7 @@ async fn a_node_that_has_not_joined_owns_no_bucket_and_starts_none() {
 struct ServedMeanwhile;
 
 impl Actor for ServedMeanwhile {
-    type Msg = crate::router::RouterMsg;
+    type Msg = crate::wire::RouterMsg;
     type State = HashMap<String, colony_ratelimit::BucketState>;
     type Arguments = HashMap<String, colony_ratelimit::BucketState>;
     async fn pre_start(
@@ -448,7 +451,7 @@ impl Actor for ServedMeanwhile {
         msg: Self::Msg,
         held: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        use crate::router::{PullReply, RouterMsg, Wire};
+        use crate::wire::{PullReply, RouterMsg, Wire};
         if let RouterMsg::Pull(Wire(Ok(req)), port) = msg {
             let answers = req
                 .keys
@@ -476,17 +479,10 @@ async fn one_shard(handoff: Handoff) -> Buckets {
 }
 
 /// Node 2's router, holding `key` after it admitted `hits` of it.
-async fn served_meanwhile(key: &str, hits: u64) -> ActorRef<crate::router::RouterMsg> {
+async fn served_meanwhile(key: &str, hits: u64) -> ActorRef<crate::wire::RouterMsg> {
     let mut slot = None;
     let it = item(key, hits);
-    colony_ratelimit::check(
-        &mut slot,
-        it.algorithm,
-        &it.limit,
-        hits,
-        crate::leases::now_ms(),
-    )
-    .unwrap();
+    colony_ratelimit::check(&mut slot, it.algorithm, &it.limit, hits, now_ms()).unwrap();
     let held: HashMap<_, _> = [(key.to_string(), slot.unwrap())].into();
     Actor::spawn(None, ServedMeanwhile, held).await.unwrap().0
 }
@@ -536,7 +532,7 @@ struct SessionLater {
     up: std::sync::atomic::AtomicBool,
 }
 
-impl crate::routing::ClusterView for SessionLater {
+impl crate::view::ClusterView for SessionLater {
     fn active_members(&self) -> Vec<u64> {
         vec![1, 2]
     }
@@ -627,7 +623,7 @@ struct ManyNodes {
     peer: ractor::ActorCell,
 }
 
-impl crate::routing::ClusterView for ManyNodes {
+impl crate::view::ClusterView for ManyNodes {
     fn active_members(&self) -> Vec<u64> {
         (1..=18).collect()
     }
@@ -671,7 +667,7 @@ struct LiveHolderLater {
     up: std::sync::atomic::AtomicBool,
 }
 
-impl crate::routing::ClusterView for LiveHolderLater {
+impl crate::view::ClusterView for LiveHolderLater {
     fn active_members(&self) -> Vec<u64> {
         vec![1, 2, 3]
     }
@@ -708,9 +704,9 @@ async fn a_pull_answered_by_a_replica_holder_still_asks_the_live_holder_ranked_b
     });
     // Preference (rendezvous) order: node 2, then node 3.
     match handoff.pull(vec![2, 3], key).await {
-        crate::handoff::PullOutcome::Found(s) => {
+        crate::types::PullOutcome::Found(s) => {
             assert_eq!(
-                s.remaining_at(crate::leases::now_ms()),
+                s.remaining_at(now_ms()),
                 70,
                 "the live copy (30 admitted) wins over the replica (10)"
             );
@@ -740,9 +736,9 @@ async fn a_live_member_whose_session_never_comes_up_does_not_hold_a_found_state_
     let handoff = Handoff::new(1, view, config);
     let started = std::time::Instant::now();
     match handoff.pull(vec![2, 3], key).await {
-        crate::handoff::PullOutcome::Found(s) => {
+        crate::types::PullOutcome::Found(s) => {
             // Node 3's copy (10 admitted; a token comes back every 600 ms meanwhile).
-            let left = s.remaining_at(crate::leases::now_ms());
+            let left = s.remaining_at(now_ms());
             assert!((90..=96).contains(&left), "{left} left");
         }
         other => panic!("expected the state, got {other:?}"),
@@ -765,7 +761,7 @@ type Received = Arc<std::sync::Mutex<Vec<(u64, String, colony_ratelimit::BucketS
 struct ReplicaHolder;
 
 impl Actor for ReplicaHolder {
-    type Msg = crate::router::RouterMsg;
+    type Msg = crate::wire::RouterMsg;
     type State = (u64, Received);
     type Arguments = (u64, Received);
     async fn pre_start(
@@ -781,7 +777,7 @@ impl Actor for ReplicaHolder {
         msg: Self::Msg,
         (node, received): &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        use crate::router::{PullReply, RouterMsg, Wire};
+        use crate::wire::{PullReply, RouterMsg, Wire};
         match msg {
             RouterMsg::Replicate(Wire(Ok(batch))) => {
                 let mut r = received.lock().unwrap();
@@ -802,7 +798,7 @@ struct FiveNodes {
     holders: HashMap<u64, ractor::ActorCell>,
 }
 
-impl crate::routing::ClusterView for FiveNodes {
+impl crate::view::ClusterView for FiveNodes {
     fn active_members(&self) -> Vec<u64> {
         vec![1, 2, 3, 4, 5]
     }
@@ -850,7 +846,7 @@ async fn replica_holders_after_a_round(replicas: usize) -> (Vec<u64>, Vec<u64>) 
             assert_eq!(key, &mine, "node {node} got another key");
             // The state as sent: 5 of 100 admitted (a token bucket refills one per 600 ms).
             let left = state
-                .peek(state.algorithm(), state.limit(), crate::leases::now_ms())
+                .peek(state.algorithm(), state.limit(), now_ms())
                 .map(|d| d.remaining);
             assert!(matches!(left, Ok(95..=96)), "node {node} got {left:?} left");
         }
@@ -958,14 +954,7 @@ async fn a_tenant_at_its_bucket_cap_gets_no_new_bucket_while_others_still_do() {
     // A bucket handed over by its previous owner is an existing bucket: taken in even past
     // the cap (refusing it would forget what it admitted), and counted.
     let mut slot = None;
-    colony_ratelimit::check(
-        &mut slot,
-        Algorithm::TokenBucket,
-        &minute,
-        10,
-        crate::leases::now_ms(),
-    )
-    .unwrap();
+    colony_ratelimit::check(&mut slot, Algorithm::TokenBucket, &minute, 10, now_ms()).unwrap();
     let handed = crate::tenant_bucket_key("a", "n", "handed");
     assert_eq!(b.install(vec![(handed.clone(), slot.unwrap())]).await, 1);
     assert_eq!(b.live_buckets_of("a"), 4);

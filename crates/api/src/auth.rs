@@ -3,12 +3,13 @@
 //! Secrets are compared as sha256 hashes in constant time and never logged.
 
 use crate::problem::{ErrorCode, Problem};
-use crate::{now_ms, AppState};
+use crate::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use colony_core::apikey::secret_matches;
+use colony_core::clock::now_ms;
 use colony_core::tenant::Tenant;
 use colony_state::machine::AuthFailure;
 use std::sync::Arc;

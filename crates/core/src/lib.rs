@@ -1,6 +1,8 @@
-//! Colony's shared domain types. Pure data and pure functions: no I/O.
+//! Colony's shared domain types. Pure data and pure functions: no I/O (the one impure
+//! item is [`clock::now_ms`], the wall clock).
 //!
 //! # Layout
+//! - [`clock`]: the wall clock in milliseconds (the one `now_ms` of the workspace)
 //! - [`ids`]: identifier generation and validation (tenant ids, key ids, request ids)
 //! - [`tier`]: rate-limit tiers and the defaults a new cluster starts with
 //! - [`tenant`]: tenants and their per-tenant overrides
@@ -13,6 +15,7 @@
 
 pub mod apikey;
 pub mod audit;
+pub mod clock;
 pub mod command;
 pub mod credential;
 pub mod evaluation;

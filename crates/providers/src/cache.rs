@@ -15,10 +15,11 @@
 
 use crate::config::ProviderConfig;
 use crate::message::{ChatMessage, Completion};
+use colony_core::clock::now_ms;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Why the cache could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -110,13 +111,6 @@ struct Entry {
 pub struct ResponseCache {
     tree: sled::Tree,
     ttl: Duration,
-}
-
-/// The current time in Unix milliseconds.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn tenant_prefix(tenant: &str) -> Vec<u8> {

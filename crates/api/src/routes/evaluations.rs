@@ -14,6 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use colony_core::clock::now_ms;
 use colony_core::command::{Command, CommandOutput};
 use colony_core::evaluation::{
     day_of, month_of, nanos_to_usd, EvaluationRecord, EvaluationStatus, UsageTotals,
@@ -614,7 +615,7 @@ pub async fn admin_cancel(
 /// budget left.
 pub async fn usage(caller: TenantCaller, State(app): State<AppState>) -> Json<Value> {
     let tenant = caller.tenant.id.clone();
-    let now = crate::now_ms();
+    let now = now_ms();
     let month = month_of(&day_of(now)).to_string();
     let (rows, spent, budget) = app.raft.read_state(|s| {
         let rows: Vec<(String, String, UsageTotals)> = s

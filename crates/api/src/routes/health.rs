@@ -8,6 +8,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
 use colony_cluster::membership::{MemberStatus, MemberView, NodeState};
+use colony_core::clock::now_ms;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
@@ -229,8 +230,7 @@ fn export_cluster(app: &AppState) {
     m.sync_counter("forwarded_reads", rc.forwarded_reads.load(Relaxed));
     m.sync_restarts("buckets", app.buckets.restarts());
     let month =
-        colony_core::evaluation::month_of(&colony_core::evaluation::day_of(crate::now_ms()))
-            .to_string();
+        colony_core::evaluation::month_of(&colony_core::evaluation::day_of(now_ms())).to_string();
     let (soft, hard) = app.raft.read_state(|s| {
         let (mut soft, mut hard) = (0i64, 0i64);
         for t in s.tenants.keys() {

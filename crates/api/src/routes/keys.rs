@@ -5,11 +5,12 @@ use crate::auth::Admin;
 use crate::extract::ApiJson;
 use crate::middleware::RequestId;
 use crate::problem::{ApiResult, Problem};
-use crate::{now_ms, AppState};
+use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use colony_core::apikey::{generate_api_key, ApiKey};
+use colony_core::clock::now_ms;
 use colony_core::command::{Command, CommandOutput};
 use serde::{Deserialize, Serialize};
 

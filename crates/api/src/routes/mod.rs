@@ -23,10 +23,11 @@ pub use ratelimit::CheckBody;
 use crate::middleware::RequestId;
 use crate::problem::{ApiResult, ErrorCode, Problem};
 use crate::tier_limits::{self, route};
-use crate::{now_ms, AppState};
+use crate::AppState;
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use colony_cluster::WriteError;
+use colony_core::clock::now_ms;
 use colony_core::command::{ApplyError, Command, CommandOutput, Proposal, ProposalMeta};
 
 /// A tenant route: the tier-limit layer authenticates and charges every request to it

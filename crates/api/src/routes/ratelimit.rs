@@ -3,7 +3,7 @@
 //! Buckets are scoped to the caller's tenant: two tenants using the same name and key never
 //! share a bucket. Each item gets its own answer (or its own error) in request order.
 //!
-//! Each item is checked on the node that owns its bucket (see `colony_actors::routing`), so
+//! Each item is checked on the node that owns its bucket (see `colony_actors::limiter`), so
 //! a bucket's count is exact cluster-wide whichever node the client calls, while membership
 //! is stable.
 //!
