@@ -215,7 +215,7 @@ COMMANDS = {
 
 
 # --------------------------------------------------------------------------------------
-# wire_envelope: crates/actors/src/router.rs, Envelope { v, body }.
+# wire_envelope: crates/limiter/src/router.rs, Envelope { v, body }.
 
 
 def wire(body, v=1):

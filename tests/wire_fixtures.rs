@@ -12,11 +12,6 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use colony_actors::wire::{
-    BucketBatch, CheckBatch, CheckReply, HandoffAck, LeaseReply, LeaseRequest, PullReply,
-    PullRequest, Wire, WireBucket, WireItem, WireOutcome,
-};
-use colony_actors::{LeaseOp, LeaseOutcome};
 use colony_cluster::membership::{NodeMeta, NodeState};
 use colony_core::apikey::ApiKey;
 use colony_core::command::{Command, Proposal, ProposalMeta, TenantPatch};
@@ -24,6 +19,11 @@ use colony_core::evaluation::{CheckpointItem, EvaluationRecord, EvaluationStatus
 use colony_core::pricing::Price;
 use colony_core::tenant::{Tenant, TenantStatus, TierOverrides};
 use colony_core::tier::{Tier, WindowLimit};
+use colony_limiter::wire::{
+    BucketBatch, CheckBatch, CheckReply, HandoffAck, LeaseReply, LeaseRequest, PullReply,
+    PullRequest, Wire, WireBucket, WireItem, WireOutcome,
+};
+use colony_limiter::{LeaseOp, LeaseOutcome};
 use colony_ratelimit::{Algorithm, BucketState, Decision, Limit, Status};
 use ractor::BytesConvertable;
 use serde::de::DeserializeOwned;
@@ -335,10 +335,10 @@ fn fixtures() -> Vec<(String, Decode, Vec<u8>)> {
         wire::<PullReply> as Decode,
         Wire(Ok(PullReply {
             answers: vec![
-                colony_actors::types::PullAnswer::State(bucket.clone()),
-                colony_actors::types::PullAnswer::Moved(6),
-                colony_actors::types::PullAnswer::Unknown,
-                colony_actors::types::PullAnswer::Busy,
+                colony_limiter::types::PullAnswer::State(bucket.clone()),
+                colony_limiter::types::PullAnswer::Moved(6),
+                colony_limiter::types::PullAnswer::Unknown,
+                colony_limiter::types::PullAnswer::Busy,
             ],
         }))
         .into_bytes(),

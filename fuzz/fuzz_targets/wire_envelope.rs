@@ -1,4 +1,4 @@
-//! Actor-transport payloads: the versioned `Wire<T>` envelope (crates/actors/src/router.rs)
+//! Actor-transport payloads: the versioned `Wire<T>` envelope (crates/limiter/src/router.rs)
 //! that ractor_cluster hands to the Router as raw bytes from a peer.
 //!
 //! Every input is decoded, through `BytesConvertable::from_bytes` as the node does, as each
@@ -16,8 +16,8 @@
 //! which needs a running tokio runtime; their arguments go through the same `from_bytes`.
 #![no_main]
 
-use colony_actors::types::PullAnswer;
-use colony_actors::wire::{
+use colony_limiter::types::PullAnswer;
+use colony_limiter::wire::{
     BucketBatch, CheckBatch, CheckReply, HandoffAck, LeaseReply, LeaseRequest, PullReply,
     PullRequest, RouterMsg, Wire,
 };

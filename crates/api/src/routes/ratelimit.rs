@@ -3,7 +3,7 @@
 //! Buckets are scoped to the caller's tenant: two tenants using the same name and key never
 //! share a bucket. Each item gets its own answer (or its own error) in request order.
 //!
-//! Each item is checked on the node that owns its bucket (see `colony_actors::limiter`), so
+//! Each item is checked on the node that owns its bucket (see `colony_limiter::limiter`), so
 //! a bucket's count is exact cluster-wide whichever node the client calls, while membership
 //! is stable.
 //!
@@ -13,7 +13,7 @@
 //!   limit is back at rest, and forgotten, within that long of its last hit;
 //! - at most `ratelimit.max_buckets_per_tenant` live buckets per tenant on the owner node,
 //!   enforced by the owner when a check would create a bucket
-//!   (`colony_actors::BucketError::TooManyBuckets`).
+//!   (`colony_limiter::BucketError::TooManyBuckets`).
 
 use crate::auth::TenantCaller;
 use crate::extract::ApiJson;
@@ -22,7 +22,7 @@ use crate::problem::{ApiResult, ErrorCode, Problem};
 use crate::AppState;
 use axum::extract::State;
 use axum::{Extension, Json};
-use colony_actors::{tenant_bucket_key, BucketError, CheckContext, CheckItem};
+use colony_limiter::{tenant_bucket_key, BucketError, CheckContext, CheckItem};
 use colony_ratelimit::{Algorithm, Limit, Status};
 use serde::{Deserialize, Serialize};
 
@@ -215,7 +215,7 @@ mod tests {
     #[test]
     fn the_owner_reads_the_tenant_back_from_the_key() {
         for (t, n, k) in [("acme", "n", "k"), ("a/1:b", "c", "d"), ("t", "x/y", "")] {
-            assert_eq!(colony_actors::tenant_of_key(&bucket_key(t, n, k)), Some(t));
+            assert_eq!(colony_limiter::tenant_of_key(&bucket_key(t, n, k)), Some(t));
         }
         assert_eq!(
             bucket_key("acme", "n", "k"),

@@ -1,4 +1,4 @@
-//! Colony's supervised actors (ractor).
+//! Colony's cluster-wide rate-limit runtime (ractor actors and the routing around them).
 //!
 //! # Layout
 //! - [`bucket_shard`]: [`bucket_shard::BucketShard`], one actor holding the rate-limit buckets
