@@ -8,18 +8,20 @@
 //! - [`secrets`]: secret strength checks, scrubbing them from the environment, data dir modes
 //! - [`run`]: wiring: storage, Raft, bootstrap, HTTP server, signals, graceful shutdown
 
+mod bootstrap;
 mod cli;
 mod config;
 mod config_error;
 mod datadir;
 mod dev;
+mod error;
 mod run;
 mod secrets;
 
 use clap::Parser;
 use std::process::ExitCode;
 
-// glibc malloc/free took ~22% of CPU on the rate-limit hot path (benches/README.md);
+// glibc malloc/free took ~22% of CPU on the rate-limit hot path (benches/results/HISTORY.md);
 // mimalloc's thread-local free lists avoid most of that.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -47,7 +49,7 @@ fn main() -> ExitCode {
         }
     };
     // Before the runtime starts: no other thread may read the environment meanwhile.
-    let secrets = match run::take_secrets(&config) {
+    let secrets = match bootstrap::take_secrets(&config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("colony: {e}");
@@ -67,12 +69,12 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run::run(config, secrets)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(run::RunError::Config(e)) => {
+        Err(error::RunError::Config(e)) => {
             tracing::error!("{e}");
             eprintln!("colony: {e}");
             ExitCode::from(2)
         }
-        Err(run::RunError::Other(e)) => {
+        Err(error::RunError::Other(e)) => {
             tracing::error!("fatal: {e:#}");
             eprintln!("colony: {e:#}");
             ExitCode::FAILURE

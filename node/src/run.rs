@@ -1,14 +1,14 @@
 //! Wiring of one node: config, storage, Raft, bootstrap, HTTP, signals, shutdown.
 
+use crate::bootstrap::{ensure_cluster_initialised, local_secret, Secrets};
 use crate::cli::NodeArgs;
 use crate::config::{Config, ConfigError, LogConfig, LogFormat};
 use crate::datadir;
+use crate::error::RunError;
 use anyhow::Context;
-use colony_actors::{
-    Buckets, BucketsConfig, ClusterView, Handoff, HandoffConfig, Limiter, LimiterConfig, Router,
-    RouterArgs, ROUTER_GROUP, ROUTER_SCOPE,
+use colony_api::{
+    ApiSettings, AppParts, AppState, DrainPhase, EvaluationParts, Lifecycle, Metrics,
 };
-use colony_api::{ApiSettings, AppParts, AppState, EvaluationParts, Lifecycle, Metrics};
 use colony_cluster::actor_link::{ActorLink, ActorLinkConfig};
 use colony_cluster::membership::{
     MemberEvent, MemberStatus, Membership, MembershipConfig, NodeMeta, NodeState,
@@ -19,11 +19,12 @@ use colony_cluster::transport::faults::Faults;
 use colony_cluster::voters::VoterSettings;
 use colony_cluster::RaftNode;
 use colony_cluster::RaftNodeConfig;
-use colony_core::apikey::{generate_admin_token, hash_secret, secret_matches, MIN_ADMIN_TOKEN_LEN};
-use colony_core::command::{Command, Proposal, ProposalMeta};
-use colony_core::tier::default_tiers;
 use colony_evaluator::{
     Credentials, Evaluator, EvaluatorConfig, OperatorCredential, RunContext, RunLimits, RunSettings,
+};
+use colony_limiter::{
+    Buckets, BucketsConfig, ClusterView, Handoff, HandoffConfig, Limiter, LimiterConfig, Router,
+    RouterArgs, ROUTER_GROUP, ROUTER_SCOPE,
 };
 use colony_providers::{BreakerConfig, EgressPolicy, Registry, ResponseCache};
 use std::sync::Arc;
@@ -121,42 +122,6 @@ async fn start_evaluator(
     Evaluator::start(ctx, w.membership.clone(), EvaluatorConfig::default(), stop)
         .await
         .map_err(|e| RunError::Other(anyhow::Error::new(e)))
-}
-
-/// This node's own secret when no cluster secret is configured: generated once and
-/// kept in the data dir (0600).
-fn local_secret(dir: &std::path::Path) -> Result<String, ConfigError> {
-    let path = dir.join("local-secret");
-    let err = |e: std::io::Error| {
-        ConfigError::new("data_dir", format!("cannot use {}: {e}", path.display()))
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(s) if s.trim().len() >= 32 => Ok(s.trim().to_string()),
-        Ok(_) => Err(ConfigError::new(
-            "data_dir",
-            format!(
-                "{} is too short; delete it to generate a new one",
-                path.display()
-            ),
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let s = hex::encode(rand::random::<[u8; 32]>());
-            datadir::write_private(&path, &s).map_err(err)?;
-            Ok(s)
-        }
-        Err(e) => Err(err(e)),
-    }
-}
-
-/// How a node run ended badly.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// Bad configuration or environment the operator must fix: exit code 2.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// Anything else: exit code 1.
-    #[error(transparent)]
-    Other(#[from] anyhow::Error),
 }
 
 /// Builds the config: defaults, then the file, then `COLONY_*` variables, then flags.
@@ -520,26 +485,26 @@ pub async fn run(config: Config, secrets: Secrets) -> Result<(), RunError> {
     lifecycle.start_draining();
     membership.set_state(NodeState::Draining);
     // Evaluations stop here at a checkpoint; the leader moves them to active nodes.
-    lifecycle.set_phase("handing_off_evaluations");
+    lifecycle.set_phase(DrainPhase::HandingOffEvaluations);
     evaluator.drain(DRAIN_EVALUATIONS_WAIT).await;
     // Hand every bucket to its new owner before the HTTP server and the actor transport
     // stop: checks still routed here meanwhile are answered "moved" and sent on.
-    lifecycle.set_phase("handing_off_buckets");
+    lifecycle.set_phase(DrainPhase::HandingOffBuckets);
     let handed = handoff.drain(&buckets, DRAIN_VIEW_WAIT).await;
     tracing::info!(
         buckets = handed,
         "rate-limit buckets handed to their new owners"
     );
     if !handoff.members().is_empty() {
-        lifecycle.set_phase("waiting_for_peers_to_stop_routing_here");
+        lifecycle.set_phase(DrainPhase::WaitingForPeersToStopRoutingHere);
         handoff.wait_quiet(DRAIN_QUIET, DRAIN_QUIET_MAX).await;
     }
     // Last: Raft leadership (writes above, e.g. checkpoints, still went through it).
-    lifecycle.set_phase("stepping_down_as_raft_leader");
+    lifecycle.set_phase(DrainPhase::SteppingDownAsRaftLeader);
     if colony_cluster::voters::step_down(&raft, &membership, DRAIN_STEP_DOWN_WAIT).await {
         tracing::info!(leader = ?raft.status().leader, "drain: another node leads now");
     }
-    lifecycle.set_phase("finishing_requests");
+    lifecycle.set_phase(DrainPhase::FinishingRequests);
     let _ = stop_tx.send(true);
     match tokio::time::timeout(config.http.shutdown_grace, server).await {
         Ok(Ok(Ok(()))) => tracing::info!("in-flight requests finished"),
@@ -550,7 +515,7 @@ pub async fn run(config: Config, secrets: Secrets) -> Result<(), RunError> {
             "in-flight requests did not finish within http.shutdown_grace_ms; closing them"
         ),
     }
-    lifecycle.set_phase("leaving");
+    lifecycle.set_phase(DrainPhase::Leaving);
     evaluator.stop().await;
     link.stop().await;
     router.stop(None);
@@ -709,148 +674,6 @@ async fn wait_for_gossip_peer(membership: &Membership, leader: u64) {
         leader,
         "gossip does not list the raft leader yet; going active anyway"
     );
-}
-
-/// A new cluster gets its admin token hash and default tiers through Raft, proposed by the
-/// leader; every node then checks `COLONY_ADMIN_TOKEN` against the cluster's, so a mismatch
-/// is reported at start rather than silently refused later.
-async fn ensure_cluster_initialised(
-    raft: &RaftNode,
-    dir: &std::path::Path,
-    env_token: Option<String>,
-) -> Result<(), RunError> {
-    let token_file = datadir::admin_token_path(dir);
-    loop {
-        if let Some(hash) = raft.read_state(|s| s.admin_token_hash.clone()) {
-            report_admin_token(&hash, env_token.as_deref(), &token_file);
-            return Ok(());
-        }
-        let status = raft.status();
-        if status.leader == Some(status.node_id) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let (token, generated) = match env_token.clone() {
-        Some(t) => (t, false),
-        None => (generate_admin_token(), true),
-    };
-    if generated {
-        datadir::write_private(&token_file, &token).map_err(|e| {
-            ConfigError::new(
-                "data_dir",
-                format!("cannot write {}: {e}", token_file.display()),
-            )
-        })?;
-    }
-    let proposal = Proposal::new(
-        ProposalMeta {
-            at_ms: colony_core::clock::now_ms(),
-            principal: format!("node:{}", raft.node_id()),
-            request_id: colony_core::ids::random_request_id(),
-        },
-        Command::InitCluster {
-            admin_token_hash: hash_secret(&token),
-            tiers: default_tiers(colony_core::clock::now_ms()),
-        },
-    );
-    match raft.write(proposal).await {
-        Ok(_) => {}
-        // Initialised concurrently (e.g. by a previous leader): keep the cluster's token.
-        Err(colony_cluster::WriteError::Rejected(_)) => {
-            if generated {
-                let _ = std::fs::remove_file(&token_file);
-            }
-        }
-        Err(e) => return Err(anyhow::anyhow!("initialising the cluster: {e}").into()),
-    }
-    match raft.read_state(|s| s.admin_token_hash.clone()) {
-        Some(hash) => {
-            report_admin_token(&hash, env_token.as_deref(), &token_file);
-            Ok(())
-        }
-        None => Err(
-            anyhow::anyhow!("the cluster is still not initialised after the init command").into(),
-        ),
-    }
-}
-
-/// Logs how to authenticate as admin, and loudly when `COLONY_ADMIN_TOKEN` is not the
-/// cluster's token. Never logs a token.
-fn report_admin_token(hash: &str, env_token: Option<&str>, token_file: &std::path::Path) {
-    let stored = token_file
-        .exists()
-        .then(|| token_file.display().to_string());
-    match (env_token, stored) {
-        (Some(t), stored) if !secret_matches(t, hash) => tracing::error!(
-            "COLONY_ADMIN_TOKEN differs from this cluster's admin token: requests with it will get 401. \
-             The cluster keeps the token it was created with{}",
-            stored.map(|p| format!(" (stored in {p})")).unwrap_or_default()
-        ),
-        (Some(_), _) => tracing::info!("admin token: COLONY_ADMIN_TOKEN (matches the cluster's; only its hash is stored)"),
-        (None, Some(p)) => {
-            tracing::info!("admin token: in {p} (mode 0600) — authenticate with `Authorization: Bearer $(cat {p})`")
-        }
-        (None, None) => tracing::info!(
-            "admin token: the one this cluster was created with (in the admin-token file of the node that \
-             initialised it, or the COLONY_ADMIN_TOKEN it was started with)"
-        ),
-    }
-}
-
-/// The node's own secrets, read once before the async runtime starts.
-#[derive(Default)]
-pub struct Secrets {
-    /// `COLONY_ADMIN_TOKEN`, if set.
-    admin_token: Option<String>,
-    /// The operator's provider credentials with their values.
-    operator_credentials: Vec<OperatorCredential>,
-    /// Why the secret values could not be zeroed in `/proc/self/environ`, if they could not.
-    environ_wipe_error: Option<std::io::Error>,
-}
-
-/// Reads the admin token and the operator's credentials, checks them, and removes every
-/// secret variable from the process environment, so nothing later (no tenant-controlled
-/// path, no child process) can read them. Call before any thread is started.
-pub fn take_secrets(config: &Config) -> Result<Secrets, ConfigError> {
-    let admin_token = admin_token_from_env()?;
-    if let Some(t) = &admin_token {
-        crate::secrets::check_secret("COLONY_ADMIN_TOKEN", t)?;
-    }
-    let operator_credentials = config
-        .load_operator_credentials()?
-        .into_iter()
-        .map(|c| OperatorCredential {
-            name: c.name,
-            value: c.value,
-            allowed_hosts: c.allowed_hosts,
-            tenants: c.tenants,
-        })
-        .collect();
-    let names = config.secret_env_names();
-    let environ_wipe_error =
-        crate::secrets::scrub_env(&names.iter().map(String::as_str).collect::<Vec<_>>()).err();
-    Ok(Secrets {
-        admin_token,
-        operator_credentials,
-        environ_wipe_error,
-    })
-}
-
-/// `COLONY_ADMIN_TOKEN`, checked before anything is written.
-fn admin_token_from_env() -> Result<Option<String>, ConfigError> {
-    match std::env::var("COLONY_ADMIN_TOKEN") {
-        Ok(t) if t.len() < MIN_ADMIN_TOKEN_LEN => Err(ConfigError::new(
-            "COLONY_ADMIN_TOKEN",
-            format!("must be at least {MIN_ADMIN_TOKEN_LEN} characters"),
-        )),
-        Ok(t) if t.chars().any(|c| c.is_whitespace() || c.is_control()) => Err(ConfigError::new(
-            "COLONY_ADMIN_TOKEN",
-            "must not contain spaces or control characters",
-        )),
-        Ok(t) => Ok(Some(t)),
-        Err(_) => Ok(None),
-    }
 }
 
 /// Waits for SIGTERM or SIGINT (Ctrl-C) and names it.
