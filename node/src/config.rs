@@ -918,8 +918,8 @@ fn unknown_key(key: &str) -> ConfigError {
     let hint = KEYS
         .iter()
         .map(|(k, _)| *k)
-        .min_by_key(|k| edit_distance(k, key))
-        .filter(|k| edit_distance(k, key) <= 3)
+        .min_by_key(|k| strsim::levenshtein(k, key))
+        .filter(|k| strsim::levenshtein(k, key) <= 3)
         .map(|k| format!("; did you mean `{k}`?"))
         .unwrap_or_default();
     ConfigError::new(
@@ -972,20 +972,6 @@ fn flatten(
         }
     }
     Ok(())
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]
