@@ -1,4 +1,4 @@
-//! Actor-transport payloads: the versioned `Wire<T>` envelope (crates/limiter/src/router.rs)
+//! Actor-transport payloads: the versioned `Wire<T>` envelope (crates/limiter/src/wire.rs)
 //! that ractor_cluster hands to the Router as raw bytes from a peer.
 //!
 //! Every input is decoded, through `BytesConvertable::from_bytes` as the node does, as each
