@@ -443,7 +443,9 @@ pub fn evaluations(
 ///   admitted after its last replication", generously. The bound is on the amount, not
 ///   the time: the interim owner continues from a replica that misses those admissions,
 ///   so the excess shows whenever the bucket next reaches its limit, which may be well
-///   after the heal (finding 12);
+///   after the heal (finding 12). It ends at the bucket's first refusal after the heal:
+///   from then on the bucket is full again, and any admission beyond the limit is a second
+///   copy;
 /// - a partition is not a crash and the README states no bound for it: both sides keep
 ///   serving (the cut-off node owns every bucket in its own view), so it covers up to one
 ///   more limit while it lasts and for 2 s after the heal (gossip merging the views),
@@ -453,6 +455,8 @@ pub fn evaluations(
 pub fn ratelimit(ops: &[Op], faults: &[FaultEvent]) -> Check {
     // bucket -> admissions (invoke, complete), in invocation order (ops are sorted).
     let mut admitted: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    // bucket -> invocation times of the checks refused as over the limit.
+    let mut refused: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut checks = 0;
     let mut errors = 0;
     for o in ops.iter().filter(|o| o.kind == "ratelimit.check") {
@@ -465,9 +469,11 @@ pub fn ratelimit(ops: &[Op], faults: &[FaultEvent]) -> Check {
         let statuses = o.detail["statuses"].as_array().cloned().unwrap_or_default();
         for (k, s) in keys.iter().zip(statuses.iter()) {
             let key = k.as_str().unwrap_or("").to_string();
-            let entry = admitted.entry(key).or_default();
+            let entry = admitted.entry(key.clone()).or_default();
             if s == "under_limit" {
                 entry.push((o.invoke_ms, o.complete_ms));
+            } else if s == "over_limit" {
+                refused.entry(key.clone()).or_default().push(o.invoke_ms);
             } else if s == "error" {
                 errors += 1;
             }
@@ -494,7 +500,13 @@ pub fn ratelimit(ops: &[Op], faults: &[FaultEvent]) -> Check {
                         .iter()
                         .filter(|(inv, done)| *inv <= f.start_ms && *done >= f.start_ms - 500.0)
                         .count() as u64;
-                    Some((f.start_ms, f64::INFINITY, before, false))
+                    // Until the bucket is first refused after the heal: from then on it
+                    // is full again, and an admission beyond the limit is a new copy.
+                    let full_again = refused
+                        .get(key)
+                        .and_then(|r| r.iter().copied().find(|t| *t >= f.heal_ms))
+                        .unwrap_or(f64::INFINITY);
+                    Some((f.start_ms, full_again, before, false))
                 } else {
                     None
                 }
@@ -709,6 +721,21 @@ mod tests {
         );
         // Without the fault nothing is covered.
         assert!(!ratelimit(&ops, &[]).ok);
+    }
+
+    #[test]
+    fn a_crash_allowance_ends_once_the_bucket_is_refused_after_the_heal() {
+        // The whole limit just before the kill, a refusal after the heal, then a fresh
+        // limit at 60 s: a restarted bucket, not the crash's loss.
+        let mut ops: Vec<Op> = (0..40)
+            .map(|i| admitted("b", 15_700.0 + 10.0 * f64::from(i)))
+            .collect();
+        let mut no = admitted("b", 19_400.0);
+        no.detail = json!({"keys": ["b"], "statuses": ["over_limit"]});
+        ops.push(no);
+        ops.extend((0..40).map(|i| admitted("b", 60_000.0 + 10.0 * f64::from(i))));
+        let c = ratelimit(&ops, &[kill(16_100.0, 19_100.0)]);
+        assert!(!c.ok, "{}", c.summary);
     }
 
     #[test]
