@@ -1,148 +1,200 @@
-//! Node configuration: embedded defaults, then the TOML file, then `COLONY_*` environment
-//! variables, then command-line flags. Every key is listed once in [`KEYS`]; file keys,
-//! variables and flags all go through [`Config::set`], so every error names its key.
+//! Node configuration: the defaults in `configs/single.toml` (embedded in the binary), then
+//! the TOML file, then `COLONY_*` environment variables, then command-line flags.
+//!
+//! The layers are merged as TOML tables and read into the structs below with serde
+//! (`deny_unknown_fields`), so a key is declared once, as a field, and documented once,
+//! with its default, in `configs/single.toml`. Every error names its key: serde's path to
+//! the failing value is the key.
 
 pub use crate::config_error::ConfigError;
+use crate::config_fields as field;
+pub use crate::config_fields::LogFormat;
+use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Pretty,
-    /// One JSON object per line.
-    Json,
-}
+/// The defaults: every key, with its documentation.
+const DEFAULTS: &str = include_str!("../../configs/single.toml");
 
 /// HTTP listener settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Address of the public HTTP API.
+    #[serde(deserialize_with = "field::addr")]
     pub listen: SocketAddr,
     /// Address other nodes should use for this node's HTTP API, when different from
     /// `listen` (0.0.0.0, NAT); drains of a named node are passed there.
+    #[serde(deserialize_with = "field::optional_addr")]
     pub advertise: Option<SocketAddr>,
     /// Largest request body accepted.
+    #[serde(deserialize_with = "field::count::<_, usize, 1024, 1073741824>")]
     pub max_body_bytes: usize,
     /// How long a write may wait for Raft.
+    #[serde(rename = "write_timeout_ms", deserialize_with = "field::millis")]
     pub write_timeout: Duration,
     /// How long in-flight requests may take to finish on shutdown.
+    #[serde(rename = "shutdown_grace_ms", deserialize_with = "field::millis")]
     pub shutdown_grace: Duration,
 }
 
 /// Gossip (SWIM membership over UDP) settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GossipConfig {
     /// UDP address to bind.
+    #[serde(deserialize_with = "field::addr")]
     pub listen: SocketAddr,
     /// Address other nodes should use, when different from `listen` (NAT, 0.0.0.0).
+    #[serde(deserialize_with = "field::optional_addr")]
     pub advertise: Option<SocketAddr>,
     /// How often each node probes one member.
+    #[serde(rename = "probe_period_ms", deserialize_with = "field::millis")]
     pub probe_period: Duration,
     /// How long a probe waits for an ack before asking others to probe indirectly.
+    #[serde(rename = "probe_rtt_ms", deserialize_with = "field::millis")]
     pub probe_rtt: Duration,
     /// How long a member stays suspect before it is declared down.
+    #[serde(rename = "suspect_to_down_ms", deserialize_with = "field::millis")]
     pub suspect_to_down: Duration,
 }
 
 /// Cluster formation and safety settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     /// Gossip addresses of nodes to join through.
+    #[serde(deserialize_with = "field::addrs")]
     pub seeds: Vec<SocketAddr>,
     /// Start a new cluster if this node has no data, even with seeds.
     pub bootstrap: bool,
     /// Shared secret: authenticates gossip packets and internal calls.
     pub secret: String,
     /// How long a voter may be down before the leader replaces it.
+    #[serde(rename = "voter_down_grace_ms", deserialize_with = "field::millis")]
     pub voter_down_grace: Duration,
     /// Largest gap between committed and applied entries for `/readyz` to say ready.
+    #[serde(deserialize_with = "field::whole")]
     pub max_ready_lag: u64,
     /// Test-only fault injection endpoint (`PUT /v1/testing/faults`).
     pub fault_injection: bool,
     /// TCP address of the actor transport (ractor_cluster): routed rate-limit checks.
+    #[serde(deserialize_with = "field::addr")]
     pub listen: SocketAddr,
     /// Address other nodes should dial, when different from `listen`.
+    #[serde(deserialize_with = "field::optional_addr")]
     pub advertise: Option<SocketAddr>,
 }
 
 /// Raft timing and log compaction.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RaftConfig {
     /// Address of the internal listener (Raft RPCs, forwarded writes).
+    #[serde(deserialize_with = "field::addr")]
     pub listen: SocketAddr,
     /// Address other nodes should use, when different from `listen`.
+    #[serde(deserialize_with = "field::optional_addr")]
     pub advertise: Option<SocketAddr>,
     /// Leader heartbeat interval.
+    #[serde(rename = "heartbeat_ms", deserialize_with = "field::millis")]
     pub heartbeat: Duration,
     /// Election timeout, lower bound.
+    #[serde(rename = "election_timeout_min_ms", deserialize_with = "field::millis")]
     pub election_timeout_min: Duration,
     /// Election timeout, upper bound.
+    #[serde(rename = "election_timeout_max_ms", deserialize_with = "field::millis")]
     pub election_timeout_max: Duration,
     /// Snapshot after this many entries.
+    #[serde(deserialize_with = "field::positive")]
     pub snapshot_after_logs: u64,
     /// Largest encoded Raft entry proposed.
+    #[serde(deserialize_with = "field::count::<_, usize, 65536, 1073741824>")]
     pub max_entry_bytes: usize,
     /// Entries kept after a snapshot.
+    #[serde(deserialize_with = "field::whole")]
     pub logs_kept_after_snapshot: u64,
 }
 
 /// Rate limiting.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Lifetime of a tenant concurrency lease that is never released (its ingress node
     /// crashed or lost the owner): the longest a lost release holds a slot.
+    #[serde(rename = "lease_ttl_ms", deserialize_with = "field::millis")]
     pub lease_ttl: Duration,
     /// How often each owner sends changed buckets to their successors: a crashed owner's
     /// buckets continue from a copy at most this old (plus one send).
+    #[serde(rename = "replication_interval_ms", deserialize_with = "field::millis")]
     pub replication_interval: Duration,
-    /// How many successors keep a replica of each bucket: the owner and up to this many
-    /// less one of them may crash together with the bound above.
+    /// How many successors keep a replica of each bucket (1-4; each one costs a copy of
+    /// every changed bucket per replication round): the owner and up to this many less one
+    /// of them may crash together with the bound above.
+    #[serde(deserialize_with = "field::count::<_, usize, 1, 4>")]
     pub replicas: usize,
     /// How long after a membership change a new owner asks a bucket's previous owner for
     /// its state before starting afresh.
+    #[serde(rename = "handoff_window_ms", deserialize_with = "field::millis")]
     pub handoff_window: Duration,
     /// Timeout of asking a previous owner for one bucket.
+    #[serde(rename = "pull_timeout_ms", deserialize_with = "field::millis")]
     pub pull_timeout: Duration,
     /// Largest `duration_ms` of a check item.
+    #[serde(deserialize_with = "field::positive")]
     pub max_duration_ms: u64,
     /// Most live buckets one tenant may have on one node.
+    #[serde(deserialize_with = "field::positive")]
     pub max_buckets_per_tenant: usize,
 }
 
 /// Evaluations.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EvaluationsConfig {
     /// Most cases in one evaluation spec.
+    #[serde(deserialize_with = "field::positive")]
     pub max_cases: usize,
     /// Most evaluations one tenant may have queued or running at once.
+    #[serde(deserialize_with = "field::count::<_, u32, 1, 4294967295>")]
     pub max_live_per_tenant: u32,
     /// Most evaluations one tenant may store, of any status.
+    #[serde(deserialize_with = "field::count::<_, u32, 1, 4294967295>")]
     pub max_stored_per_tenant: u32,
     /// Checkpoint once this many results wait...
+    #[serde(deserialize_with = "field::positive")]
     pub checkpoint_every: usize,
     /// ...or once the oldest has waited this long.
+    #[serde(rename = "checkpoint_interval_ms", deserialize_with = "field::millis")]
     pub checkpoint_interval: Duration,
     /// How long a cached provider response is reused.
+    #[serde(rename = "cache_ttl_ms", deserialize_with = "field::millis")]
     pub cache_ttl: Duration,
     /// Whether provider responses are cached at all.
     pub cache: bool,
     /// Largest rendered prompt of one case.
+    #[serde(deserialize_with = "field::positive")]
     pub max_prompt_bytes: usize,
     /// Largest references of one case.
+    #[serde(deserialize_with = "field::positive")]
     pub max_reference_bytes: usize,
     /// Largest output stored and scored.
+    #[serde(deserialize_with = "field::positive")]
     pub max_output_bytes: usize,
     /// Most output bytes stored for one evaluation.
+    #[serde(deserialize_with = "field::positive")]
     pub max_evaluation_output_bytes: usize,
     /// Largest provider response body read.
+    #[serde(deserialize_with = "field::positive")]
     pub max_response_bytes: usize,
     /// Longest one case's scoring may take.
+    #[serde(rename = "score_timeout_ms", deserialize_with = "field::millis")]
     pub score_timeout: Duration,
     /// Cases scored at once (blocking threads).
+    #[serde(deserialize_with = "field::count::<_, usize, 1, 64>")]
     pub scoring_threads: usize,
 }
 
@@ -166,6 +218,23 @@ pub struct OperatorCredentialConfig {
     pub allowed_hosts: Vec<String>,
     /// Tenant ids that may use it; `*` for all.
     pub tenants: Vec<String>,
+}
+
+/// One `[[providers.credentials]]` table as written; [`Config`] checks what spans entries
+/// and keys (exactly one source, unique names, not a node variable).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialEntry {
+    #[serde(deserialize_with = "field::credential_name")]
+    name: String,
+    #[serde(default, deserialize_with = "field::variable_name")]
+    from_env: Option<String>,
+    #[serde(default, deserialize_with = "field::credential_file")]
+    from_file: Option<PathBuf>,
+    #[serde(deserialize_with = "field::allowed_hosts")]
+    allowed_hosts: Vec<String>,
+    #[serde(deserialize_with = "field::credential_tenants")]
+    tenants: Vec<String>,
 }
 
 /// An operator credential with its value, loaded at start. `Debug` leaves the value out.
@@ -192,29 +261,48 @@ impl fmt::Debug for LoadedCredential {
     }
 }
 
-/// Model providers: egress policy and operator credentials.
-#[derive(Debug, Clone, Default)]
-pub struct ProvidersConfig {
+/// Provider egress exceptions (`[providers.egress]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressConfig {
     /// CIDRs and `host:port` pairs provider calls may reach although they are loopback,
     /// private, link-local or otherwise special.
-    pub egress_allow: Vec<String>,
-    /// Operator credentials.
+    #[serde(deserialize_with = "field::egress_allow")]
+    pub allow: Vec<String>,
+}
+
+/// Model providers: egress policy and operator credentials.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvidersConfig {
+    /// Egress exceptions.
+    pub egress: EgressConfig,
+    /// Operator credentials, checked across entries.
+    #[serde(skip)]
     pub credentials: Vec<OperatorCredentialConfig>,
+    /// The `[[providers.credentials]]` tables as written.
+    #[serde(default, rename = "credentials")]
+    entries: Vec<CredentialEntry>,
 }
 
 /// Logging.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogConfig {
     /// Output format.
+    #[serde(deserialize_with = "field::log_format")]
     pub format: LogFormat,
     /// `tracing` filter directive, e.g. `info` or `colony=debug,info`.
+    #[serde(deserialize_with = "field::log_level")]
     pub level: String,
 }
 
 /// The whole node configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// Where the node keeps its data.
+    #[serde(deserialize_with = "field::non_empty_path")]
     pub data_dir: PathBuf,
     /// HTTP settings.
     pub http: HttpConfig,
@@ -232,62 +320,20 @@ pub struct Config {
     pub providers: ProvidersConfig,
     /// Log settings.
     pub log: LogConfig,
+    /// The merged layers this was read from; later layers are merged into them.
+    #[serde(skip)]
+    layers: Layers,
 }
 
-/// Every configuration key, with its default as written in `configs/single.toml`.
-pub const KEYS: &[(&str, &str)] = &[
-    ("data_dir", "./colony-data"),
-    ("http.listen", "127.0.0.1:8080"),
-    ("http.advertise", ""),
-    ("http.max_body_bytes", "1048576"),
-    ("http.write_timeout_ms", "5000"),
-    ("http.shutdown_grace_ms", "10000"),
-    ("gossip.listen", "127.0.0.1:7946"),
-    ("gossip.advertise", ""),
-    ("gossip.probe_period_ms", "400"),
-    ("gossip.probe_rtt_ms", "200"),
-    ("gossip.suspect_to_down_ms", "1000"),
-    ("cluster.seeds", ""),
-    ("cluster.bootstrap", "false"),
-    ("cluster.secret", ""),
-    ("cluster.voter_down_grace_ms", "30000"),
-    ("cluster.max_ready_lag", "100"),
-    ("cluster.fault_injection", "false"),
-    ("cluster.listen", "127.0.0.1:7947"),
-    ("cluster.advertise", ""),
-    ("raft.listen", "127.0.0.1:7948"),
-    ("raft.advertise", ""),
-    ("raft.heartbeat_ms", "100"),
-    ("raft.election_timeout_min_ms", "300"),
-    ("raft.election_timeout_max_ms", "600"),
-    ("raft.snapshot_after_logs", "5000"),
-    ("raft.logs_kept_after_snapshot", "1000"),
-    ("raft.max_entry_bytes", "2097152"),
-    ("ratelimit.lease_ttl_ms", "60000"),
-    ("ratelimit.replication_interval_ms", "100"),
-    ("ratelimit.replicas", "2"),
-    ("ratelimit.handoff_window_ms", "10000"),
-    ("ratelimit.pull_timeout_ms", "500"),
-    ("ratelimit.max_duration_ms", "86400000"),
-    ("ratelimit.max_buckets_per_tenant", "100000"),
-    ("evaluations.max_cases", "10000"),
-    ("evaluations.max_live_per_tenant", "32"),
-    ("evaluations.max_stored_per_tenant", "1000"),
-    ("evaluations.checkpoint_every", "50"),
-    ("evaluations.checkpoint_interval_ms", "500"),
-    ("evaluations.cache", "true"),
-    ("evaluations.cache_ttl_ms", "86400000"),
-    ("evaluations.max_prompt_bytes", "65536"),
-    ("evaluations.max_reference_bytes", "65536"),
-    ("evaluations.max_output_bytes", "65536"),
-    ("evaluations.max_evaluation_output_bytes", "268435456"),
-    ("evaluations.max_response_bytes", "1048576"),
-    ("evaluations.score_timeout_ms", "2000"),
-    ("evaluations.scoring_threads", "1"),
-    ("providers.egress.allow", ""),
-    ("log.format", "pretty"),
-    ("log.level", "info,openraft=warn"),
-];
+/// A merged TOML table. `Debug` leaves it out: it holds the cluster secret.
+#[derive(Clone, Default)]
+struct Layers(toml::Table);
+
+impl fmt::Debug for Layers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Layers(..)")
+    }
+}
 
 /// Why `providers.credentials` has no variable or `--set` form.
 const CREDENTIALS_ONLY_IN_FILE: &str = "operator credentials are set only in the config file, \
@@ -308,313 +354,163 @@ pub fn env_name(key: &str) -> String {
     format!("COLONY_{}", key.to_ascii_uppercase().replace('.', "_"))
 }
 
-fn parse_u64(key: &str, v: &str) -> Result<u64, ConfigError> {
-    v.trim()
-        .parse::<u64>()
-        .map_err(|_| ConfigError::new(key, format!("{v:?} is not a whole number")))
-}
-
-fn parse_addr(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
-    v.trim().parse().map_err(|_| {
-        ConfigError::new(
-            key,
-            format!("{v:?} is not a socket address (expected e.g. 127.0.0.1:7946)"),
-        )
+/// The embedded defaults as a table.
+fn defaults() -> &'static toml::Table {
+    static TABLE: OnceLock<toml::Table> = OnceLock::new();
+    TABLE.get_or_init(|| match DEFAULTS.parse() {
+        Ok(t) => t,
+        // A constant of the binary, checked by a unit test: a failure here is a bug.
+        Err(e) => panic!("configs/single.toml is not valid TOML: {e}"),
     })
 }
 
-fn parse_optional_addr(key: &str, v: &str) -> Result<Option<SocketAddr>, ConfigError> {
-    if v.trim().is_empty() {
-        Ok(None)
-    } else {
-        parse_addr(key, v).map(Some)
+/// Every key (dotted), with its default value.
+pub fn keys() -> &'static [(String, toml::Value)] {
+    static KEYS: OnceLock<Vec<(String, toml::Value)>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut out = Vec::new();
+        leaves("", defaults(), &mut out);
+        out
+    })
+}
+
+/// The leaves of `table`, as dotted keys.
+fn leaves(prefix: &str, table: &toml::Table, out: &mut Vec<(String, toml::Value)>) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => leaves(&key, t, out),
+            other => out.push((key, other.clone())),
+        }
     }
 }
 
-fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigError> {
-    match v.trim() {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        _ => Err(ConfigError::new(key, format!("{v:?} is not true or false"))),
+/// The default of `key`, if it is one.
+fn default_of(key: &str) -> Option<&'static toml::Value> {
+    keys().iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// `text` as a value of the same TOML type as `default` (variables and flags are text).
+fn typed(key: &str, text: &str, default: &toml::Value) -> Result<toml::Value, ConfigError> {
+    let v = text.trim();
+    Ok(match default {
+        toml::Value::Integer(_) => toml::Value::Integer(
+            v.parse()
+                .map_err(|_| ConfigError::new(key, format!("{text:?} is not a whole number")))?,
+        ),
+        toml::Value::Boolean(_) => toml::Value::Boolean(match v {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            _ => {
+                return Err(ConfigError::new(
+                    key,
+                    format!("{text:?} is not true or false"),
+                ))
+            }
+        }),
+        // Lists are comma-separated.
+        toml::Value::Array(_) => toml::Value::Array(
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_string()))
+                .collect(),
+        ),
+        _ => toml::Value::String(text.to_string()),
+    })
+}
+
+/// Merges `over` into `base`: tables key by key, anything else replaced.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
     }
 }
 
-/// Most replicas per bucket: each one costs a copy of every changed bucket per
-/// replication round.
-const MAX_BUCKET_REPLICAS: u64 = 4;
-
-fn parse_positive(key: &str, v: &str) -> Result<u64, ConfigError> {
-    let n = parse_u64(key, v)?;
-    if n == 0 {
-        return Err(ConfigError::new(key, "must be at least 1"));
+/// Names the key of a serde error: its path, plus the field when one is missing.
+fn key_error(err: serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
+    let path = err.path().to_string();
+    let message = err.inner().message().to_string();
+    let quoted = |prefix: &str| -> Option<String> {
+        message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix('`'))
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_string)
+    };
+    let at = |field: &str| {
+        if path == "." || path.is_empty() {
+            field.to_string()
+        } else {
+            format!("{path}.{field}")
+        }
+    };
+    if let Some(missing) = quoted("missing field ") {
+        return ConfigError::new(at(&missing), "required");
     }
-    Ok(n)
-}
-
-fn parse_positive_u32(key: &str, v: &str) -> Result<u32, ConfigError> {
-    u32::try_from(parse_positive(key, v)?)
-        .map_err(|_| ConfigError::new(key, "must be at most 4294967295"))
-}
-
-fn parse_ms(key: &str, v: &str) -> Result<Duration, ConfigError> {
-    let ms = parse_u64(key, v)?;
-    if ms == 0 {
-        return Err(ConfigError::new(key, "must be at least 1 (milliseconds)"));
+    // The path ends at an unknown key; one outside a credential table gets a hint.
+    if message.starts_with("unknown field") && !path.starts_with("providers.credentials") {
+        return unknown_key(&path);
     }
-    Ok(Duration::from_millis(ms))
+    ConfigError::new(path, message)
 }
 
 impl Default for Config {
     fn default() -> Self {
-        let mut c = Config {
-            data_dir: PathBuf::new(),
-            http: HttpConfig {
-                listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-                advertise: None,
-                max_body_bytes: 0,
-                write_timeout: Duration::ZERO,
-                shutdown_grace: Duration::ZERO,
-            },
-            gossip: GossipConfig {
-                listen: SocketAddr::from(([127, 0, 0, 1], 7946)),
-                advertise: None,
-                probe_period: Duration::ZERO,
-                probe_rtt: Duration::ZERO,
-                suspect_to_down: Duration::ZERO,
-            },
-            cluster: ClusterConfig {
-                seeds: Vec::new(),
-                bootstrap: false,
-                secret: String::new(),
-                voter_down_grace: Duration::ZERO,
-                max_ready_lag: 0,
-                fault_injection: false,
-                listen: SocketAddr::from(([127, 0, 0, 1], 7947)),
-                advertise: None,
-            },
-            raft: RaftConfig {
-                listen: SocketAddr::from(([127, 0, 0, 1], 7948)),
-                advertise: None,
-                heartbeat: Duration::ZERO,
-                election_timeout_min: Duration::ZERO,
-                election_timeout_max: Duration::ZERO,
-                snapshot_after_logs: 0,
-                logs_kept_after_snapshot: 0,
-                max_entry_bytes: 0,
-            },
-            ratelimit: RateLimitConfig {
-                lease_ttl: Duration::ZERO,
-                replication_interval: Duration::ZERO,
-                replicas: 0,
-                handoff_window: Duration::ZERO,
-                pull_timeout: Duration::ZERO,
-                max_duration_ms: 0,
-                max_buckets_per_tenant: 0,
-            },
-            evaluations: EvaluationsConfig {
-                max_cases: 0,
-                max_live_per_tenant: 0,
-                max_stored_per_tenant: 0,
-                checkpoint_every: 0,
-                checkpoint_interval: Duration::ZERO,
-                cache_ttl: Duration::ZERO,
-                cache: true,
-                max_prompt_bytes: 0,
-                max_reference_bytes: 0,
-                max_output_bytes: 0,
-                max_evaluation_output_bytes: 0,
-                max_response_bytes: 0,
-                score_timeout: Duration::ZERO,
-                scoring_threads: 0,
-            },
-            providers: ProvidersConfig::default(),
-            log: LogConfig {
-                format: LogFormat::Pretty,
-                level: String::new(),
-            },
-        };
-        for (key, default) in KEYS {
-            // The defaults are constants checked by a unit test; a failure here is a bug.
-            if let Err(e) = c.set(key, default) {
-                panic!("built-in default is invalid: {e}");
-            }
+        match Config::from_layers(defaults().clone()) {
+            Ok(c) => c,
+            // A constant of the binary, checked by a unit test: a failure here is a bug.
+            Err(e) => panic!("a built-in default is invalid: {e}"),
         }
-        c
     }
 }
 
 impl Config {
-    /// Sets one key from its text form.
-    pub fn set(&mut self, key: &str, v: &str) -> Result<(), ConfigError> {
-        match key {
-            "data_dir" => {
-                if v.trim().is_empty() {
-                    return Err(ConfigError::new(key, "must not be empty"));
-                }
-                self.data_dir = PathBuf::from(v);
-            }
-            "http.advertise" => self.http.advertise = parse_optional_addr(key, v)?,
-            "http.listen" => {
-                self.http.listen = v.trim().parse().map_err(|_| {
-                    ConfigError::new(
-                        key,
-                        format!("{v:?} is not a socket address (expected e.g. 127.0.0.1:8080)"),
-                    )
-                })?;
-            }
-            "http.max_body_bytes" => {
-                let n = parse_u64(key, v)?;
-                if !(1024..=1 << 30).contains(&n) {
-                    return Err(ConfigError::new(key, "must be between 1024 and 1073741824"));
-                }
-                self.http.max_body_bytes = n as usize;
-            }
-            "http.write_timeout_ms" => self.http.write_timeout = parse_ms(key, v)?,
-            "http.shutdown_grace_ms" => self.http.shutdown_grace = parse_ms(key, v)?,
-            "gossip.listen" => self.gossip.listen = parse_addr(key, v)?,
-            "gossip.advertise" => self.gossip.advertise = parse_optional_addr(key, v)?,
-            "gossip.probe_period_ms" => self.gossip.probe_period = parse_ms(key, v)?,
-            "gossip.probe_rtt_ms" => self.gossip.probe_rtt = parse_ms(key, v)?,
-            "gossip.suspect_to_down_ms" => self.gossip.suspect_to_down = parse_ms(key, v)?,
-            "cluster.seeds" => {
-                self.cluster.seeds = v
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(|s| parse_addr(key, s))
-                    .collect::<Result<_, _>>()?;
-            }
-            "cluster.bootstrap" => self.cluster.bootstrap = parse_bool(key, v)?,
-            "cluster.secret" => self.cluster.secret = v.to_string(),
-            "cluster.voter_down_grace_ms" => self.cluster.voter_down_grace = parse_ms(key, v)?,
-            "cluster.max_ready_lag" => self.cluster.max_ready_lag = parse_u64(key, v)?,
-            "cluster.fault_injection" => self.cluster.fault_injection = parse_bool(key, v)?,
-            "ratelimit.lease_ttl_ms" => self.ratelimit.lease_ttl = parse_ms(key, v)?,
-            "ratelimit.replication_interval_ms" => {
-                self.ratelimit.replication_interval = parse_ms(key, v)?
-            }
-            "ratelimit.replicas" => {
-                let n = parse_positive(key, v)?;
-                if n > MAX_BUCKET_REPLICAS {
-                    return Err(ConfigError::new(
-                        key,
-                        format!("must be at most {MAX_BUCKET_REPLICAS}"),
-                    ));
-                }
-                self.ratelimit.replicas = n as usize
-            }
-            "ratelimit.handoff_window_ms" => self.ratelimit.handoff_window = parse_ms(key, v)?,
-            "ratelimit.pull_timeout_ms" => self.ratelimit.pull_timeout = parse_ms(key, v)?,
-            "evaluations.max_cases" => {
-                self.evaluations.max_cases = parse_positive(key, v)? as usize
-            }
-            "evaluations.checkpoint_every" => {
-                self.evaluations.checkpoint_every = parse_positive(key, v)? as usize
-            }
-            "evaluations.checkpoint_interval_ms" => {
-                self.evaluations.checkpoint_interval = parse_ms(key, v)?
-            }
-            "evaluations.cache" => self.evaluations.cache = parse_bool(key, v)?,
-            "evaluations.max_live_per_tenant" => {
-                self.evaluations.max_live_per_tenant = parse_positive_u32(key, v)?
-            }
-            "evaluations.max_stored_per_tenant" => {
-                self.evaluations.max_stored_per_tenant = parse_positive_u32(key, v)?
-            }
-            "evaluations.max_prompt_bytes" => {
-                self.evaluations.max_prompt_bytes = parse_positive(key, v)? as usize
-            }
-            "evaluations.max_reference_bytes" => {
-                self.evaluations.max_reference_bytes = parse_positive(key, v)? as usize
-            }
-            "evaluations.max_evaluation_output_bytes" => {
-                self.evaluations.max_evaluation_output_bytes = parse_positive(key, v)? as usize
-            }
-            "evaluations.max_output_bytes" => {
-                self.evaluations.max_output_bytes = parse_positive(key, v)? as usize
-            }
-            "evaluations.max_response_bytes" => {
-                self.evaluations.max_response_bytes = parse_positive(key, v)? as usize
-            }
-            "evaluations.score_timeout_ms" => self.evaluations.score_timeout = parse_ms(key, v)?,
-            "evaluations.scoring_threads" => {
-                let n = parse_positive(key, v)?;
-                if n > 64 {
-                    return Err(ConfigError::new(key, "must be between 1 and 64"));
-                }
-                self.evaluations.scoring_threads = n as usize;
-            }
-            "ratelimit.max_duration_ms" => {
-                self.ratelimit.max_duration_ms = parse_positive(key, v)?;
-            }
-            "ratelimit.max_buckets_per_tenant" => {
-                self.ratelimit.max_buckets_per_tenant = parse_positive(key, v)? as usize
-            }
-            "raft.max_entry_bytes" => {
-                let n = parse_u64(key, v)?;
-                if !(65536..=1 << 30).contains(&n) {
-                    return Err(ConfigError::new(
-                        key,
-                        "must be between 65536 and 1073741824",
-                    ));
-                }
-                self.raft.max_entry_bytes = n as usize;
-            }
-            "providers.egress.allow" => {
-                let entries: Vec<String> = v
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                colony_providers::EgressPolicy::parse(&entries)
-                    .map_err(|e| ConfigError::new(key, e.to_string()))?;
-                self.providers.egress_allow = entries;
-            }
-            "evaluations.cache_ttl_ms" => self.evaluations.cache_ttl = parse_ms(key, v)?,
-            "cluster.listen" => self.cluster.listen = parse_addr(key, v)?,
-            "cluster.advertise" => self.cluster.advertise = parse_optional_addr(key, v)?,
-            "raft.listen" => self.raft.listen = parse_addr(key, v)?,
-            "raft.advertise" => self.raft.advertise = parse_optional_addr(key, v)?,
-            "raft.heartbeat_ms" => self.raft.heartbeat = parse_ms(key, v)?,
-            "raft.election_timeout_min_ms" => self.raft.election_timeout_min = parse_ms(key, v)?,
-            "raft.election_timeout_max_ms" => self.raft.election_timeout_max = parse_ms(key, v)?,
-            "raft.snapshot_after_logs" => {
-                self.raft.snapshot_after_logs = parse_u64(key, v)?;
-                if self.raft.snapshot_after_logs == 0 {
-                    return Err(ConfigError::new(key, "must be at least 1"));
-                }
-            }
-            "raft.logs_kept_after_snapshot" => {
-                self.raft.logs_kept_after_snapshot = parse_u64(key, v)?
-            }
-            "log.format" => {
-                self.log.format = match v.trim() {
-                    "pretty" => LogFormat::Pretty,
-                    "json" => LogFormat::Json,
-                    other => {
-                        return Err(ConfigError::new(
-                            key,
-                            format!("{other:?} is not one of \"pretty\", \"json\""),
-                        ))
-                    }
-                }
-            }
-            "log.level" => {
-                if tracing_subscriber::EnvFilter::try_new(v).is_err() {
-                    return Err(ConfigError::new(
-                        key,
-                        format!(
-                            "{v:?} is not a log filter (e.g. \"info\" or \"colony=debug,info\")"
-                        ),
-                    ));
-                }
-                self.log.level = v.to_string();
-            }
-            "providers.credentials" => return Err(ConfigError::new(key, CREDENTIALS_ONLY_IN_FILE)),
-            other => return Err(unknown_key(other)),
-        }
+    /// Reads merged layers, and checks what spans several keys of a credential.
+    fn from_layers(layers: toml::Table) -> Result<Config, ConfigError> {
+        let mut config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(layers.clone()))
+                .map_err(key_error)?;
+        config.providers.credentials = check_credentials(&config.providers.entries)?;
+        config.layers = Layers(layers);
+        Ok(config)
+    }
+
+    /// Merges `over` into the layers; on an error nothing changes.
+    fn apply(&mut self, over: toml::Table) -> Result<(), ConfigError> {
+        let mut layers = self.layers.0.clone();
+        merge(&mut layers, over);
+        *self = Config::from_layers(layers)?;
         Ok(())
+    }
+
+    /// Sets one key from its text form (a variable or a flag).
+    pub fn set(&mut self, key: &str, v: &str) -> Result<(), ConfigError> {
+        if key == "providers.credentials" {
+            return Err(ConfigError::new(key, CREDENTIALS_ONLY_IN_FILE));
+        }
+        let Some(default) = default_of(key) else {
+            return Err(unknown_key(key));
+        };
+        let mut over = toml::Table::new();
+        let mut parts: Vec<&str> = key.split('.').collect();
+        let last = parts.pop().unwrap_or(key);
+        over.insert(last.to_string(), typed(key, v, default)?);
+        for part in parts.into_iter().rev() {
+            let mut outer = toml::Table::new();
+            outer.insert(part.to_string(), toml::Value::Table(over));
+            over = outer;
+        }
+        self.apply(over)
     }
 
     /// Applies a TOML document: every key must be known and of the right kind.
@@ -622,27 +518,7 @@ impl Config {
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             ConfigError::new(file, format!("not valid TOML: {}", e.message()))
         })?;
-        let mut table = table;
-        // Arrays of tables have no flat key: `[[providers.credentials]]` is read apart.
-        let credentials = match table.get_mut("providers").and_then(|p| p.as_table_mut()) {
-            Some(p) => p.remove("credentials"),
-            None => None,
-        };
-        if let Some(c) = credentials {
-            let items = c.as_array().cloned().ok_or_else(|| {
-                ConfigError::new(
-                    "providers.credentials",
-                    "must be an array of tables ([[providers.credentials]])",
-                )
-            })?;
-            self.set_credentials(&items)?;
-        }
-        let mut flat = Vec::new();
-        flatten("", &table, &mut flat)?;
-        for (key, value) in flat {
-            self.set(&key, &value)?;
-        }
-        Ok(())
+        self.apply(table)
     }
 
     /// Applies `COLONY_*` variables from `vars`; an unknown `COLONY_*` variable is an error.
@@ -666,7 +542,7 @@ impl Config {
             if name.starts_with("COLONY_PROVIDERS_CREDENTIALS") {
                 return Err(ConfigError::new(&name, CREDENTIALS_ONLY_IN_FILE));
             }
-            let Some((key, _)) = KEYS.iter().find(|(k, _)| env_name(k) == name) else {
+            let Some((key, _)) = keys().iter().find(|(k, _)| env_name(k) == name) else {
                 return Err(ConfigError::new(
                     &name,
                     "unknown variable; each config key has one, e.g. COLONY_HTTP_LISTEN for http.listen",
@@ -772,129 +648,54 @@ impl Config {
         }
         names
     }
+}
 
-    /// Parses `[[providers.credentials]]`.
-    fn set_credentials(&mut self, items: &[toml::Value]) -> Result<(), ConfigError> {
-        let mut out: Vec<OperatorCredentialConfig> = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let at = |f: &str| format!("providers.credentials[{i}].{f}");
-            let t = item.as_table().ok_or_else(|| {
-                ConfigError::new(format!("providers.credentials[{i}]"), "must be a table")
-            })?;
-            for k in t.keys() {
-                if !["name", "from_env", "from_file", "allowed_hosts", "tenants"]
-                    .contains(&k.as_str())
-                {
-                    return Err(ConfigError::new(
-                        at(k),
-                        "unknown key (name, from_env, from_file, allowed_hosts, tenants)",
-                    ));
-                }
-            }
-            let string = |f: &str| -> Result<Option<String>, ConfigError> {
-                match t.get(f) {
-                    None => Ok(None),
-                    Some(toml::Value::String(s)) => Ok(Some(s.clone())),
-                    Some(_) => Err(ConfigError::new(at(f), "must be a string")),
-                }
-            };
-            let strings = |f: &str| -> Result<Vec<String>, ConfigError> {
-                match t.get(f) {
-                    Some(toml::Value::Array(a)) => a
-                        .iter()
-                        .map(|v| {
-                            v.as_str()
-                                .map(str::to_string)
-                                .ok_or_else(|| ConfigError::new(at(f), "must be a list of strings"))
-                        })
-                        .collect(),
-                    _ => Err(ConfigError::new(at(f), "required: a list of strings")),
-                }
-            };
-            let name = string("name")?.ok_or_else(|| ConfigError::new(at("name"), "required"))?;
-            colony_core::credential::check_name(&name)
-                .map_err(|e| ConfigError::new(at("name"), e.to_string()))?;
-            if out.iter().any(|c| c.name == name) {
-                return Err(ConfigError::new(
-                    at("name"),
-                    format!("duplicate credential name {name:?}"),
-                ));
-            }
-            let source = match (string("from_env")?, string("from_file")?) {
-                (Some(var), None) => {
-                    check_credential_variable(&var)
-                        .map_err(|p| ConfigError::new(at("from_env"), p))?;
-                    CredentialSource::Env(var)
-                }
-                (None, Some(path)) if path.trim().is_empty() => {
-                    return Err(ConfigError::new(at("from_file"), "must not be empty"))
-                }
-                (None, Some(path)) => CredentialSource::File(PathBuf::from(path)),
-                _ => {
+/// Checks what spans the fields or entries of `[[providers.credentials]]`: exactly one
+/// source, which is not one of the node's own variables (the admin token or cluster secret
+/// must never be sent to a provider), and unique names.
+fn check_credentials(
+    entries: &[CredentialEntry],
+) -> Result<Vec<OperatorCredentialConfig>, ConfigError> {
+    let mut out: Vec<OperatorCredentialConfig> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let at = |f: &str| format!("providers.credentials[{i}].{f}");
+        if out.iter().any(|c| c.name == e.name) {
+            return Err(ConfigError::new(
+                at("name"),
+                format!("duplicate credential name {:?}", e.name),
+            ));
+        }
+        let source = match (&e.from_env, &e.from_file) {
+            (Some(var), None) => {
+                let own = OTHER_VARIABLES.contains(&var.as_str())
+                    || keys().iter().any(|(k, _)| env_name(k) == *var);
+                if own {
                     return Err(ConfigError::new(
                         at("from_env"),
-                        "give exactly one of from_env and from_file",
-                    ))
+                        format!(
+                            "{var} is one of the node's own variables; give the credential its \
+                             own (e.g. OPENAI_API_KEY)"
+                        ),
+                    ));
                 }
-            };
-            let allowed_hosts =
-                colony_core::credential::normalize_hosts(&strings("allowed_hosts")?)
-                    .map_err(|e| ConfigError::new(at("allowed_hosts"), e.to_string()))?;
-            let tenants = strings("tenants")?;
-            if tenants.is_empty() {
-                return Err(ConfigError::new(
-                    at("tenants"),
-                    "name at least one tenant id, or \"*\" for all",
-                ));
+                CredentialSource::Env(var.clone())
             }
-            check_credential_tenants(&tenants).map_err(|p| ConfigError::new(at("tenants"), p))?;
-            out.push(OperatorCredentialConfig {
-                name,
-                source,
-                allowed_hosts,
-                tenants,
-            });
-        }
-        self.providers.credentials = out;
-        Ok(())
-    }
-}
-
-/// Checks the `from_env` of an operator credential: a variable name, and not one of the
-/// node's own (the admin token or cluster secret must never be sent to a provider).
-fn check_credential_variable(var: &str) -> Result<(), String> {
-    let mut chars = var.chars();
-    let is_name = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !is_name {
-        return Err(format!(
-            "{var:?} is not a variable name (letters, digits and '_', not starting with a digit)"
-        ));
-    }
-    if OTHER_VARIABLES.contains(&var) || KEYS.iter().any(|(k, _)| env_name(k) == var) {
-        return Err(format!(
-            "{var} is one of the node's own variables; give the credential its own \
-             (e.g. OPENAI_API_KEY)"
-        ));
-    }
-    Ok(())
-}
-
-/// Checks the `tenants` of an operator credential: `["*"]`, or tenant ids.
-fn check_credential_tenants(tenants: &[String]) -> Result<(), String> {
-    if tenants.iter().any(|t| t == "*") {
-        return if tenants.len() == 1 {
-            Ok(())
-        } else {
-            Err("\"*\" (every tenant) must be the only entry".into())
+            (None, Some(path)) => CredentialSource::File(path.clone()),
+            _ => {
+                return Err(ConfigError::new(
+                    at("from_env"),
+                    "give exactly one of from_env and from_file",
+                ))
+            }
         };
+        out.push(OperatorCredentialConfig {
+            name: e.name.clone(),
+            source,
+            allowed_hosts: e.allowed_hosts.clone(),
+            tenants: e.tenants.clone(),
+        });
     }
-    for t in tenants {
-        colony_core::ids::validate_id(t).map_err(|p| format!("tenant id {t:?} {p}"))?;
-    }
-    Ok(())
+    Ok(out)
 }
 
 /// Reads a credential file, refusing one larger than [`MAX_CREDENTIAL_FILE_BYTES`]
@@ -914,10 +715,11 @@ fn read_credential_file(path: &std::path::Path) -> std::io::Result<String> {
     Ok(text)
 }
 
+/// An unknown key, with the nearest known one when it is close.
 fn unknown_key(key: &str) -> ConfigError {
-    let hint = KEYS
+    let hint = keys()
         .iter()
-        .map(|(k, _)| *k)
+        .map(|(k, _)| k.as_str())
         .min_by_key(|k| strsim::levenshtein(k, key))
         .filter(|k| strsim::levenshtein(k, key) <= 3)
         .map(|k| format!("; did you mean `{k}`?"))
@@ -928,76 +730,120 @@ fn unknown_key(key: &str) -> ConfigError {
     )
 }
 
-/// Turns nested tables into dotted keys with scalar values as text.
-fn flatten(
-    prefix: &str,
-    table: &toml::Table,
-    out: &mut Vec<(String, String)>,
-) -> Result<(), ConfigError> {
-    for (k, v) in table {
-        let key = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        match v {
-            toml::Value::Table(t) => {
-                if !KEYS
-                    .iter()
-                    .any(|(known, _)| known.starts_with(&format!("{key}.")))
-                {
-                    return Err(unknown_key(&key));
-                }
-                flatten(&key, t, out)?;
-            }
-            toml::Value::String(s) => out.push((key, s.clone())),
-            toml::Value::Integer(i) => out.push((key, i.to_string())),
-            toml::Value::Boolean(b) => out.push((key, b.to_string())),
-            toml::Value::Array(items) if KEYS.iter().any(|(known, _)| *known == key) => {
-                let strings: Option<Vec<&str>> = items.iter().map(|i| i.as_str()).collect();
-                match strings {
-                    Some(s) => out.push((key, s.join(","))),
-                    None => return Err(ConfigError::new(key, "must be a list of strings")),
-                }
-            }
-            toml::Value::Float(_) | toml::Value::Datetime(_) | toml::Value::Array(_) => {
-                if !KEYS.iter().any(|(known, _)| *known == key) {
-                    return Err(unknown_key(&key));
-                }
-                return Err(ConfigError::new(
-                    key,
-                    "has the wrong type (expected a string or a whole number)",
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_valid_and_match_the_example_file() {
+    fn defaults_are_valid_and_every_key_has_a_text_form() {
+        // configs/single.toml is the defaults: a field missing from it fails
+        // Config::default(), a key in it without a field fails deny_unknown_fields.
         let c = Config::default();
         assert!(c.validate().is_ok());
         assert_eq!(c.http.listen.to_string(), "127.0.0.1:8080");
-        // configs/single.toml documents every key with its default.
-        let text = include_str!("../../configs/single.toml");
-        let mut from_file = Config::default();
-        from_file.apply_toml(text, "configs/single.toml").unwrap();
-        let table: toml::Table = text.parse().unwrap();
-        let mut flat = Vec::new();
-        flatten("", &table, &mut flat).unwrap();
-        let mut documented: Vec<_> = flat.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        documented.sort();
-        let mut keys: Vec<_> = KEYS.to_vec();
-        keys.sort();
+        assert_eq!(c.http.write_timeout, Duration::from_secs(5));
+        assert_eq!(c.log.format, LogFormat::Pretty);
+        assert!(keys().len() > 40, "{}", keys().len());
+        // Every default reads back through its variable / --set text form.
+        let mut from_text = Config::default();
+        let mut variables = std::collections::HashSet::new();
+        for (key, value) in keys() {
+            let text = match value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Array(a) => {
+                    assert!(a.is_empty(), "{key}: list defaults are empty");
+                    String::new()
+                }
+                other => panic!("{key}: a default of an unexpected kind: {other:?}"),
+            };
+            from_text
+                .set(key, &text)
+                .unwrap_or_else(|e| panic!("{key} = {text:?}: {e}"));
+            assert!(
+                variables.insert(env_name(key)),
+                "{key}: its variable is unique"
+            );
+        }
         assert_eq!(
-            documented, keys,
-            "configs/single.toml must list every key with its default"
+            format!("{:?}", from_text.cluster),
+            format!("{:?}", c.cluster)
         );
+        assert_eq!(format!("{:?}", from_text.raft), format!("{:?}", c.raft));
+    }
+
+    #[test]
+    fn layers_keep_earlier_values_and_a_failed_one_changes_nothing() {
+        let mut c = Config::default();
+        c.apply_toml(
+            "[http]
+max_body_bytes = 2048
+",
+            "f",
+        )
+        .unwrap();
+        c.apply_env([("COLONY_HTTP_LISTEN".to_string(), "127.0.0.1:9".to_string())])
+            .unwrap();
+        c.set("raft.heartbeat_ms", "50").unwrap();
+        assert_eq!(c.http.max_body_bytes, 2048);
+        assert_eq!(c.http.listen.port(), 9);
+        assert_eq!(c.raft.heartbeat, Duration::from_millis(50));
+        let e = c
+            .apply_toml(
+                "[http]\nlisten = \"127.0.0.1:10\"\nmax_body_bytes = 1\n",
+                "f",
+            )
+            .unwrap_err();
+        assert_eq!(e.key, "http.max_body_bytes");
+        assert_eq!(c.http.listen.port(), 9, "a failed layer changes nothing");
+        assert_eq!(c.http.max_body_bytes, 2048);
+        assert_eq!(
+            c.set("http.write_timeout_ms", "soon").unwrap_err().key,
+            "http.write_timeout_ms"
+        );
+        assert_eq!(c.http.write_timeout, Duration::from_secs(5));
+        // File values are typed: a number is not a string, nor a table a value.
+        for (text, key) in [
+            ("[http]\nmax_body_bytes = \"2048\"", "http.max_body_bytes"),
+            ("[cluster]\nbootstrap = \"yes\"", "cluster.bootstrap"),
+            ("[cluster]\nseeds = \"127.0.0.1:1\"", "cluster.seeds"),
+            ("http = 1", "http"),
+            ("[http.listen]\nport = 1", "http.listen"),
+        ] {
+            assert_eq!(
+                Config::default().apply_toml(text, "f").unwrap_err().key,
+                key,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_shipped_config_files_load() {
+        for (name, text) in [
+            (
+                "configs/cluster/n1.toml",
+                include_str!("../../configs/cluster/n1.toml"),
+            ),
+            (
+                "configs/cluster/n2.toml",
+                include_str!("../../configs/cluster/n2.toml"),
+            ),
+            (
+                "configs/cluster/n3.toml",
+                include_str!("../../configs/cluster/n3.toml"),
+            ),
+            (
+                "deploy/systemd/colony.toml",
+                include_str!("../../deploy/systemd/colony.toml"),
+            ),
+        ] {
+            let mut c = Config::default();
+            c.apply_toml(text, name)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!c.cluster.seeds.is_empty(), "{name}");
+        }
     }
 
     #[test]
@@ -1125,7 +971,7 @@ mod tests {
     #[test]
     fn limits_and_egress_allow() {
         let mut c = Config::default();
-        assert!(c.providers.egress_allow.is_empty());
+        assert!(c.providers.egress.allow.is_empty());
         assert!(c.providers.credentials.is_empty());
         assert_eq!(c.evaluations.max_prompt_bytes, 65536);
         assert_eq!(c.evaluations.max_reference_bytes, 65536);
@@ -1142,7 +988,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            c.providers.egress_allow,
+            c.providers.egress.allow,
             ["127.0.0.0/8", "localhost:11434", "10.1.2.3"]
         );
         c.apply_env([(
@@ -1150,7 +996,7 @@ mod tests {
             "::1/128, [::1]:8000".to_string(),
         )])
         .unwrap();
-        assert_eq!(c.providers.egress_allow, ["::1/128", "[::1]:8000"]);
+        assert_eq!(c.providers.egress.allow, ["::1/128", "[::1]:8000"]);
         for bad in ["10.0.0.0/33", "localhost", "host:0", "a b:80"] {
             let e = c.set("providers.egress.allow", bad).unwrap_err();
             assert_eq!(e.key, "providers.egress.allow", "{bad}");

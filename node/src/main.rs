@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`cli`]: flags and subcommands
 //! - [`config`]: defaults, file, `COLONY_*` variables and flags into one checked config
+//!   (serde structs; [`config_fields`] reads and checks each kind of value)
 //! - [`datadir`]: the node's data directory: node id, admin token file, write check
 //! - [`dev`]: `colony dev`, a local multi-node cluster of child processes
 //! - [`secrets`]: secret strength checks, scrubbing them from the environment, data dir modes
@@ -12,6 +13,7 @@ mod bootstrap;
 mod cli;
 mod config;
 mod config_error;
+mod config_fields;
 mod datadir;
 mod dev;
 mod error;

@@ -74,7 +74,7 @@ async fn start_evaluator(
     w: EvaluatorWiring<'_>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Evaluator, RunError> {
-    let rules = EgressPolicy::parse(&config.providers.egress_allow)
+    let rules = EgressPolicy::parse(&config.providers.egress.allow)
         .map_err(|e| ConfigError::new("providers.egress.allow", e.to_string()))?;
     let egress = EgressPolicy::new(rules, w.own_listeners);
     let registry = Arc::new(
