@@ -27,38 +27,9 @@ pub fn run(args: &DevArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("finding the colony binary")?;
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
-    let token = match std::env::var("COLONY_ADMIN_TOKEN") {
-        Ok(t) if !t.is_empty() => t,
-        _ => {
-            let path = datadir::admin_token_path(&args.dir);
-            let t = match std::fs::read_to_string(&path) {
-                Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
-                _ => {
-                    let t = colony_core::apikey::generate_admin_token();
-                    datadir::write_private(&path, &t)
-                        .with_context(|| format!("writing {}", path.display()))?;
-                    t
-                }
-            };
-            t
-        }
-    };
-    let secret_path = args.dir.join("cluster-secret");
-    let secret = match std::fs::read_to_string(&secret_path) {
-        // A secret file from an older version may be too weak for today's nodes.
-        Ok(s) if crate::secrets::check_secret("cluster.secret", s.trim()).is_ok() => {
-            s.trim().to_string()
-        }
-        _ => {
-            let s = hex::encode(rand::random::<[u8; 24]>());
-            datadir::write_private(&secret_path, &s)
-                .with_context(|| format!("writing {}", secret_path.display()))?;
-            s
-        }
-    };
-
+    let token = admin_token(&args.dir)?;
+    let secret = cluster_secret(&args.dir)?;
     let n = args.nodes;
-    let port = |offset: u16, i: u16| args.base_port + offset + i;
     let mut nodes = Vec::new();
     println!(
         "colony dev: starting {n} node(s); data under {}",
@@ -69,39 +40,7 @@ pub fn run(args: &DevArgs) -> anyhow::Result<()> {
         "node", "http", "gossip", "raft", "cluster"
     );
     for i in 1..=n {
-        let name = format!("n{i}");
-        let http = format!("127.0.0.1:{}", port(0, i));
-        let gossip = format!("127.0.0.1:{}", port(100, i));
-        let raft = format!("127.0.0.1:{}", port(200, i));
-        let cluster = format!("127.0.0.1:{}", port(300, i));
-        println!("{name:<4} http://{http:<17} {gossip:<22} {raft:<22} {cluster:<22}");
-        let mut cmd = Command::new(&exe);
-        cmd.arg("node")
-            .arg("--data-dir")
-            .arg(args.dir.join(&name))
-            .args(["--http", &http, "--gossip", &gossip, "--raft", &raft])
-            .args(["--cluster", &cluster])
-            .env("COLONY_CLUSTER_SECRET", &secret)
-            .env("COLONY_ADMIN_TOKEN", &token)
-            // A dev cluster calls local models (Ollama, vLLM, mock servers) on loopback,
-            // which a node refuses by default; a value given to `colony dev` wins.
-            .env(
-                "COLONY_PROVIDERS_EGRESS_ALLOW",
-                std::env::var("COLONY_PROVIDERS_EGRESS_ALLOW")
-                    .unwrap_or_else(|_| "127.0.0.0/8,::1/128".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for j in (1..=n).filter(|j| *j != i) {
-            cmd.args(["--seed", &format!("127.0.0.1:{}", port(100, j))]);
-        }
-        if i == 1 {
-            cmd.arg("--bootstrap");
-        }
-        let mut child = cmd.spawn().with_context(|| format!("starting {name}"))?;
-        prefix_output(&name, &mut child);
-        nodes.push(DevNode { name, child });
+        nodes.push(start_node(args, &exe, i, &secret, &token)?);
     }
     let token_hint = if std::env::var("COLONY_ADMIN_TOKEN").is_ok_and(|t| !t.is_empty()) {
         "COLONY_ADMIN_TOKEN".to_string()
@@ -111,7 +50,7 @@ pub fn run(args: &DevArgs) -> anyhow::Result<()> {
     println!("admin token: Authorization: Bearer {token_hint}");
     println!(
         "try: curl -s -H \"Authorization: Bearer {token_hint}\" http://127.0.0.1:{}/v1/cluster",
-        port(0, 1)
+        dev_port(args, 0, 1)
     );
     println!("Ctrl-C stops every node.");
 
@@ -122,6 +61,88 @@ pub fn run(args: &DevArgs) -> anyhow::Result<()> {
     runtime.block_on(wait_for_stop(&mut nodes));
     stop_all(&mut nodes);
     Ok(())
+}
+
+/// The port of node `i`'s listener at `offset` (0 HTTP, 100 gossip, 200 Raft, 300 actors).
+fn dev_port(args: &DevArgs, offset: u16, i: u16) -> u16 {
+    args.base_port + offset + i
+}
+
+/// The admin token: `COLONY_ADMIN_TOKEN`, else the one kept in the dev dir (made once).
+fn admin_token(dir: &std::path::Path) -> anyhow::Result<String> {
+    if let Ok(t) = std::env::var("COLONY_ADMIN_TOKEN") {
+        if !t.is_empty() {
+            return Ok(t);
+        }
+    }
+    let path = datadir::admin_token_path(dir);
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
+        _ => {
+            let t = colony_core::apikey::generate_admin_token();
+            datadir::write_private(&path, &t)
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(t)
+        }
+    }
+}
+
+/// The dev cluster's secret, kept in the dev dir (made once).
+fn cluster_secret(dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = dir.join("cluster-secret");
+    match std::fs::read_to_string(&path) {
+        // A secret file from an older version may be too weak for today's nodes.
+        Ok(s) if crate::secrets::check_secret("cluster.secret", s.trim()).is_ok() => {
+            Ok(s.trim().to_string())
+        }
+        _ => {
+            let s = hex::encode(rand::random::<[u8; 24]>());
+            datadir::write_private(&path, &s)
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(s)
+        }
+    }
+}
+
+/// Starts node `i` of the dev cluster, seeded with every other one.
+fn start_node(
+    args: &DevArgs,
+    exe: &std::path::Path,
+    i: u16,
+    secret: &str,
+    token: &str,
+) -> anyhow::Result<DevNode> {
+    let name = format!("n{i}");
+    let addr = |offset: u16| format!("127.0.0.1:{}", dev_port(args, offset, i));
+    let (http, gossip, raft, cluster) = (addr(0), addr(100), addr(200), addr(300));
+    println!("{name:<4} http://{http:<17} {gossip:<22} {raft:<22} {cluster:<22}");
+    let mut cmd = Command::new(exe);
+    cmd.arg("node")
+        .arg("--data-dir")
+        .arg(args.dir.join(&name))
+        .args(["--http", &http, "--gossip", &gossip, "--raft", &raft])
+        .args(["--cluster", &cluster])
+        .env("COLONY_CLUSTER_SECRET", secret)
+        .env("COLONY_ADMIN_TOKEN", token)
+        // A dev cluster calls local models (Ollama, vLLM, mock servers) on loopback,
+        // which a node refuses by default; a value given to `colony dev` wins.
+        .env(
+            "COLONY_PROVIDERS_EGRESS_ALLOW",
+            std::env::var("COLONY_PROVIDERS_EGRESS_ALLOW")
+                .unwrap_or_else(|_| "127.0.0.0/8,::1/128".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for j in (1..=args.nodes).filter(|j| *j != i) {
+        cmd.args(["--seed", &format!("127.0.0.1:{}", dev_port(args, 100, j))]);
+    }
+    if i == 1 {
+        cmd.arg("--bootstrap");
+    }
+    let mut child = cmd.spawn().with_context(|| format!("starting {name}"))?;
+    prefix_output(&name, &mut child);
+    Ok(DevNode { name, child })
 }
 
 /// Forwards a child's output line by line with its name in front.
@@ -147,7 +168,7 @@ fn prefix_output(name: &str, child: &mut Child) {
 /// Returns on Ctrl-C/SIGTERM or when every node has exited.
 async fn wait_for_stop(nodes: &mut [DevNode]) {
     let mut poll = tokio::time::interval(Duration::from_millis(500));
-    let signal = crate::run::shutdown_signal();
+    let signal = crate::signals::shutdown_signal();
     tokio::pin!(signal);
     loop {
         tokio::select! {

@@ -7,18 +7,30 @@
 //! - [`datadir`]: the node's data directory: node id, admin token file, write check
 //! - [`dev`]: `colony dev`, a local multi-node cluster of child processes
 //! - [`secrets`]: secret strength checks, scrubbing them from the environment, data dir modes
-//! - [`run`]: wiring: storage, Raft, bootstrap, HTTP server, signals, graceful shutdown
+//! - [`run`]: loading the config, logging, signals, and running a [`node::Node`]
+//! - [`node`]: the node's lifecycle: start, serve, drain, shutdown; every task it spawns is
+//!   tracked and joined
+//! - [`components`]: starting each component (listeners, Raft, membership, rate limiter,
+//!   evaluations, HTTP API)
+//! - [`join`]: bootstrapping or joining a cluster
+//! - [`bootstrap`]: the secrets a node starts with, the admin token, cluster initialisation
+//! - [`view`]: the rate limiter's view of the cluster
 
 mod bootstrap;
 mod cli;
+mod components;
 mod config;
 mod config_error;
 mod config_fields;
 mod datadir;
 mod dev;
 mod error;
+mod join;
+mod node;
 mod run;
 mod secrets;
+mod signals;
+mod view;
 
 use clap::Parser;
 use std::process::ExitCode;
