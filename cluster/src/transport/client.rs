@@ -1,7 +1,7 @@
 //! Outgoing internal calls: one pooled HTTP client, a timeout on every call.
 
 use super::faults::Faults;
-use super::wire::{self, AUTH_HEADER, CONTENT_TYPE};
+use super::wire::{self, AUTH_HEADER, CONTENT_TYPE, TO_HEADER};
 use crate::raft::NodeId;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -43,6 +43,15 @@ pub enum TransportError {
         /// Body text.
         text: String,
     },
+    /// Another node answered at the peer's address (the peer's data was wiped and a new
+    /// node took its address): the peer is gone, whatever the new node says.
+    #[error("node {answered} answered at the address of node {peer}")]
+    WrongNode {
+        /// Peer id.
+        peer: NodeId,
+        /// The node that answered.
+        answered: NodeId,
+    },
     /// The body could not be encoded or decoded.
     #[error("wire format: {0}")]
     Wire(#[from] wire::WireError),
@@ -56,7 +65,11 @@ impl TransportError {
             Self::Blocked(_)
                 | Self::Unreachable { .. }
                 | Self::Timeout { .. }
-                | Self::Status { status: 503, .. }
+                | Self::WrongNode { .. }
+                | Self::Status {
+                    status: 503 | 421,
+                    ..
+                }
         )
     }
 }
@@ -126,6 +139,7 @@ impl PeerClient {
             .post(&url)
             .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
             .header(AUTH_HEADER, &self.auth)
+            .header(TO_HEADER, peer.to_string())
             .body(bytes)
             .timeout(timeout)
             .send();
@@ -145,7 +159,14 @@ impl PeerClient {
                 text,
             });
         }
-        Ok(wire::decode::<Resp>(&body)?.body)
+        let reply = wire::decode::<Resp>(&body)?;
+        if reply.from != peer {
+            return Err(TransportError::WrongNode {
+                peer,
+                answered: reply.from,
+            });
+        }
+        Ok(reply.body)
     }
 
     fn classify(

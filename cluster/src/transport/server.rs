@@ -1,7 +1,9 @@
 //! The internal listener's router: Raft RPCs, forwarded writes, read index.
 
 use super::faults::Faults;
-use super::wire::{self, paths, LeaderHint, ReadIndexReply, WriteReply, AUTH_HEADER, CONTENT_TYPE};
+use super::wire::{
+    self, paths, LeaderHint, ReadIndexReply, WriteReply, AUTH_HEADER, CONTENT_TYPE, TO_HEADER,
+};
 use crate::raft::quorum::{self, Guarded};
 use crate::raft::{NodeId, NodeInfo, Raft, TypeConfig};
 use axum::body::Bytes;
@@ -81,6 +83,20 @@ impl InternalState {
                 StatusCode::UNAUTHORIZED,
                 "bad or missing cluster auth".into(),
             ));
+        }
+        // Absent from older nodes (a rolling upgrade): then the caller checks the reply's
+        // sender instead.
+        if let Some(to) = headers.get(TO_HEADER) {
+            let to = to.to_str().ok().and_then(|t| t.parse::<NodeId>().ok());
+            if to != Some(self.self_id) {
+                return Err((
+                    StatusCode::MISDIRECTED_REQUEST,
+                    format!(
+                        "this is node {}, not the node the request is for",
+                        self.self_id
+                    ),
+                ));
+            }
         }
         let env = wire::decode::<T>(body)
             .map_err(|e| (StatusCode::BAD_REQUEST, format!("undecodable body: {e}")))?;

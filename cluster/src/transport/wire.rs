@@ -18,6 +18,11 @@ pub const CONTENT_TYPE: &str = "application/msgpack";
 /// Header carrying the proof that the caller knows the cluster secret.
 pub const AUTH_HEADER: &str = "x-colony-cluster-auth";
 
+/// Header naming the node a request is for. A node refuses a request meant for another
+/// id: a wiped node restarted on a member's old address must not answer (vote, accept
+/// entries) as that member.
+pub const TO_HEADER: &str = "x-colony-to";
+
 /// Paths of the internal listener.
 pub mod paths {
     /// Raft AppendEntries.
