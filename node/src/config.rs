@@ -63,7 +63,7 @@ pub struct GossipConfig {
 }
 
 /// Cluster formation and safety settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     /// Gossip addresses of nodes to join through.
@@ -87,6 +87,22 @@ pub struct ClusterConfig {
     /// Address other nodes should dial, when different from `listen`.
     #[serde(deserialize_with = "field::optional_addr")]
     pub advertise: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    /// Every field but the secret, which is redacted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("seeds", &self.seeds)
+            .field("bootstrap", &self.bootstrap)
+            .field("secret", &"<redacted>")
+            .field("voter_down_grace", &self.voter_down_grace)
+            .field("max_ready_lag", &self.max_ready_lag)
+            .field("fault_injection", &self.fault_injection)
+            .field("listen", &self.listen)
+            .field("advertise", &self.advertise)
+            .finish()
+    }
 }
 
 /// Raft timing and log compaction.
@@ -461,6 +477,10 @@ fn key_error(err: serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
     if message.starts_with("unknown field") && !path.starts_with("providers.credentials") {
         return unknown_key(&path);
     }
+    // serde quotes the offending value ("invalid type: integer `…`"): not a secret's.
+    if SECRET_KEYS.contains(&path.as_str()) {
+        return ConfigError::new(path, "must be a string (the value is not shown)");
+    }
     ConfigError::new(path, message)
 }
 
@@ -607,7 +627,7 @@ impl Config {
                     std::env::var(var).map_err(|_| {
                         ConfigError::new(
                             format!("providers.credentials[{i}].from_env"),
-                            format!("variable {var} is not set"),
+                            format!("variable {} is not set", field::shown(var)),
                         )
                     })?,
                 ),
@@ -616,7 +636,10 @@ impl Config {
                     read_credential_file(path).map_err(|e| {
                         ConfigError::new(
                             format!("providers.credentials[{i}].from_file"),
-                            format!("cannot read {}: {e}", path.display()),
+                            format!(
+                                "cannot read {}: {e}",
+                                field::shown(&path.display().to_string())
+                            ),
                         )
                     })?,
                 ),
@@ -1196,5 +1219,51 @@ tenants = ["acme", "globex"]
         std::fs::remove_file(&file).unwrap();
         let e = c.load_operator_credentials().unwrap_err();
         assert_eq!(e.key, "providers.credentials[0].from_file");
+    }
+
+    #[test]
+    fn errors_and_debug_never_show_a_secret() {
+        let secret = "9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0";
+        let mut c = Config::default();
+        c.apply_toml(&format!("[cluster]\nsecret = \"{secret}\""), "f")
+            .unwrap();
+        assert!(
+            !format!("{c:?}").contains(secret),
+            "Debug redacts the secret"
+        );
+
+        // Unquoted, serde would quote the number back.
+        let e = Config::default()
+            .apply_toml("[cluster]\nsecret = 918273645546372819", "f")
+            .unwrap_err();
+        assert_eq!(e.key, "cluster.secret");
+        assert!(!e.to_string().contains("918273645546372819"), "{e}");
+
+        // A key pasted where its variable's name belongs is not echoed back.
+        let pasted = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
+        let e = Config::default()
+            .apply_toml(
+                &format!(
+                    "[[providers.credentials]]\nname = \"a\"\nfrom_env = \"{pasted}\"\n\
+                     allowed_hosts = [\"h:1\"]\ntenants = [\"*\"]"
+                ),
+                "f",
+            )
+            .unwrap_err();
+        assert_eq!(e.key, "providers.credentials[0].from_env");
+        assert!(!e.to_string().contains(pasted), "{e}");
+        assert!(e.to_string().contains("not shown"), "{e}");
+        let pasted_name = "sk_live_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
+        let mut c = Config::default();
+        c.apply_toml(
+            &format!(
+                "[[providers.credentials]]\nname = \"a\"\nfrom_env = \"{pasted_name}\"\n\
+                 allowed_hosts = [\"h:1\"]\ntenants = [\"*\"]"
+            ),
+            "f",
+        )
+        .unwrap();
+        let e = c.load_operator_credentials().unwrap_err();
+        assert!(!e.to_string().contains(pasted_name), "{e}");
     }
 }

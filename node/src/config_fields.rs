@@ -177,10 +177,25 @@ pub fn variable_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, 
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !is_name {
         return Err(D::Error::custom(format!(
-            "{var:?} is not a variable name (letters, digits and '_', not starting with a digit)"
+            "{} is not a variable name (letters, digits and '_', not starting with a digit)",
+            shown(&var)
         )));
     }
     Ok(Some(var))
+}
+
+/// The longest variable name or path an error quotes; a longer one may be the secret
+/// itself, pasted where its source belongs, so it is not echoed.
+const MAX_SHOWN_CHARS: usize = 40;
+
+/// `value` quoted for an error message, unless it is long enough to be a pasted secret.
+pub fn shown(value: &str) -> String {
+    let n = value.chars().count();
+    if n <= MAX_SHOWN_CHARS {
+        format!("{value:?}")
+    } else {
+        format!("the value ({n} characters, not shown: is it the secret itself?)")
+    }
 }
 
 /// The file an operator credential is read from.
