@@ -128,6 +128,8 @@ pub struct ActorLink {
     /// Dials in progress (see [`DialBook`]).
     dials: DialBook,
     local_addr: SocketAddr,
+    /// Accepts peers until [`ActorLink::stop`] aborts it (closing the listener).
+    accept: Arc<tokio::task::AbortHandle>,
 }
 
 impl std::fmt::Debug for ActorLink {
@@ -175,13 +177,14 @@ impl ActorLink {
                 }),
             })
             .map_err(|e| ActorLinkError::Start(e.to_string()))?;
-        tokio::spawn(accept_loop(listener, server.clone()));
+        let accept = tokio::spawn(accept_loop(listener, server.clone())).abort_handle();
         Ok(Self {
             node_id: config.node_id,
             server,
             book,
             dials,
             local_addr,
+            accept: Arc::new(accept),
         })
     }
 
@@ -291,11 +294,12 @@ impl ActorLink {
     }
 
     /// Follows membership until `stop` turns true: reacts to member events at once and
-    /// reconciles with the member list every [`RECONCILE_EVERY`].
+    /// reconciles with the member list every [`RECONCILE_EVERY`]. Borrows the events, so
+    /// a run restarted after a failure goes on with the same channel.
     pub async fn run(
         self,
         membership: Membership,
-        mut events: tokio::sync::mpsc::Receiver<MemberEvent>,
+        events: &mut tokio::sync::mpsc::Receiver<MemberEvent>,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         let mut tick = tokio::time::interval(RECONCILE_EVERY);
@@ -316,8 +320,9 @@ impl ActorLink {
         }
     }
 
-    /// Stops the NodeServer and with it every session.
+    /// Stops accepting peers, then the NodeServer and with it every session.
     pub async fn stop(&self) {
+        self.accept.abort();
         let _ = self
             .server
             .stop_and_wait(None, Some(Duration::from_secs(2)))

@@ -321,8 +321,11 @@ pub async fn step_down(raft: &RaftNode, membership: &Membership, within: Duratio
         voters.insert(*l);
     }
     tracing::info!(?voters, "drain: giving up the leader's voter seat");
-    if let Err(e) = raft.raft().change_membership(voters, true).await {
-        tracing::warn!(error = %e, "drain: could not give up the voter seat");
+    // Bounded: a leader that lost its quorum would wait for the change for ever.
+    match tokio::time::timeout(within, raft.raft().change_membership(voters, true)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "drain: could not give up the voter seat"),
+        Err(_) => tracing::warn!("drain: giving up the voter seat timed out"),
     }
     // A leader removed from the voters keeps leading in openraft 0.9: go quiet so the
     // voters elect one of their own.

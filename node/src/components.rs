@@ -12,7 +12,7 @@ use colony_cluster::raft::NodeInfo;
 use colony_cluster::transport::faults::Faults;
 use colony_cluster::{RaftNode, RaftNodeConfig};
 use colony_evaluator::{
-    Credentials, Evaluator, EvaluatorConfig, OperatorCredential, RunContext, RunLimits, RunSettings,
+    Credentials, Evaluator, OperatorCredential, RunContext, RunLimits, RunSettings,
 };
 use colony_limiter::{
     Buckets, BucketsConfig, ClusterView, Handoff, HandoffConfig, Limiter, LimiterConfig, Router,
@@ -188,7 +188,7 @@ pub async fn start_membership(
 /// Logs member events and passes them on to the actor transport, which dials and drops
 /// sessions as members come and go (the member table itself is read on demand).
 pub async fn forward_member_events(
-    mut events: mpsc::Receiver<MemberEvent>,
+    events: &mut mpsc::Receiver<MemberEvent>,
     link: mpsc::Sender<MemberEvent>,
     stop: CancellationToken,
 ) {
@@ -303,8 +303,6 @@ pub struct EvaluatorWiring<'a> {
     pub node_id: u64,
     /// Raft, for checkpoints.
     pub raft: &'a RaftNode,
-    /// Membership, for placement.
-    pub membership: &'a Membership,
     /// Metrics, for provider latency.
     pub metrics: &'a Metrics,
     /// Opens tenant credentials.
@@ -330,7 +328,6 @@ pub fn spec_limits(config: &Config) -> colony_eval::SpecLimits {
 pub async fn start_evaluator(
     config: &Config,
     w: EvaluatorWiring<'_>,
-    stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Evaluator, RunError> {
     let rules = EgressPolicy::parse(&config.providers.egress.allow)
         .map_err(|e| ConfigError::new("providers.egress.allow", e.to_string()))?;
@@ -376,8 +373,12 @@ pub async fn start_evaluator(
             // Half the entry cap leaves room for the proposal's own fields.
             max_checkpoint_bytes: config.raft.max_entry_bytes / 2,
         },
+        component: colony_supervision::Component::new(
+            "evaluations",
+            colony_supervision::ComponentKind::Supervisor,
+        ),
     };
-    Evaluator::start(ctx, w.membership.clone(), EvaluatorConfig::default(), stop)
+    Evaluator::start(ctx)
         .await
         .map_err(|e| RunError::Other(anyhow::Error::new(e)))
 }

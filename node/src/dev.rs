@@ -14,8 +14,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// How long nodes get to exit after SIGTERM before they are killed.
-const STOP_GRACE: Duration = Duration::from_secs(20);
+/// How long nodes get to exit after SIGTERM before they are killed: a drain's waits plus
+/// the component stops add up to about 45 s at worst (as systemd, compose and k8s allow).
+const STOP_GRACE: Duration = Duration::from_secs(60);
 
 struct DevNode {
     name: String,
@@ -40,7 +41,14 @@ pub fn run(args: &DevArgs) -> anyhow::Result<()> {
         "node", "http", "gossip", "raft", "cluster"
     );
     for i in 1..=n {
-        nodes.push(start_node(args, &exe, i, &secret, &token)?);
+        match start_node(args, &exe, i, &secret, &token) {
+            Ok(node) => nodes.push(node),
+            Err(e) => {
+                // The nodes already started must not outlive the dev command.
+                stop_all(&mut nodes);
+                return Err(e);
+            }
+        }
     }
     let token_hint = if std::env::var("COLONY_ADMIN_TOKEN").is_ok_and(|t| !t.is_empty()) {
         "COLONY_ADMIN_TOKEN".to_string()

@@ -9,8 +9,13 @@ use colony_cluster::RaftNode;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Joins as [`join_cluster`] does, unless the node is stopped first (a joiner may wait
-/// for a leader for ever).
+/// Bootstraps or joins, initialises a new cluster, then marks this node active, unless
+/// `stop` is cancelled first (a drain: a joiner may wait for a leader for ever).
+///
+/// Only the waiting is cut short: the initialisation, once begun, runs to its end (it is
+/// one bounded Raft write), so a stop never leaves an admin-token file the cluster
+/// rejects. A stopped node never goes active, so a drain that awaits this task can mark
+/// the node draining without a late "active" undoing it.
 pub async fn join_until_stopped(
     raft: RaftNode,
     membership: Membership,
@@ -19,22 +24,29 @@ pub async fn join_until_stopped(
     stop: CancellationToken,
 ) -> Result<(), RunError> {
     tokio::select! {
-        r = join_cluster(raft, membership, config, env_token) => r,
-        () = stop.cancelled() => Ok(()),
+        r = wait_for_cluster(&raft, &membership, &config) => r?,
+        () = stop.cancelled() => return Ok(()),
     }
+    ensure_cluster_initialised(&raft, &config.data_dir, env_token).await?;
+    if stop.is_cancelled() {
+        tracing::info!("the node stops before going active");
+        return Ok(());
+    }
+    membership.set_state(NodeState::Active);
+    tracing::info!("this node is an active member");
+    Ok(())
 }
 
 /// How long a bootstrap-eligible node with seeds listens for an existing cluster first.
 const BOOTSTRAP_PROBE: Duration = Duration::from_secs(3);
 
-/// Bootstraps or joins, initialises a new cluster, then marks this node active.
-async fn join_cluster(
-    raft: RaftNode,
-    membership: Membership,
-    config: Config,
-    env_token: Option<String>,
+/// Bootstraps a new cluster or waits to be let into an existing one, until a Raft leader
+/// is known and gossip lists it.
+async fn wait_for_cluster(
+    raft: &RaftNode,
+    membership: &Membership,
+    config: &Config,
 ) -> Result<(), RunError> {
-    let dir = &config.data_dir;
     let initialized = raft.is_initialized().await.context("reading raft state")?;
     if !initialized {
         let no_seeds = config.cluster.seeds.is_empty();
@@ -79,11 +91,8 @@ async fn join_cluster(
     };
     tracing::info!(node_id = raft.node_id(), leader, "raft is up");
     if leader != raft.node_id() {
-        wait_for_gossip_peer(&membership, leader).await;
+        wait_for_gossip_peer(membership, leader).await;
     }
-    ensure_cluster_initialised(&raft, dir, env_token).await?;
-    membership.set_state(NodeState::Active);
-    tracing::info!("this node is an active member");
     Ok(())
 }
 

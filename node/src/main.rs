@@ -30,6 +30,7 @@ mod node;
 mod run;
 mod secrets;
 mod signals;
+mod supervised;
 mod view;
 
 use clap::Parser;

@@ -2,6 +2,9 @@
 //! [`Node::serve`] runs until a stop is asked for, [`Node::drain`] hands this node's work to
 //! the others phase by phase (`/v1/cluster` shows the phase), and [`Node::shutdown`] stops
 //! the components, flushes storage and joins every task the node spawned.
+//!
+//! Every long-lived component is supervised ([`crate::supervised`]) and listed, with its
+//! observable state, in `/v1/cluster`'s `components`.
 
 use crate::bootstrap::{local_secret, Secrets};
 use crate::components::{self, Addresses, EvaluatorWiring, Listeners, RateLimiter};
@@ -10,6 +13,7 @@ use crate::datadir;
 use crate::error::RunError;
 use crate::join::join_until_stopped;
 use crate::signals::shutdown_signal;
+use crate::supervised::Supervision;
 use anyhow::Context;
 use colony_api::{AppParts, AppState, DrainPhase, EvaluationParts, Lifecycle, Metrics};
 use colony_cluster::actor_link::{ActorLink, ActorLinkConfig};
@@ -17,14 +21,13 @@ use colony_cluster::membership::{Membership, NodeState, EVENT_CHANNEL_CAPACITY};
 use colony_cluster::transport::faults::Faults;
 use colony_cluster::voters::VoterSettings;
 use colony_cluster::RaftNode;
-use colony_evaluator::Evaluator;
+use colony_evaluator::{Evaluator, EvaluatorConfig};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// Longest wait on drain for this node's own view to drop it as a bucket owner.
 const DRAIN_VIEW_WAIT: Duration = Duration::from_secs(2);
@@ -46,20 +49,24 @@ const DRAIN_EVALUATIONS_WAIT: Duration = Duration::from_secs(10);
 /// one still running then is reported (and ends with the process).
 const TASKS_JOIN_WAIT: Duration = Duration::from_secs(2);
 
+/// On drain, the longest wait for a join still under way to end (it ends at once unless
+/// it is initialising the cluster, one Raft write).
+const DRAIN_JOIN_WAIT: Duration = Duration::from_secs(5);
+
 /// Background voter maintenance runs this often.
 const VOTERS_INTERVAL: Duration = Duration::from_millis(500);
 
-/// The node's stop signal: a token for its own tasks, and a watch for the components
-/// that take one.
+/// The node's stop signal: a token for its own tasks (the supervision's), and a watch for
+/// the components that take one.
 struct Stop {
     token: CancellationToken,
     watch: watch::Sender<bool>,
 }
 
 impl Stop {
-    fn new() -> Stop {
+    fn new(token: CancellationToken) -> Stop {
         Stop {
-            token: CancellationToken::new(),
+            token,
             watch: watch::channel(false).0,
         }
     }
@@ -84,12 +91,14 @@ pub struct Node {
     evaluator: Evaluator,
     lifecycle: Lifecycle,
     stop: Stop,
-    /// Every task the node spawned, joined on shutdown.
-    tasks: TaskTracker,
+    /// Every task the node spawned (joined on shutdown) and every component's state.
+    supervision: Supervision,
     http: JoinHandle<std::io::Result<()>>,
     internal_http: JoinHandle<std::io::Result<()>>,
     /// Joining the cluster, until it has.
     join: Option<JoinHandle<Result<(), RunError>>>,
+    /// Stops the join (on drain, before the node is marked draining).
+    join_stop: CancellationToken,
 }
 
 /// What the node needs from its data dir and secret before any component starts.
@@ -145,30 +154,46 @@ impl Node {
         let faults = Faults::new(config.cluster.fault_injection);
         let raft = components::start_raft(&config, ground.node_id, &addrs, &ground.secret, &faults)
             .await?;
-        let (tasks, stop) = (TaskTracker::new(), Stop::new());
+        let sv = Supervision::new();
+        let stop = Stop::new(sv.stop.clone());
+        sv.watch_raft(&raft);
         let (membership, member_events) =
             components::start_membership(&config, ground.node_id, &addrs, &ground.secret).await?;
+        sv.watch_membership(&membership);
         let (link_events_tx, link_events) = tokio::sync::mpsc::channel(EVENT_CHANNEL_CAPACITY);
-        tasks.spawn(components::forward_member_events(
-            member_events,
-            link_events_tx,
-            stop.token.clone(),
-        ));
-        let internal_http = tasks.spawn(components::serve_http(
+        let member_events = shared(member_events);
+        sv.task("member_events", {
+            let token = stop.token.clone();
+            move || {
+                let (events, link, token) =
+                    (member_events.clone(), link_events_tx.clone(), token.clone());
+                async move {
+                    let mut events = events.lock_owned().await;
+                    components::forward_member_events(&mut events, link, token).await
+                }
+            }
+        });
+        let internal_http = sv.tasks.spawn(components::serve_http(
             listeners.raft,
             raft.internal_router(faults.clone()),
             stop.token.clone(),
         ));
-        tasks.spawn(colony_cluster::voters::run(
-            raft.clone(),
-            membership.clone(),
-            VoterSettings {
-                grace: config.cluster.voter_down_grace,
-                interval: VOTERS_INTERVAL,
-                max_promote_lag: config.cluster.max_ready_lag,
-            },
-            stop.receiver(),
-        ));
+        let voter_settings = VoterSettings {
+            grace: config.cluster.voter_down_grace,
+            interval: VOTERS_INTERVAL,
+            max_promote_lag: config.cluster.max_ready_lag,
+        };
+        sv.task("voters", {
+            let (raft, membership, stop) = (raft.clone(), membership.clone(), stop.receiver());
+            move || {
+                colony_cluster::voters::run(
+                    raft.clone(),
+                    membership.clone(),
+                    voter_settings.clone(),
+                    stop.clone(),
+                )
+            }
+        });
         let link = ActorLink::start(
             ActorLinkConfig {
                 node_id: ground.node_id,
@@ -179,10 +204,22 @@ impl Node {
         )
         .await
         .context("starting the actor transport")?;
-        tasks.spawn(
-            link.clone()
-                .run(membership.clone(), link_events, stop.receiver()),
-        );
+        let link_events = shared(link_events);
+        sv.task("actor_link", {
+            let (link, membership, stop) = (link.clone(), membership.clone(), stop.receiver());
+            move || {
+                let (link, membership, events, stop) = (
+                    link.clone(),
+                    membership.clone(),
+                    link_events.clone(),
+                    stop.clone(),
+                );
+                async move {
+                    let mut events = events.lock_owned().await;
+                    link.run(membership, &mut events, stop).await
+                }
+            }
+        });
         let parts = Parts {
             ground,
             addrs,
@@ -190,7 +227,7 @@ impl Node {
             raft,
             membership,
             link,
-            tasks,
+            supervision: sv,
             stop,
             internal_http,
         };
@@ -208,17 +245,26 @@ impl Node {
             }
         };
         tokio::pin!(stop_requested);
-        if let Some(join) = self.join.take() {
-            tokio::select! {
+        let fatal = self.supervision.fatal.clone();
+        let died = async move { fatal.raised().await };
+        tokio::pin!(died);
+        if let Some(join) = self.join.as_mut() {
+            let joined = tokio::select! {
                 s = &mut stop_requested => return Ok(s),
-                r = join => match r {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(e),
-                    Err(e) => return Err(anyhow::anyhow!("joining task failed: {e}").into()),
-                },
+                why = &mut died => return Err(component_died(why)),
+                r = join => r,
+            };
+            self.join = None;
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(e) => return Err(anyhow::anyhow!("joining task failed: {e}").into()),
             }
         }
-        Ok(stop_requested.await)
+        tokio::select! {
+            s = stop_requested => Ok(s),
+            why = died => Err(component_died(why)),
+        }
     }
 
     /// Hands this node's work to the others: evaluations, then buckets, then Raft
@@ -229,6 +275,18 @@ impl Node {
             "shutting down: readiness off, finishing in-flight requests"
         );
         self.lifecycle.start_draining();
+        // A join still under way must end first: going active after this would undo the
+        // draining state, and peers would route buckets back here.
+        self.join_stop.cancel();
+        if let Some(mut join) = self.join.take() {
+            if tokio::time::timeout(DRAIN_JOIN_WAIT, &mut join)
+                .await
+                .is_err()
+            {
+                join.abort();
+                tracing::warn!("the join did not end in time; it is aborted and the node drains");
+            }
+        }
         self.membership.set_state(NodeState::Draining);
         // Evaluations stop here at a checkpoint; the leader moves them to active nodes.
         self.lifecycle.set_phase(DrainPhase::HandingOffEvaluations);
@@ -299,13 +357,14 @@ impl Node {
             .context("stopping raft and flushing storage")?;
         // Peers' idle connections would hold the internal server open; Raft is down.
         self.internal_http.abort();
-        self.tasks.close();
-        if tokio::time::timeout(TASKS_JOIN_WAIT, self.tasks.wait())
+        let tasks = &self.supervision.tasks;
+        tasks.close();
+        if tokio::time::timeout(TASKS_JOIN_WAIT, tasks.wait())
             .await
             .is_err()
         {
             tracing::warn!(
-                running = self.tasks.len(),
+                running = tasks.len(),
                 "some tasks did not end on shutdown; they end with the process"
             );
         }
@@ -323,7 +382,7 @@ struct Parts {
     raft: RaftNode,
     membership: Membership,
     link: ActorLink,
-    tasks: TaskTracker,
+    supervision: Supervision,
     stop: Stop,
     internal_http: JoinHandle<std::io::Result<()>>,
 }
@@ -336,11 +395,15 @@ impl Parts {
         http_listener: tokio::net::TcpListener,
         secrets: Secrets,
     ) -> Result<Node, RunError> {
-        let (node_id, stop, tasks) = (self.ground.node_id, self.stop, self.tasks);
+        let (node_id, stop, sv) = (self.ground.node_id, self.stop, self.supervision);
         let (rate, limiter) =
             components::start_rate_limiter(&config, node_id, &self.membership, &self.link).await?;
-        let handoff = rate.handoff.clone();
-        tasks.spawn(handoff.run(rate.buckets.clone(), stop.receiver()));
+        sv.components.add(rate.buckets.component().clone());
+        sv.task("handoff", {
+            let (handoff, buckets, stop) =
+                (rate.handoff.clone(), rate.buckets.clone(), stop.receiver());
+            move || handoff.clone().run(buckets.clone(), stop.clone())
+        });
         let metrics = Arc::new(Metrics::new().context("creating metrics")?);
         let gossip_addr = self.membership.local_addr();
         let evaluator = components::start_evaluator(
@@ -348,15 +411,25 @@ impl Parts {
             EvaluatorWiring {
                 node_id,
                 raft: &self.raft,
-                membership: &self.membership,
                 metrics: &metrics,
                 sealing_key: self.ground.sealing_key.clone(),
                 own_listeners: self.addrs.own(gossip_addr, config.gossip.advertise),
                 operator_credentials: secrets.operator_credentials,
             },
-            stop.receiver(),
         )
         .await?;
+        sv.components.add(evaluator.component().clone());
+        sv.task("evaluation_scheduler", {
+            let (evaluator, membership, stop) =
+                (evaluator.clone(), self.membership.clone(), stop.receiver());
+            move || {
+                evaluator.clone().schedule(
+                    membership.clone(),
+                    EvaluatorConfig::default(),
+                    stop.clone(),
+                )
+            }
+        });
         let lifecycle = Lifecycle::default();
         let app = AppState::new(AppParts {
             raft: self.raft.clone(),
@@ -366,6 +439,7 @@ impl Parts {
             limiter,
             metrics,
             lifecycle: lifecycle.clone(),
+            components: sv.components.clone(),
             settings: components::api_settings(&config),
             sealing_key: self.ground.sealing_key,
             eval_cache: colony_api::routes::EvalCache::default(),
@@ -375,18 +449,19 @@ impl Parts {
             }),
         });
         let app = colony_api::router(app);
-        let http = tasks.spawn(components::serve_http(
+        let http = sv.tasks.spawn(components::serve_http(
             http_listener,
             app,
             stop.token.clone(),
         ));
         log_listening(&config, node_id, &self.addrs, gossip_addr);
-        let join = tasks.spawn(join_until_stopped(
+        let join_stop = stop.token.child_token();
+        let join = sv.tasks.spawn(join_until_stopped(
             self.raft.clone(),
             self.membership.clone(),
             config.clone(),
             secrets.admin_token,
-            stop.token.clone(),
+            join_stop.clone(),
         ));
         Ok(Node {
             config,
@@ -397,12 +472,29 @@ impl Parts {
             evaluator,
             lifecycle,
             stop,
-            tasks,
+            supervision: sv,
             http,
             internal_http: self.internal_http,
             join: Some(join),
+            join_stop,
         })
     }
+}
+
+/// A receiver that successive runs of a supervised task take in turn: a run that failed
+/// or panicked released it, so its restart goes on with the same channel.
+fn shared<T>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+) -> Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<T>>> {
+    Arc::new(tokio::sync::Mutex::new(rx))
+}
+
+/// The error a node stops with when a component it cannot do without died.
+fn component_died(why: String) -> RunError {
+    anyhow::anyhow!(
+        "a component died, so the node stops (its process supervisor restarts it): {why}"
+    )
+    .into()
 }
 
 /// Says where the node listens.

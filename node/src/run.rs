@@ -60,10 +60,22 @@ pub fn init_logging(log: &LogConfig) {
     }
 }
 
-/// Runs the node until SIGTERM, SIGINT or a drain request, then drains and shuts down.
+/// Runs the node until SIGTERM, SIGINT or a drain request, then drains and shuts down. A
+/// node that fails (its join, or a component it cannot do without) shuts down without a
+/// drain, so storage is flushed and peers see it leave, and exits with the error.
 pub async fn run(config: Config, secrets: Secrets) -> Result<(), RunError> {
     let mut node = Node::start(config, secrets).await?;
-    let reason = node.serve().await?;
-    node.drain(reason).await;
-    node.shutdown().await
+    match node.serve().await {
+        Ok(reason) => {
+            node.drain(reason).await;
+            node.shutdown().await
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the node failed; shutting down without a drain");
+            if let Err(stop) = node.shutdown().await {
+                tracing::warn!(error = %stop, "shutting down after the failure");
+            }
+            Err(e)
+        }
+    }
 }

@@ -280,6 +280,12 @@ impl Membership {
         ))
     }
 
+    /// Resolves once the agent loop has ended (on leave, or when it died), saying which.
+    pub async fn agent_stopped(&self) -> String {
+        self.commands.closed().await;
+        "the gossip agent's loop ended".to_owned()
+    }
+
     /// The address the gossip socket is actually bound to (resolves a port 0 bind).
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr

@@ -173,6 +173,8 @@ pub struct AppParts {
     pub metrics: Arc<Metrics>,
     /// Drain state.
     pub lifecycle: Lifecycle,
+    /// Every long-lived component of the node and its observable state.
+    pub components: colony_supervision::Components,
     /// HTTP settings.
     pub settings: Arc<ApiSettings>,
     /// Seals tenants' provider credentials before they are proposed (key derived from

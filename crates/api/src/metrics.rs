@@ -47,6 +47,16 @@ pub struct Metrics {
     pub provider_circuit: IntGaugeVec,
     /// Tenants at or over their monthly budget's soft threshold (80%) and hard cap.
     pub tenants_over_budget: IntGaugeVec,
+    /// 1 while a component runs, by component (`/v1/cluster`'s `components`).
+    pub component_up: IntGaugeVec,
+    /// Restarts of a component or its children, by component.
+    pub component_restarts: IntCounterVec,
+    /// Work waiting for a component, by component (where it has a queue).
+    pub component_queue_depth: IntGaugeVec,
+    /// Rate-limit buckets held by this node (live and stale copies).
+    pub buckets: IntGauge,
+    /// Evaluations running on this node.
+    pub evaluations_running: IntGauge,
     last_seen: Arc<Mutex<HashMap<String, u64>>>,
 }
 
@@ -129,6 +139,37 @@ impl Metrics {
             &["supervisor"],
         )?;
         registry.register(Box::new(actor_restarts.clone()))?;
+        let component_up = IntGaugeVec::new(
+            Opts::new(
+                "colony_component_up",
+                "1 while the component runs, by component",
+            ),
+            &["component"],
+        )?;
+        let component_restarts = IntCounterVec::new(
+            Opts::new(
+                "colony_component_restarts_total",
+                "Restarts of a component (or of its children), by component",
+            ),
+            &["component"],
+        )?;
+        let component_queue_depth = IntGaugeVec::new(
+            Opts::new(
+                "colony_component_queue_depth",
+                "Work waiting for a component, by component",
+            ),
+            &["component"],
+        )?;
+        let buckets = IntGauge::new("colony_buckets", "Rate-limit buckets held by this node")?;
+        let evaluations_running = IntGauge::new(
+            "colony_evaluations_running",
+            "Evaluations running on this node",
+        )?;
+        registry.register(Box::new(component_up.clone()))?;
+        registry.register(Box::new(component_restarts.clone()))?;
+        registry.register(Box::new(component_queue_depth.clone()))?;
+        registry.register(Box::new(buckets.clone()))?;
+        registry.register(Box::new(evaluations_running.clone()))?;
         let provider_latency = HistogramVec::new(
             HistogramOpts::new(
                 "colony_provider_request_duration_seconds",
@@ -204,6 +245,11 @@ impl Metrics {
             provider_events,
             provider_circuit,
             tenants_over_budget,
+            component_up,
+            component_restarts,
+            component_queue_depth,
+            buckets,
+            evaluations_running,
             last_seen: Arc::default(),
         })
     }
@@ -216,6 +262,28 @@ impl Metrics {
     /// Brings `colony_actor_restarts_total{supervisor}` up to `total`.
     pub fn sync_restarts(&self, supervisor: &str, total: u64) {
         self.sync(&self.actor_restarts, "restarts", supervisor, total);
+    }
+
+    /// Exports each component's status, restarts and gauges.
+    pub fn export_components(&self, states: &[colony_supervision::ComponentState]) {
+        for c in states {
+            let up = c.status == colony_supervision::ComponentStatus::Running;
+            self.component_up
+                .with_label_values(&[&c.name])
+                .set(i64::from(up));
+            self.sync(&self.component_restarts, "component", &c.name, c.restarts);
+            if let Some(q) = c.gauges.queue_depth {
+                self.component_queue_depth
+                    .with_label_values(&[&c.name])
+                    .set(q as i64);
+            }
+            if let Some(b) = c.gauges.buckets {
+                self.buckets.set(b as i64);
+            }
+            if let Some(e) = c.gauges.evaluations_running {
+                self.evaluations_running.set(e as i64);
+            }
+        }
     }
 
     /// Brings `colony_evaluation_events_total{event}` up to `total`.

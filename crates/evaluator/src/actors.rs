@@ -5,17 +5,21 @@
 //!   stopping those left with nothing to run (passivation).
 //! - A Tenant actor owns the tenant's case slots (its tier concurrency, shared by its
 //!   evaluations) and supervises one Evaluation actor per evaluation: it starts missing
-//!   ones, stops those no longer assigned here, and restarts a failed one with backoff.
+//!   ones, stops those no longer assigned here, and restarts a failed one with the shared
+//!   backoff policy ([`Backoff::EVALUATION`]).
 //! - An Evaluation actor drives [`crate::run::run_evaluation`] in a task and reports how
 //!   it ended; a run that failed or panicked fails the actor, so its Tenant restarts it
 //!   (it resumes from the last checkpoint).
+//!
+//! Every failure and restart is recorded on the runtime's [`Component`] (`evaluations` in
+//! `/v1/cluster`), which also shows how many evaluations run here.
 
 use crate::run::{run_evaluation, RunContext, RunEnd};
+use colony_supervision::{Backoff, Component, Restarts};
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 
 /// Case slots of a tenant without a tier concurrency limit.
@@ -110,6 +114,10 @@ impl Actor for EvalSupervisor {
         if let SupervisionEvent::ActorFailed(cell, err) = evt {
             st.tenants.retain(|_, a| a.get_id() != cell.get_id());
             st.ctx.counters.restarts.fetch_add(1, Ordering::Relaxed);
+            st.ctx
+                .component
+                .failed(format!("tenant actor: {err}"), false);
+            st.ctx.component.restarted();
             tracing::warn!(error = %err, "tenant actor failed; it restarts on the next reconcile");
         }
         Ok(())
@@ -139,7 +147,7 @@ pub struct TenantState {
     slot_count: usize,
     wanted: BTreeMap<String, u64>,
     running: HashMap<String, (u64, ActorRef<EvalMsg>)>,
-    failures: HashMap<String, u32>,
+    failures: Restarts<String>,
 }
 
 impl TenantState {
@@ -178,7 +186,7 @@ impl Actor for TenantActor {
             slot_count: n.max(1),
             wanted: BTreeMap::new(),
             running: HashMap::new(),
-            failures: HashMap::new(),
+            failures: Restarts::new(Backoff::EVALUATION),
         })
     }
 
@@ -253,14 +261,12 @@ impl Actor for TenantActor {
             return Ok(());
         };
         if failed {
-            let n = st.failures.entry(id.clone()).or_default();
-            *n = n.saturating_add(1);
+            let (_, backoff) = st.failures.failed(id.clone());
             st.ctx.counters.restarts.fetch_add(1, Ordering::Relaxed);
-            // 100 ms, 200 ms, ... capped at ~10 s.
-            let backoff = Duration::from_millis(100u64 << (*n - 1).min(7));
+            st.ctx.component.restarted();
             myself.send_after(backoff, move || TenantMsg::Respawn(id, epoch));
         } else {
-            st.failures.remove(&id);
+            st.failures.succeeded(&id);
         }
         Ok(())
     }
@@ -272,9 +278,40 @@ pub enum EvalMsg {
     /// Stop running (flushing finished results).
     Stop,
     /// The run ended.
-    Ended(Result<RunEnd, String>),
+    Ended(Result<RunEnd, RunFailure>),
 }
 impl ractor::Message for EvalMsg {}
+
+/// Why a run failed.
+#[derive(Debug)]
+pub struct RunFailure {
+    /// What went wrong.
+    message: String,
+    /// Whether the run panicked.
+    panic: bool,
+}
+
+/// Counts an Evaluation actor as running for as long as it lives.
+#[derive(Debug)]
+struct Running(Arc<crate::EvalCounters>);
+
+impl Running {
+    fn new(counters: Arc<crate::EvalCounters>) -> Running {
+        counters.running.fetch_add(1, Ordering::Relaxed);
+        Running(counters)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Evaluations running, as read by the runtime's gauges.
+pub(crate) fn running(counters: &crate::EvalCounters) -> u64 {
+    counters.running.load(Ordering::Relaxed)
+}
 
 /// Arguments of an Evaluation actor.
 #[derive(Debug)]
@@ -294,6 +331,8 @@ pub struct EvaluationActor;
 pub struct EvalState {
     id: String,
     stop: watch::Sender<bool>,
+    component: Component,
+    _running: Running,
 }
 
 impl Actor for EvaluationActor {
@@ -307,6 +346,8 @@ impl Actor for EvaluationActor {
         a: EvalArgs,
     ) -> Result<EvalState, ActorProcessingErr> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let component = a.ctx.component.clone();
+        let running = Running::new(a.ctx.counters.clone());
         let run = tokio::spawn(run_evaluation(
             a.ctx,
             a.id.clone(),
@@ -318,14 +359,22 @@ impl Actor for EvaluationActor {
         tokio::spawn(async move {
             let ended = match run.await {
                 Ok(Ok(end)) => Ok(end),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(e) => Err(format!("the run panicked or was aborted: {e}")),
+                Ok(Err(e)) => Err(RunFailure {
+                    message: e.to_string(),
+                    panic: false,
+                }),
+                Err(e) => Err(RunFailure {
+                    message: format!("the run panicked or was aborted: {e}"),
+                    panic: e.is_panic(),
+                }),
             };
             let _ = myself.cast(EvalMsg::Ended(ended));
         });
         Ok(EvalState {
             id: a.id,
             stop: stop_tx,
+            component,
+            _running: running,
         })
     }
 
@@ -343,8 +392,10 @@ impl Actor for EvaluationActor {
                 tracing::info!(evaluation = %st.id, ?end, "evaluation run ended");
                 myself.stop(None);
             }
-            EvalMsg::Ended(Err(e)) => {
-                return Err(format!("evaluation {} failed: {e}", st.id).into());
+            EvalMsg::Ended(Err(f)) => {
+                let message = format!("evaluation {} failed: {}", st.id, f.message);
+                st.component.failed(&message, f.panic);
+                return Err(message.into());
             }
         }
         Ok(())

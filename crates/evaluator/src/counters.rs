@@ -23,4 +23,6 @@ pub struct EvalCounters {
     pub reassignments: AtomicU64,
     /// Cases whose scoring ran over `evaluations.score_timeout_ms`.
     pub scoring_timeouts: AtomicU64,
+    /// Evaluation actors alive now (a gauge, not monotonic).
+    pub running: AtomicU64,
 }

@@ -103,6 +103,8 @@ pub struct RunContext {
     pub scoring: Arc<Semaphore>,
     /// Per-case bounds.
     pub limits: RunLimits,
+    /// The runtime's observable state (`evaluations`): failures, restarts, gauges.
+    pub component: colony_supervision::Component,
 }
 
 impl std::fmt::Debug for RunContext {

@@ -53,23 +53,30 @@ impl std::fmt::Debug for Evaluator {
 pub struct StartError(String);
 
 impl Evaluator {
-    /// Starts the supervisor and the scheduling loop (until `stop`).
-    pub async fn start(
-        ctx: RunContext,
-        membership: Membership,
-        config: EvaluatorConfig,
-        stop: tokio::sync::watch::Receiver<bool>,
-    ) -> Result<Self, StartError> {
+    /// Starts the supervisor of the evaluation actors; [`Evaluator::schedule`] is the loop
+    /// that tells it what to run (the node runs it as a supervised task).
+    pub async fn start(ctx: RunContext) -> Result<Self, StartError> {
         let (supervisor, _) = Actor::spawn(None, EvalSupervisor, ctx.clone())
             .await
             .map_err(|e| StartError(e.to_string()))?;
-        let this = Self {
+        ctx.component.set_gauges({
+            let (counters, supervisor) = (ctx.counters.clone(), supervisor.clone());
+            move || colony_supervision::Gauges {
+                evaluations_running: Some(crate::actors::running(&counters)),
+                children: Some(supervisor.get_children().len() as u64),
+                ..Default::default()
+            }
+        });
+        Ok(Self {
             ctx,
             supervisor,
             draining: Arc::new(AtomicBool::new(false)),
-        };
-        tokio::spawn(this.clone().run(membership, config, stop));
-        Ok(this)
+        })
+    }
+
+    /// The runtime's observable state (`evaluations` in `/v1/cluster`).
+    pub fn component(&self) -> &colony_supervision::Component {
+        &self.ctx.component
     }
 
     /// The counters (shared with `/metrics`).
@@ -110,7 +117,9 @@ impl Evaluator {
             .await;
     }
 
-    async fn run(
+    /// Keeps the actors in step with the state machine every `config.tick`, and on the
+    /// leader moves evaluations away from gone owners, until `stop`.
+    pub async fn schedule(
         self,
         membership: Membership,
         config: EvaluatorConfig,

@@ -137,6 +137,11 @@ impl TenantCounts {
         self.lock().get(tenant).copied().unwrap_or(0)
     }
 
+    /// Buckets counted across all tenants (live and stale copies).
+    pub fn total(&self) -> usize {
+        self.lock().values().sum()
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<Box<str>, usize>> {
         // Nothing panics while the lock is held; a poisoned map is still consistent.
         self.counts.lock().unwrap_or_else(|p| p.into_inner())

@@ -1,8 +1,8 @@
 //! The bucket supervisor and the [`Buckets`] handle.
 //!
 //! A fixed number of shards (each an actor) hold the buckets; a key's shard is a stable hash
-//! of the key. The supervisor restarts a failed (panicked) shard with exponential backoff and
-//! counts restarts; the handle bounds in-flight batches per shard (overload answers
+//! of the key. The supervisor restarts a failed (panicked) shard with the shared backoff
+//! policy ([`Backoff::BUCKET_SHARD`]) and records it on its [`Component`]; the handle bounds in-flight batches per shard (overload answers
 //! [`BucketError::Overloaded`], never an unbounded queue) and times every call out.
 
 use crate::bucket_shard::{
@@ -12,10 +12,10 @@ use crate::handoff::{BucketStore, Handoff};
 use crate::leases::Leases;
 use crate::types::{BucketError, CheckItem, KeyedStates, PullAnswer};
 use colony_ratelimit::{BucketState, Decision};
+use colony_supervision::{Backoff, Component, ComponentKind, Gauges, Restarts};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -88,7 +88,7 @@ impl ractor::Message for SupervisorMsg {}
 #[derive(Debug)]
 pub struct SupervisorArgs {
     table: ShardTable,
-    restarts: Arc<AtomicU64>,
+    component: Component,
     sweep_every: Duration,
     handoff: Option<Handoff>,
     tenants: Arc<TenantCounts>,
@@ -99,8 +99,8 @@ pub struct SupervisorArgs {
 pub struct SupervisorState {
     table: ShardTable,
     index_of: HashMap<ActorId, usize>,
-    failures: HashMap<usize, u32>,
-    restarts: Arc<AtomicU64>,
+    failures: Restarts<usize>,
+    component: Component,
     sweep_every: Duration,
     handoff: Option<Handoff>,
     tenants: Arc<TenantCounts>,
@@ -145,8 +145,8 @@ impl Actor for BucketSupervisor {
         let mut st = SupervisorState {
             table: args.table,
             index_of: HashMap::new(),
-            failures: HashMap::new(),
-            restarts: args.restarts,
+            failures: Restarts::new(Backoff::BUCKET_SHARD),
+            component: args.component,
             sweep_every: args.sweep_every,
             handoff: args.handoff,
             tenants: args.tenants,
@@ -193,12 +193,11 @@ impl Actor for BucketSupervisor {
             let mut table = st.table.write().unwrap_or_else(|p| p.into_inner());
             table[i] = None;
         }
-        let n = st.failures.entry(i).or_default();
-        *n = n.saturating_add(1);
-        st.restarts.fetch_add(1, Ordering::Relaxed);
-        // 10 ms, 20 ms, ... capped at ~1 s: a crash loop cannot spin the CPU.
-        let backoff = Duration::from_millis(10u64 << (*n - 1).min(7));
-        tracing::warn!(shard = i, %reason, restart = *n, ?backoff, "bucket shard stopped; restarting");
+        let (n, backoff) = st.failures.failed(i);
+        // A shard's handlers return no errors: a shard that failed panicked.
+        st.component.failed(format!("shard {i}: {reason}"), true);
+        st.component.restarted();
+        tracing::warn!(shard = i, %reason, restart = n, ?backoff, "bucket shard stopped; restarting");
         myself.send_after(backoff, move || SupervisorMsg::Respawn(i));
         Ok(())
     }
@@ -209,7 +208,7 @@ impl Actor for BucketSupervisor {
 pub struct Buckets {
     table: ShardTable,
     pub(crate) permits: Arc<Vec<Arc<Semaphore>>>,
-    restarts: Arc<AtomicU64>,
+    component: Component,
     supervisor: ActorRef<SupervisorMsg>,
     config: BucketsConfig,
     leases: Leases,
@@ -234,11 +233,11 @@ impl Buckets {
     pub async fn start(config: BucketsConfig) -> Result<Self, StartError> {
         let shards = config.shards.max(1);
         let table: ShardTable = Arc::new(RwLock::new(vec![None; shards]));
-        let restarts = Arc::new(AtomicU64::new(0));
+        let component = Component::new("buckets", ComponentKind::Supervisor);
         let tenants = Arc::new(TenantCounts::new(config.max_buckets_per_tenant));
         let args = SupervisorArgs {
             table: table.clone(),
-            restarts: restarts.clone(),
+            component: component.clone(),
             sweep_every: config.sweep_every,
             handoff: config.handoff.clone(),
             tenants: tenants.clone(),
@@ -246,13 +245,37 @@ impl Buckets {
         let (supervisor, _) = Actor::spawn(None, BucketSupervisor, args)
             .await
             .map_err(|e| StartError(e.to_string()))?;
-        let permits = (0..shards)
-            .map(|_| Arc::new(Semaphore::new(config.max_in_flight_per_shard.max(1))))
-            .collect();
+        let per_shard = config.max_in_flight_per_shard.max(1);
+        let permits: Arc<Vec<Arc<Semaphore>>> = Arc::new(
+            (0..shards)
+                .map(|_| Arc::new(Semaphore::new(per_shard)))
+                .collect(),
+        );
+        component.set_gauges({
+            let (table, permits, tenants) = (table.clone(), permits.clone(), tenants.clone());
+            move || Gauges {
+                queue_depth: Some(
+                    permits
+                        .iter()
+                        .map(|p| per_shard.saturating_sub(p.available_permits()) as u64)
+                        .sum(),
+                ),
+                buckets: Some(tenants.total() as u64),
+                children: Some(
+                    table
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .iter()
+                        .filter(|s| s.is_some())
+                        .count() as u64,
+                ),
+                ..Gauges::default()
+            }
+        });
         Ok(Self {
             table,
-            permits: Arc::new(permits),
-            restarts,
+            permits,
+            component,
             supervisor,
             config,
             leases: Leases::default(),
@@ -483,7 +506,13 @@ impl Buckets {
 
     /// Shard restarts since start (a metric).
     pub fn restarts(&self) -> u64 {
-        self.restarts.load(Ordering::Relaxed)
+        self.component.restarts()
+    }
+
+    /// The supervisor's observable state: restarts, panics, last error, batches in
+    /// flight, buckets held and shards alive.
+    pub fn component(&self) -> &Component {
+        &self.component
     }
 
     /// Buckets held across all shards.

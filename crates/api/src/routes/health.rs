@@ -179,6 +179,7 @@ pub async fn cluster(_: Admin, State(app): State<AppState>) -> Json<Value> {
             "purged_index": s.purged_index,
         },
         "fault_injection": app.faults.enabled(),
+        "components": app.components.states(),
     }))
 }
 
@@ -229,6 +230,7 @@ fn export_cluster(app: &AppState) {
     m.sync_counter("forwarded_writes", rc.forwarded_writes.load(Relaxed));
     m.sync_counter("forwarded_reads", rc.forwarded_reads.load(Relaxed));
     m.sync_restarts("buckets", app.buckets.restarts());
+    m.export_components(&app.components.states());
     let month =
         colony_core::evaluation::month_of(&colony_core::evaluation::day_of(now_ms())).to_string();
     let (soft, hard) = app.raft.read_state(|s| {
