@@ -188,7 +188,7 @@ fn a_join_and_a_drain_under_traffic_hand_buckets_over_exactly() {
     // On failure, the nodes' logs say which handover went wrong.
     if t.item_errors.iter().sum::<u64>() > 0 || t.unknown > 0 {
         for (i, l) in logs.iter().enumerate() {
-            eprintln!("==== node {i}\n{}", l.lock().unwrap().join("\n"));
+            eprintln!("==== node {i}\n{}", l.text());
         }
     }
     eprintln!(

@@ -178,7 +178,7 @@ fn run_one(args: &Args, mock: &Attacker, label: &str, bin: &Path, attack: &str) 
     let target = Target {
         url: cluster.url(0),
         admin: cluster.admin_token().to_string(),
-        raft_addr: cluster.addrs[0].raft.clone(),
+        raft_addr: cluster.addrs()[0].raft.clone(),
         client: Client::new(Duration::from_secs(30)),
         deadline: Instant::now() + Duration::from_secs(args.attack_secs),
     };

@@ -1,13 +1,14 @@
-//! Real `colony` node processes on loopback, started the way `tests/harness` starts them:
-//! port-0 listeners whose bound addresses are read from the node's JSON log, the first
-//! node bootstrapping and the others joining through its gossip address. Every process is
-//! killed when its [`Node`] (or the [`Cluster`]) is dropped, also on error or panic.
+//! Real `colony` node processes on loopback, on `colony-nodeproc` (as `tests/harness` and
+//! `chaos/` are): port-0 listeners whose bound addresses are read from the node's JSON
+//! log, the first node bootstrapping and the others joining through its gossip address
+//! ([`Nodes`]). Every process is killed when its [`colony_nodeproc::Node`] (or the
+//! [`Cluster`]) is dropped, also on error or panic.
 
 use anyhow::{anyhow, bail, Context, Result};
+use colony_nodeproc::testsuite::Nodes;
 pub use colony_nodeproc::view::member_states;
 use colony_nodeproc::Client;
-pub use colony_nodeproc::{Addrs, Node, Spec};
-use std::path::PathBuf;
+pub use colony_nodeproc::{Addrs, Spec};
 use std::time::{Duration, Instant};
 
 /// What a healthy cluster looks like at one moment.
@@ -24,51 +25,25 @@ pub struct Healthy {
 /// N node processes on loopback. Dropping it kills every process, then removes the data.
 #[derive(Debug)]
 pub struct Cluster {
-    /// Nodes by index; `None` while killed. Declared first: dropped (killed) before the
-    /// data dirs are removed.
-    nodes: Vec<Option<Node>>,
-    /// Bound addresses by index (kept for restarts in place).
-    pub addrs: Vec<Addrs>,
-    /// Node ids by index.
-    pub ids: Vec<String>,
-    /// Data dirs by index, under `root`.
-    dirs: Vec<PathBuf>,
+    /// The processes, their addresses, ids and data dirs.
+    nodes: Nodes,
     spec: Spec,
     client: Client,
-    root: tempfile::TempDir,
 }
 
 impl Cluster {
     /// Starts `n` nodes: the first bootstraps, the others join through its gossip address.
     /// Returns once the cluster is healthy (see [`Cluster::wait_healthy`]).
     pub fn start(spec: Spec, n: usize) -> Result<Cluster> {
-        let root = tempfile::Builder::new()
-            .prefix("colony-bench-")
-            .tempdir()
-            .context("creating a temporary directory")?;
         let mut c = Cluster {
-            nodes: Vec::new(),
-            addrs: Vec::new(),
-            ids: Vec::new(),
-            dirs: Vec::new(),
+            nodes: Nodes::new("colony-bench-").context("creating a temporary directory")?,
             client: Client::new(Duration::from_secs(2)),
             spec,
-            root,
         };
         for i in 0..n {
-            let dir = c.root.path().join(format!("n{}", i + 1));
-            let seeds: Vec<String> = c
-                .addrs
-                .first()
-                .map(|a| a.gossip.clone())
-                .into_iter()
-                .collect();
-            let node = Node::spawn(&c.spec, &format!("node-{}", i + 1), &dir, None, &seeds)
+            c.nodes
+                .start_next(&c.spec, None)
                 .with_context(|| format!("starting node {}", i + 1))?;
-            c.addrs.push(node.addrs.clone());
-            c.ids.push(node.id.clone());
-            c.dirs.push(dir);
-            c.nodes.push(Some(node));
             c.wait_ready(i)?;
         }
         c.wait_healthy()?;
@@ -78,6 +53,16 @@ impl Cluster {
     /// Number of nodes (running or not).
     pub fn len(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// Bound addresses by index (kept for restarts in place).
+    pub fn addrs(&self) -> &[Addrs] {
+        self.nodes.addrs()
+    }
+
+    /// Node ids by index.
+    pub fn ids(&self) -> &[String] {
+        self.nodes.ids()
     }
 
     /// The admin token.
@@ -92,15 +77,12 @@ impl Cluster {
 
     /// The OS process id of node `i`, while it runs.
     pub fn pid(&self, i: usize) -> Option<u32> {
-        self.nodes
-            .get(i)
-            .and_then(Option::as_ref)
-            .and_then(Node::pid)
+        self.nodes.pid(i)
     }
 
     /// The HTTP base URL of node `i`.
     pub fn url(&self, i: usize) -> String {
-        format!("http://{}", self.addrs[i].http)
+        self.nodes.url(i)
     }
 
     /// The voter count a healthy cluster of this size keeps: 3, or 5 with 5 nodes or more.
@@ -113,7 +95,6 @@ impl Cluster {
         let node = self
             .nodes
             .get_mut(i)
-            .and_then(Option::as_mut)
             .ok_or_else(|| anyhow!("node {} is not running", i + 1))?;
         node.wait_ready(&self.client, self.spec.wait)
             .with_context(|| format!("node {}", i + 1))
@@ -130,16 +111,11 @@ impl Cluster {
                 Err(reason) => reason,
             };
             waited_on = Some(reason.clone());
-            for (i, slot) in self.nodes.iter_mut().enumerate() {
-                if let Some(node) = slot {
-                    if let Some(status) = node.exit_status() {
-                        bail!(
-                            "node {} exited with {status}; last log lines:\n{}",
-                            i + 1,
-                            node.log_tail()
-                        );
-                    }
-                }
+            if let Some((i, status, tail)) = self.nodes.exited() {
+                bail!(
+                    "node {} exited with {status}; last log lines:\n{tail}",
+                    i + 1
+                );
             }
             if Instant::now() > deadline {
                 bail!(
@@ -156,7 +132,7 @@ impl Cluster {
         let want = self.full_voters();
         let mut leader: Option<String> = None;
         for i in 0..self.len() {
-            if self.nodes[i].is_none() {
+            if !self.nodes.is_running(i) {
                 return Err(format!("node {} is not running", i + 1));
             }
             let base = self.url(i);
@@ -198,7 +174,7 @@ impl Cluster {
                 }
                 _ => leader = Some(l.to_string()),
             }
-            for (j, id) in self.ids.iter().enumerate() {
+            for (j, id) in self.ids().iter().enumerate() {
                 let states = member_states(&view, id);
                 if states.is_empty() || states.iter().any(|s| s != "active") {
                     return Err(format!(
@@ -211,7 +187,7 @@ impl Cluster {
         }
         let leader_id = leader.ok_or("no nodes")?;
         let idx = self
-            .ids
+            .ids()
             .iter()
             .position(|id| *id == leader_id)
             .ok_or_else(|| format!("the leader {leader_id} is not one of our nodes"))?;
@@ -224,47 +200,14 @@ impl Cluster {
 
     /// `kill -9` node `i`; returns the instant right after the signal.
     pub fn kill9(&mut self, i: usize) -> Result<Instant> {
-        let mut node = self
-            .nodes
-            .get_mut(i)
-            .and_then(Option::take)
-            .ok_or_else(|| anyhow!("node {} is not running", i + 1))?;
-        Ok(node.kill9())
+        self.nodes
+            .kill9(i)
+            .ok_or_else(|| anyhow!("node {} is not running", i + 1))
     }
 
     /// Restarts node `i` in place (same data dir and addresses) joining through `seeds`.
     pub fn restart(&mut self, i: usize, seeds: &[String]) -> Result<()> {
-        if self.nodes[i].is_some() {
-            bail!("node {} is still running", i + 1);
-        }
-        let label = format!("node-{}", i + 1);
-        let node = Node::spawn(
-            &self.spec,
-            &label,
-            &self.dirs[i],
-            Some(&self.addrs[i]),
-            seeds,
-        )
-        .with_context(|| format!("restarting node {} in place", i + 1))?;
-        if node.addrs != self.addrs[i] || node.id != self.ids[i] {
-            bail!(
-                "node {} came back as {} on {:?}, expected {} on {:?}",
-                i + 1,
-                node.id,
-                node.addrs,
-                self.ids[i],
-                self.addrs[i]
-            );
-        }
-        self.nodes[i] = Some(node);
+        self.nodes.restart(i, &self.spec, seeds)?;
         Ok(())
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for node in self.nodes.iter_mut().filter_map(Option::as_mut) {
-            node.kill9();
-        }
     }
 }

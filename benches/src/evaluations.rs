@@ -388,7 +388,7 @@ fn round(args: &Args, cluster: &Cluster, tag: &str) -> Result<Round> {
                     };
                     ev.owner = v["owner"]
                         .as_str()
-                        .and_then(|o| cluster.ids.iter().position(|id| id == o));
+                        .and_then(|o| cluster.ids().iter().position(|id| id == o));
                     ev.done = v["progress"]["done"].as_u64().unwrap_or(0);
                     ev.failed = v["progress"]["failed"].as_u64().unwrap_or(0);
                     ev.cached = v["progress"]["cached"].as_u64().unwrap_or(0);

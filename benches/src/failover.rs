@@ -377,7 +377,7 @@ fn one_round(
 
     let seeds: Vec<String> = survivors
         .iter()
-        .map(|i| cluster.addrs[*i].gossip.clone())
+        .map(|i| cluster.addrs()[*i].gossip.clone())
         .collect();
     let restarted = Instant::now();
     cluster.restart(killed, &seeds)?;

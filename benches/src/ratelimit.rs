@@ -189,7 +189,7 @@ fn start_target(name: &str, args: &Args) -> Result<Running> {
         "colony1" | "colony3" => {
             let n = if name == "colony1" { 1 } else { 3 };
             let (cluster, key) = start_colony(&args.colony, n, wait, args.keep_logs.clone())?;
-            let addrs = cluster.addrs.iter().map(|a| a.http.clone()).collect();
+            let addrs = cluster.addrs().iter().map(|a| a.http.clone()).collect();
             let server_pids = (0..n).filter_map(|i| cluster.pid(i)).collect();
             Ok(Running {
                 endpoint: Endpoint {
@@ -490,7 +490,7 @@ pub fn run_memory(args: &MemArgs) -> Result<()> {
     let pid = cluster
         .pid(0)
         .ok_or_else(|| anyhow!("node 1 is not running"))?;
-    let addr = cluster.addrs[0].http.clone();
+    let addr = cluster.addrs()[0].http.clone();
     std::thread::sleep(Duration::from_secs(1));
     let (before, hwm_before) = rss(pid)?;
     eprintln!("before: VmRSS {before} kiB (VmHWM {hwm_before} kiB)");

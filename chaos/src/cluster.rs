@@ -1,35 +1,21 @@
-//! Real `colony` node processes on loopback, started the way `benches/` and `tests/harness`
-//! start them: port-0 listeners whose bound addresses are read from the node's JSON log
-//! ("colony node listening"), the first node bootstrapping and the others joining through
-//! its gossip address, restarts in place on the same data dir and addresses. Every process
-//! is killed when its [`Node`] (or the [`Cluster`]) is dropped, also on error or panic;
-//! the data dirs live in a temporary directory removed afterwards.
+//! Real `colony` node processes on loopback, on `colony-nodeproc` (as `benches/` and
+//! `tests/harness` are): port-0 listeners whose bound addresses are read from the node's
+//! JSON log ("colony node listening"), the first node bootstrapping and the others joining
+//! through its gossip address, restarts in place on the same data dir and addresses
+//! ([`Nodes`]), signals and SIGTERM with a bounded wait ([`colony_nodeproc::Node`]). Every
+//! process is killed when its node (or the [`Cluster`]) is dropped, also on error or
+//! panic; the data dirs live in a temporary directory removed afterwards.
 
 use crate::fault::Kind;
 use crate::netns::Net;
 use anyhow::{anyhow, bail, Context, Result};
+use colony_nodeproc::testsuite::Nodes;
 pub use colony_nodeproc::view::{json_id, member_states};
-use colony_nodeproc::Client;
-pub use colony_nodeproc::{Addrs, Node, Spec};
+pub use colony_nodeproc::Spec;
+use colony_nodeproc::{Client, NoExit};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Sends `signal` (`STOP`, `CONT`, `TERM`) to `pid` with kill(1).
-fn signal(pid: u32, signal: &str) -> Result<()> {
-    let status = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .context("running kill(1)")?;
-    if !status.success() {
-        bail!("kill -{signal} {pid} failed with {status}");
-    }
-    Ok(())
-}
 
 /// What every live node agreed on at one moment.
 #[derive(Debug, Clone)]
@@ -43,15 +29,10 @@ pub struct Converged {
 /// N node processes on loopback. Dropping it kills every process, then removes the data.
 #[derive(Debug)]
 pub struct Cluster {
-    /// Nodes by index; `None` while killed. Declared first: killed before the data goes.
-    nodes: Vec<Option<Node>>,
+    /// The processes, their addresses, ids and data dirs.
+    nodes: Nodes,
     /// Nodes stopped with SIGSTOP.
     paused: Vec<bool>,
-    /// Bound addresses by index (kept for restarts in place).
-    pub addrs: Vec<Addrs>,
-    /// Node ids by index.
-    pub ids: Vec<String>,
-    dirs: Vec<PathBuf>,
     spec: Spec,
     /// The binary `upgrade` switches a node to (`--upgrade-to`), and the nodes switched.
     upgrade_to: Option<PathBuf>,
@@ -59,50 +40,26 @@ pub struct Cluster {
     /// `--net netns`: the namespaces the nodes run in (removed after the nodes are gone).
     net: Option<Net>,
     client: Client,
-    root: tempfile::TempDir,
 }
 
 impl Cluster {
     /// Starts `n` nodes: the first bootstraps, the others join through its gossip address.
     pub fn start(spec: Spec, n: usize, net: Option<Net>) -> Result<Cluster> {
-        let root = tempfile::Builder::new()
-            .prefix("colony-chaos-")
-            .tempdir()
-            .context("creating a temporary directory")?;
         let mut c = Cluster {
-            nodes: Vec::new(),
+            nodes: Nodes::new("colony-chaos-").context("creating a temporary directory")?,
             paused: Vec::new(),
-            addrs: Vec::new(),
-            ids: Vec::new(),
-            dirs: Vec::new(),
             upgrade_to: None,
             upgraded: vec![false; n],
             net,
             client: Client::new(Duration::from_secs(2)),
             spec,
-            root,
         };
         for i in 0..n {
-            let dir = c.root.path().join(format!("n{}", i + 1));
-            let seeds: Vec<String> = c
-                .addrs
-                .first()
-                .map(|a| a.gossip.clone())
-                .into_iter()
-                .collect();
+            let spec = c.node_spec(i);
             let addrs = c.net.as_ref().map(|net| net.addrs(i));
-            let node = Node::spawn(
-                &c.node_spec(i),
-                &format!("node-{}", i + 1),
-                &dir,
-                addrs.as_ref(),
-                &seeds,
-            )
-            .with_context(|| format!("starting node {}", i + 1))?;
-            c.addrs.push(node.addrs.clone());
-            c.ids.push(node.id.clone());
-            c.dirs.push(dir);
-            c.nodes.push(Some(node));
+            c.nodes
+                .start_next(&spec, addrs.as_ref())
+                .with_context(|| format!("starting node {}", i + 1))?;
             c.paused.push(false);
             c.wait_ready(i)?;
         }
@@ -114,6 +71,11 @@ impl Cluster {
         self.nodes.len()
     }
 
+    /// Node ids by index.
+    pub fn ids(&self) -> &[String] {
+        self.nodes.ids()
+    }
+
     /// The admin token.
     pub fn admin_token(&self) -> &str {
         &self.spec.admin_token
@@ -121,7 +83,7 @@ impl Cluster {
 
     /// The HTTP base URL of node `i`.
     pub fn url(&self, i: usize) -> String {
-        format!("http://{}", self.addrs[i].http)
+        self.nodes.url(i)
     }
 
     /// Every node's HTTP base URL.
@@ -131,7 +93,7 @@ impl Cluster {
 
     /// Whether node `i` runs (paused counts as running).
     pub fn is_running(&self, i: usize) -> bool {
-        self.nodes.get(i).is_some_and(Option::is_some)
+        self.nodes.is_running(i)
     }
 
     /// Whether node `i` is stopped with SIGSTOP.
@@ -149,7 +111,6 @@ impl Cluster {
         let node = self
             .nodes
             .get_mut(i)
-            .and_then(Option::as_mut)
             .ok_or_else(|| anyhow!("node {} is not running", i + 1))?;
         node.wait_ready(&self.client, self.spec.wait)
             .with_context(|| format!("node {}", i + 1))
@@ -157,16 +118,11 @@ impl Cluster {
 
     /// Fails if a node that should run has exited.
     pub fn check_alive(&mut self) -> Result<()> {
-        for (i, slot) in self.nodes.iter_mut().enumerate() {
-            if let Some(node) = slot {
-                if let Some(status) = node.exit_status() {
-                    bail!(
-                        "node {} exited unexpectedly with {status}; last log lines:\n{}",
-                        i + 1,
-                        node.log_tail()
-                    );
-                }
-            }
+        if let Some((i, status, tail)) = self.nodes.exited() {
+            bail!(
+                "node {} exited unexpectedly with {status}; last log lines:\n{tail}",
+                i + 1
+            );
         }
         Ok(())
     }
@@ -214,7 +170,7 @@ impl Cluster {
                 }
                 _ => leader = Some(l),
             }
-            for (j, id) in self.ids.iter().enumerate() {
+            for (j, id) in self.ids().iter().enumerate() {
                 let states = member_states(&view, id);
                 if states.is_empty() || states.iter().any(|s| s != "active") {
                     return Err(format!(
@@ -240,7 +196,7 @@ impl Cluster {
         }
         let leader_id = leader.ok_or("no nodes")?;
         let idx = self
-            .ids
+            .ids()
             .iter()
             .position(|id| *id == leader_id)
             .ok_or_else(|| format!("the leader {leader_id} is not one of our nodes"))?;
@@ -276,7 +232,7 @@ impl Cluster {
             )
             .ok()?;
         let l = json_id(&view.json()["raft"]["leader"])?;
-        self.ids.iter().position(|id| *id == l)
+        self.ids().iter().position(|id| *id == l)
     }
 
     /// The leader most live nodes see.
@@ -288,12 +244,9 @@ impl Cluster {
 
     /// `kill -9` node `i`.
     pub fn kill9(&mut self, i: usize) -> Result<()> {
-        let mut node = self
-            .nodes
-            .get_mut(i)
-            .and_then(Option::take)
+        self.nodes
+            .kill9(i)
             .ok_or_else(|| anyhow!("node {} is not running", i + 1))?;
-        node.kill9();
         self.paused[i] = false;
         Ok(())
     }
@@ -301,35 +254,31 @@ impl Cluster {
     /// SIGTERM node `i` and wait (bounded) for it to exit; `kill -9` after the bound.
     /// Returns whether it exited by itself, and its exit status.
     pub fn terminate(&mut self, i: usize, bound: Duration) -> Result<(bool, String)> {
-        let pid = self.nodes[i]
-            .as_ref()
-            .and_then(Node::pid)
+        let node = self
+            .nodes
+            .get_mut(i)
             .ok_or_else(|| anyhow!("node {} is not running", i + 1))?;
-        signal(pid, "TERM")?;
-        let deadline = Instant::now() + bound;
-        loop {
-            let node = self.nodes[i]
-                .as_mut()
-                .ok_or_else(|| anyhow!("node {} vanished", i + 1))?;
-            if let Some(status) = node.exit_status() {
-                self.nodes[i] = None;
-                return Ok((true, status.to_string()));
-            }
-            if Instant::now() > deadline {
-                self.kill9(i)?;
-                return Ok((false, "killed after the bound".into()));
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let result = node.terminate(bound);
+        if !matches!(result, Err(NoExit::Signal(_))) {
+            // It exited or was killed: the slot is free for a restart.
+            self.nodes.take(i);
+            self.paused[i] = false;
+        }
+        match result {
+            Ok(status) => Ok((true, status.to_string())),
+            Err(NoExit::Killed(_)) => Ok((false, "killed after the bound".into())),
+            Err(e) => Err(anyhow!("node {}: {e}", i + 1)),
         }
     }
 
     /// SIGSTOP (`true`) or SIGCONT (`false`) node `i`.
     pub fn pause(&mut self, i: usize, stop: bool) -> Result<()> {
-        let pid = self.nodes[i]
-            .as_ref()
-            .and_then(Node::pid)
+        let node = self
+            .nodes
+            .get(i)
             .ok_or_else(|| anyhow!("node {} is not running", i + 1))?;
-        signal(pid, if stop { "STOP" } else { "CONT" })?;
+        node.signal(if stop { "STOP" } else { "CONT" })
+            .with_context(|| format!("node {}", i + 1))?;
         self.paused[i] = stop;
         Ok(())
     }
@@ -384,40 +333,20 @@ impl Cluster {
     /// Restarts node `i` in place (same data dir and addresses), seeded with the gossip
     /// addresses of the other nodes.
     pub fn restart(&mut self, i: usize) -> Result<()> {
-        if self.nodes[i].is_some() {
-            bail!("node {} is still running", i + 1);
-        }
         let seeds: Vec<String> = (0..self.len())
             .filter(|&j| j != i)
-            .map(|j| self.addrs[j].gossip.clone())
+            .map(|j| self.nodes.addrs()[j].gossip.clone())
             .collect();
-        let label = format!("node-{}", i + 1);
-        let node = Node::spawn(
-            &self.node_spec(i),
-            &label,
-            &self.dirs[i],
-            Some(&self.addrs[i]),
-            &seeds,
-        )
-        .with_context(|| format!("restarting node {} in place", i + 1))?;
-        if node.addrs != self.addrs[i] || node.id != self.ids[i] {
-            bail!(
-                "node {} came back as {} on {:?}, expected {} on {:?}",
-                i + 1,
-                node.id,
-                node.addrs,
-                self.ids[i],
-                self.addrs[i]
-            );
-        }
-        self.nodes[i] = Some(node);
+        let spec = self.node_spec(i);
+        self.nodes.restart(i, &spec, &seeds)?;
         self.paused[i] = false;
         Ok(())
     }
 
     /// Sets node `i`'s fault switches (`PUT /v1/testing/faults`).
     pub fn set_faults(&self, i: usize, block_out: &[usize], block_in: &[usize]) -> Result<()> {
-        let ids = |v: &[usize]| -> Vec<String> { v.iter().map(|&j| self.ids[j].clone()).collect() };
+        let ids =
+            |v: &[usize]| -> Vec<String> { v.iter().map(|&j| self.ids()[j].clone()).collect() };
         self.put_faults(
             i,
             &json!({"block_out": ids(block_out), "block_in": ids(block_in)}),
@@ -457,14 +386,6 @@ impl Cluster {
 
     /// Where the data dirs live.
     pub fn root(&self) -> &Path {
-        self.root.path()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for node in self.nodes.iter_mut().filter_map(Option::as_mut) {
-            node.kill9();
-        }
+        self.nodes.root()
     }
 }

@@ -452,7 +452,7 @@ fn run(args: &Args) -> Result<bool> {
         "passed": passed,
         "total_run_s": started.elapsed().as_secs_f64(),
         "started_unix_ms": started_unix_ms,
-        "node_ids": c.ids,
+        "node_ids": c.ids(),
         "plan": plan,
         "faults": faults,
         "write_gaps": gaps.iter().map(|g| json!({"fault": g.fault, "kind": g.kind, "from_ms": g.from_ms, "to_ms": g.to_ms, "secs": g.secs()})).collect::<Vec<_>>(),

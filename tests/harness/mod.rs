@@ -1,14 +1,22 @@
 //! Multi-process test harness: starts the real `colony` binary on ephemeral ports, talks to
 //! it over real HTTP, and kills every process it started when the test ends (even on panic).
+//!
+//! The process work is `colony-nodeproc`'s, shared with `benches/` and `chaos/`: each
+//! [`Node`] wraps a [`colony_nodeproc::Node`] (spawn on port-0 listeners or in place on
+//! given ones, the bound addresses read from the "colony node listening" log line, the log
+//! captured, readiness wait, SIGTERM and a bounded wait for the exit, `kill -9`, and
+//! `kill -9` on drop), and [`temp_dir`] is its `testsuite` feature's. What stays here is
+//! test-only: the fixed [`ADMIN_TOKEN`] and [`CLUSTER_SECRET`], [`NodeOptions`], the
+//! requests and their [`Resp`] (headers, raw bodies: `ureq` directly), [`run_to_exit`],
+//! [`eventually`], and the test [`Cluster`] (whose restarts may come back with a new
+//! identity on a wiped data dir, which `benches/` and `chaos/` refuse).
 
 #![allow(dead_code)]
 
+use colony_nodeproc::{Addrs, Client, Log, Spec};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// The admin token tests start nodes with (unless a test wants a generated one).
@@ -27,7 +35,8 @@ pub const CLUSTER_SECRET: &str = "9b1e7c3a5f2d8b4e6a0c9f1d3b7e5a2c8f4d6b0e9a3c7f
 
 /// A running node. Dropping it kills the process.
 pub struct Node {
-    child: Option<Child>,
+    /// The process (killed when dropped).
+    process: colony_nodeproc::Node,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     /// Bound HTTP address.
@@ -40,8 +49,8 @@ pub struct Node {
     pub cluster_addr: String,
     /// The node's data dir.
     pub data_dir: PathBuf,
-    /// Everything the node logged so far (JSON lines).
-    pub log: Arc<Mutex<Vec<String>>>,
+    /// Everything the node logged so far (JSON lines); a clone outlives the node.
+    pub log: Log,
 }
 
 /// Options for starting a node.
@@ -115,111 +124,42 @@ impl Node {
 
     /// Starts a node and waits until it is ready.
     pub fn start_with(data_dir: &Path, opts: NodeOptions) -> Node {
-        let mut cmd = Command::new(colony_bin());
-        let (http, gossip, raft, cluster) = opts.addrs.clone().unwrap_or_else(|| {
-            (
-                "127.0.0.1:0".into(),
-                "127.0.0.1:0".into(),
-                "127.0.0.1:0".into(),
-                "127.0.0.1:0".into(),
-            )
-        });
-        cmd.arg("node")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--http", &http, "--gossip", &gossip, "--raft", &raft])
-            .args(["--cluster", &cluster])
-            .args(["--log-format", "json", "--log-level", "info,openraft=warn"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for s in &opts.sets {
-            cmd.args(["--set", s]);
+        let mut spec = Spec::new(colony_bin(), START_TIMEOUT, None, "test");
+        spec.admin_token = ADMIN_TOKEN.to_string();
+        spec.cluster_secret = CLUSTER_SECRET.to_string();
+        // Every line kept: tests search the whole log (e.g. for a secret that must not be
+        // there).
+        spec.log_lines = usize::MAX;
+        spec.sets.clone_from(&opts.sets);
+        if opts.no_admin_token {
+            spec.env_remove.push("COLONY_ADMIN_TOKEN".to_string());
         }
-        // Keep the developer's COLONY_* variables out of the test.
-        for (k, _) in std::env::vars() {
-            if k.starts_with("COLONY_") || k == "RUST_LOG" {
-                cmd.env_remove(k);
-            }
-        }
-        if !opts.no_admin_token {
-            cmd.env("COLONY_ADMIN_TOKEN", ADMIN_TOKEN);
-        }
-        cmd.env("COLONY_CLUSTER_SECRET", CLUSTER_SECRET);
-        // The tests' mock providers listen on loopback, which egress refuses by default;
-        // a test of the egress policy overrides this with its own value.
-        cmd.env("COLONY_PROVIDERS_EGRESS_ALLOW", "127.0.0.0/8");
-        for seed in &opts.seeds {
-            cmd.args(["--seed", seed]);
-        }
-        for (k, v) in &opts.env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn colony");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    let f = &v["fields"];
-                    if f["message"]
-                        .as_str()
-                        .is_some_and(|m| m.starts_with("colony node listening"))
-                    {
-                        let field = |k: &str| f[k].as_str().unwrap_or_default().to_string();
-                        let _ = tx.send((
-                            field("http"),
-                            field("gossip"),
-                            field("raft"),
-                            field("cluster"),
-                        ));
-                    }
-                }
-                log2.lock().unwrap().push(line);
-            }
-        });
+        // After Spec::new's COLONY_PROVIDERS_EGRESS_ALLOW (the tests' mock providers listen
+        // on loopback): a test of the egress policy overrides it with its own value.
+        spec.env.extend(opts.env.iter().cloned());
+        let addrs = opts
+            .addrs
+            .as_ref()
+            .map(|(http, gossip, raft, cluster)| Addrs {
+                http: http.clone(),
+                gossip: gossip.clone(),
+                raft: raft.clone(),
+                cluster: cluster.clone(),
+            });
+        let process =
+            colony_nodeproc::Node::spawn(&spec, "node", data_dir, addrs.as_ref(), &opts.seeds)
+                .unwrap_or_else(|e| panic!("{e}"));
+        let a = process.addrs.clone();
         let mut node = Node {
-            child: Some(child),
-            url: String::new(),
-            http_addr: String::new(),
-            gossip_addr: String::new(),
-            raft_addr: String::new(),
-            cluster_addr: String::new(),
+            url: format!("http://{}", a.http),
+            http_addr: a.http,
+            gossip_addr: a.gossip,
+            raft_addr: a.raft,
+            cluster_addr: a.cluster,
             data_dir: data_dir.to_path_buf(),
-            log,
+            log: process.log(),
+            process,
         };
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok((url, gossip, raft, cluster)) => {
-                    node.http_addr = url.trim_start_matches("http://").to_string();
-                    node.url = url;
-                    node.gossip_addr = gossip;
-                    node.raft_addr = raft;
-                    node.cluster_addr = cluster;
-                    break;
-                }
-                Err(_) => {
-                    if let Some(status) = node
-                        .child
-                        .as_mut()
-                        .and_then(|c| c.try_wait().ok().flatten())
-                    {
-                        panic!(
-                            "colony exited early with {status}; log:\n{}",
-                            node.log_text()
-                        );
-                    }
-                    assert!(
-                        Instant::now() < deadline,
-                        "colony did not become ready; log:\n{}",
-                        node.log_text()
-                    );
-                }
-            }
-        }
         if !opts.no_wait_ready {
             node.wait_ready();
         }
@@ -246,66 +186,44 @@ impl Node {
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+        self.process.is_running()
     }
 
-    /// Polls `/readyz` until 200.
-    pub fn wait_ready(&self) {
-        let deadline = Instant::now() + START_TIMEOUT;
-        while Instant::now() < deadline {
-            if self.get("/readyz", None).status == 200 {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+    /// Polls `/readyz` until 200; panics if the process exits or [`START_TIMEOUT`] passes.
+    pub fn wait_ready(&mut self) {
+        let client = Client::new(Duration::from_secs(15));
+        if let Err(e) = self.process.wait_ready(&client, START_TIMEOUT) {
+            panic!("node never became ready: {e}");
         }
-        panic!("node never became ready; log:\n{}", self.log_text());
     }
 
     /// All log lines so far.
     pub fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.log.text()
     }
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
+        self.process.pid().expect("running")
     }
 
     /// `kill -9` and reap.
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.process.kill9();
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub fn terminate(&mut self, within: Duration) -> ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        self.wait_exit(within)
+        self.process
+            .terminate(within)
+            .unwrap_or_else(|e| panic!("terminating the node: {e}"))
     }
 
     /// Waits (bounded) for the process to exit on its own and returns its status.
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let mut c = self.child.take().expect("running");
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(s) = c.try_wait().expect("try_wait") {
-                return s;
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                let _ = c.wait();
-                panic!("node did not exit within {within:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.process
+            .wait_exit(within)
+            .unwrap_or_else(|e| panic!("waiting for the node to exit: {e}"))
     }
 
     /// A request; never fails on HTTP error statuses.
@@ -365,12 +283,6 @@ impl Node {
     /// Admin request with a JSON body.
     pub fn admin(&self, method: &str, path: &str, body: &Value) -> Resp {
         self.call(method, path, Some(ADMIN_TOKEN), Some(body))
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill9();
     }
 }
 
@@ -487,25 +399,18 @@ impl From<Result<ureq::Response, ureq::Error>> for Resp {
 
 /// A fresh temporary directory, removed when dropped.
 pub fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("colony-test-")
-        .tempdir()
-        .expect("temp dir")
+    colony_nodeproc::testsuite::temp_dir("colony-test-").expect("temp dir")
 }
 
-/// Runs the binary with `args` and `env` (no COLONY_* from the caller), expecting it to exit
-/// by itself within `within`; returns (exit code, stderr).
+/// Runs the binary with `args` and `env` (no COLONY_* or RUST_LOG from the caller),
+/// expecting it to exit by itself within `within`; returns (exit code, stderr).
 pub fn run_to_exit(args: &[&str], env: &[(&str, &str)], within: Duration) -> (Option<i32>, String) {
     let mut cmd = Command::new(colony_bin());
-    cmd.args(args)
+    colony_nodeproc::scrub_env(&mut cmd)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("COLONY_") {
-            cmd.env_remove(k);
-        }
-    }
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -1,6 +1,7 @@
 //! One real `colony` node process: port-0 listeners whose bound addresses are read from
 //! the node's JSON log ("colony node listening"), restarts in place on given addresses,
-//! the last log lines kept for error messages (and optionally appended to a file), and
+//! its log lines kept in memory (the last [`Spec::log_lines`], for error messages and
+//! checks) and optionally appended to a file, signals, a bounded wait for its exit, and
 //! `kill -9` when dropped, also on error or panic.
 
 use crate::http::Client;
@@ -13,7 +14,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Log lines kept per node, shown when something goes wrong.
+/// Log lines [`Spec::new`] keeps per node, shown when something goes wrong.
 const LOG_TAIL: usize = 200;
 
 /// What every node is started with.
@@ -34,10 +35,17 @@ pub struct Spec {
     /// A command the binary is run under (e.g. `ip netns exec NS`); empty: none. It must
     /// exec the binary, so the child's pid is the node's.
     pub wrap: Vec<String>,
-    /// Environment variables set for every node besides the two secrets. [`Spec::new`]
-    /// allows egress to loopback (`COLONY_PROVIDERS_EGRESS_ALLOW`), where the mock
-    /// providers of benches and chaos runs listen.
+    /// Environment variables set for every node besides the two secrets, in order (a
+    /// later value for the same name wins, also over the secrets). [`Spec::new`] allows
+    /// egress to loopback (`COLONY_PROVIDERS_EGRESS_ALLOW`), where the mock providers of
+    /// tests, benches and chaos runs listen.
     pub env: Vec<(String, String)>,
+    /// Variables removed after the two secrets are set and before [`Spec::env`] (e.g.
+    /// `COLONY_ADMIN_TOKEN`: a node bootstrapping a new cluster then generates its own).
+    pub env_remove: Vec<String>,
+    /// How many of its last log lines each node keeps in memory ([`Node::log`]);
+    /// `usize::MAX` keeps all. [`Spec::new`]: 200.
+    pub log_lines: usize,
 }
 
 impl Spec {
@@ -58,8 +66,23 @@ impl Spec {
                 "COLONY_PROVIDERS_EGRESS_ALLOW".to_string(),
                 "127.0.0.0/8".to_string(),
             )],
+            env_remove: Vec::new(),
+            log_lines: LOG_TAIL,
         }
     }
+}
+
+/// Removes the caller's `COLONY_*` and `RUST_LOG` variables from `cmd`, so the process
+/// gets only the settings it is given.
+pub fn scrub_env(cmd: &mut Command) -> &mut Command {
+    for (k, _) in std::env::vars_os() {
+        if k.to_str()
+            .is_some_and(|k| k.starts_with("COLONY_") || k == "RUST_LOG")
+        {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
 }
 
 /// The addresses a node is bound to.
@@ -135,6 +158,49 @@ pub enum NotReady {
     },
 }
 
+/// Why [`Node::wait_exit`] or [`Node::terminate`] has no exit status.
+#[derive(Debug, thiserror::Error)]
+pub enum NoExit {
+    /// The process was not running (already killed or reaped).
+    #[error("the process is not running")]
+    NotRunning,
+    /// It did not exit within the bound, and was killed (`kill -9`).
+    #[error("the process did not exit within {0:?}; killed")]
+    Killed(Duration),
+    /// The signal could not be sent; the process was left as it was.
+    #[error("signalling the process: {0}")]
+    Signal(std::io::Error),
+    /// Waiting for it failed; it was killed.
+    #[error("waiting for the process: {0}; killed")]
+    Wait(std::io::Error),
+}
+
+/// A node's log lines (its JSON log on stderr) as they arrive, shared with the thread that
+/// reads them: a clone stays readable after the node is gone.
+#[derive(Debug, Clone, Default)]
+pub struct Log(Arc<Mutex<VecDeque<String>>>);
+
+impl Log {
+    /// The kept lines, joined with newlines.
+    pub fn text(&self) -> String {
+        let lines = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        lines
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Appends `line`, dropping the oldest lines beyond `keep`.
+    fn push(&self, line: String, keep: usize) {
+        let mut lines = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        lines.push_back(line);
+        while lines.len() > keep {
+            lines.pop_front();
+        }
+    }
+}
+
 /// A running node process. Dropping it kills the process.
 #[derive(Debug)]
 pub struct Node {
@@ -143,7 +209,7 @@ pub struct Node {
     pub addrs: Addrs,
     /// The node id it logged at start.
     pub id: String,
-    log: Arc<Mutex<VecDeque<String>>>,
+    log: Log,
 }
 
 impl Node {
@@ -174,6 +240,8 @@ impl Node {
             }
             None => Command::new(&spec.bin),
         };
+        // Only the spec's settings: keep the caller's COLONY_* variables out.
+        scrub_env(&mut cmd);
         cmd.arg("node")
             .arg("--data-dir")
             .arg(data_dir)
@@ -189,15 +257,12 @@ impl Node {
         for kv in &spec.sets {
             cmd.args(["--set", kv]);
         }
-        // Only the spec's settings: keep the caller's COLONY_* variables out.
-        for (k, _) in std::env::vars() {
-            if k.starts_with("COLONY_") || k == "RUST_LOG" {
-                cmd.env_remove(k);
-            }
-        }
         cmd.env("COLONY_ADMIN_TOKEN", &spec.admin_token)
-            .env("COLONY_CLUSTER_SECRET", &spec.cluster_secret)
-            .envs(spec.env.iter().map(|(k, v)| (k, v)));
+            .env("COLONY_CLUSTER_SECRET", &spec.cluster_secret);
+        for k in &spec.env_remove {
+            cmd.env_remove(k);
+        }
+        cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
         let mut file = match &spec.log_dir {
             Some(dir) => {
                 let path = dir.join(format!("{label}.log"));
@@ -218,7 +283,8 @@ impl Node {
             source,
         })?;
         let stderr = child.stderr.take();
-        let log = Arc::new(Mutex::new(VecDeque::with_capacity(LOG_TAIL)));
+        let log = Log::default();
+        let keep = spec.log_lines;
         let mut node = Node {
             child: Some(child),
             addrs: Addrs {
@@ -243,11 +309,7 @@ impl Node {
                         // Best effort: a full disk must not stop the node.
                         let _ = writeln!(f, "{line}").and_then(|()| f.flush());
                     }
-                    let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
-                    if log.len() == LOG_TAIL {
-                        log.pop_front();
-                    }
-                    log.push_back(line);
+                    log.push(line, keep);
                 }
             });
         }
@@ -282,11 +344,74 @@ impl Node {
         self.child.as_ref().map(Child::id)
     }
 
-    /// The exit status, if the process has exited.
+    /// The exit status, if the process has exited (and was not reaped yet).
     pub fn exit_status(&mut self) -> Option<ExitStatus> {
         self.child
             .as_mut()
             .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Whether the process runs (a stopped process counts as running).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Sends signal `name` (`TERM`, `STOP`, `CONT`, ...) with kill(1).
+    pub fn signal(&self, name: &str) -> std::io::Result<()> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| std::io::Error::other("the process is not running"))?;
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| std::io::Error::new(e.kind(), format!("running kill(1): {e}")))?;
+        if !status.success() {
+            return Err(std::io::Error::other(format!(
+                "kill -{name} {pid} failed with {status}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Waits up to `within` (polling every 20 ms) for the process to exit by itself, and
+    /// reaps it; if it still runs then, kills it (`kill -9`) and says so.
+    pub fn wait_exit(&mut self, within: Duration) -> Result<ExitStatus, NoExit> {
+        let deadline = Instant::now() + within;
+        loop {
+            let child = self.child.as_mut().ok_or(NoExit::NotRunning)?;
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    self.child = None;
+                    return Ok(status);
+                }
+                Ok(None) if Instant::now() <= deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Ok(None) => {
+                    self.kill9();
+                    return Err(NoExit::Killed(within));
+                }
+                Err(e) => {
+                    self.kill9();
+                    return Err(NoExit::Wait(e));
+                }
+            }
+        }
+    }
+
+    /// SIGTERM (a graceful drain), then [`Node::wait_exit`].
+    pub fn terminate(&mut self, within: Duration) -> Result<ExitStatus, NoExit> {
+        if self.child.is_none() {
+            return Err(NoExit::NotRunning);
+        }
+        self.signal("TERM").map_err(NoExit::Signal)?;
+        self.wait_exit(within)
     }
 
     /// `kill -9` and reap; returns the instant right after the signal was sent.
@@ -328,13 +453,14 @@ impl Node {
         }
     }
 
-    /// The last log lines.
+    /// The last log lines (the kept ones, see [`Spec::log_lines`]), joined with newlines.
     pub fn log_tail(&self) -> String {
-        let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
-        log.iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.log.text()
+    }
+
+    /// A handle on the kept log lines, readable after the node is gone.
+    pub fn log(&self) -> Log {
+        self.log.clone()
     }
 }
 
