@@ -13,6 +13,7 @@ use super::keys::{
 };
 use super::store::{RaftApplied, StateMachineStore};
 use crate::raft::types::{NodeId, NodeInfo};
+use colony_core::versioned::{self, Migrate, NoPrevious};
 use openraft::{LogId, SnapshotMeta, StoredMembership};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -21,7 +22,8 @@ const SNAP_META: &[u8] = b"meta";
 const SNAP_DATA: &[u8] = b"data";
 const SNAP_COUNTER: &[u8] = b"counter";
 
-/// Version of [`SnapshotData`]'s layout, so a future layout can be told apart.
+/// Version of [`SnapshotData`]'s layout, so a future layout can be told apart (its
+/// [`Migrate::VERSION`]).
 const SNAPSHOT_FORMAT: u16 = 1;
 
 /// A stored snapshot: its metadata and bytes.
@@ -36,6 +38,20 @@ struct SnapshotData {
     membership: StoredMembership<NodeId, NodeInfo>,
     /// `r/…` and `a/…` pairs and `m/audit_head`, in key order.
     pairs: Vec<(Bytes, Bytes)>,
+}
+
+/// Format 1, the first: the layout above.
+impl Migrate for SnapshotData {
+    const VERSION: u16 = SNAPSHOT_FORMAT;
+    type Previous = NoPrevious;
+
+    fn migrate(previous: NoPrevious) -> Self {
+        match previous {}
+    }
+
+    fn version(&self) -> u16 {
+        self.format
+    }
 }
 
 /// Bytes serialized as a msgpack binary (not an array of integers, which would be up to
@@ -142,14 +158,9 @@ impl StateMachineStore {
         meta: &SnapshotMeta<NodeId, NodeInfo>,
         bytes: Vec<u8>,
     ) -> Result<(), StoreError> {
-        let data: SnapshotData = rmp_serde::from_slice(&bytes)
-            .map_err(|e| StoreError::InvalidSnapshot(format!("cannot decode: {e}")))?;
-        if data.format > SNAPSHOT_FORMAT {
-            return Err(StoreError::InvalidSnapshot(format!(
-                "format {} is newer than this binary understands ({SNAPSHOT_FORMAT})",
-                data.format
-            )));
-        }
+        // "cannot decode: …", or "format N is newer than this binary understands (1)".
+        let data: SnapshotData =
+            versioned::decode(&bytes).map_err(|e| StoreError::InvalidSnapshot(e.to_string()))?;
         if data.last_applied != meta.last_log_id || data.membership != meta.last_membership {
             return Err(StoreError::InvalidSnapshot(format!(
                 "contents are at {:?} but the metadata says {:?}",
