@@ -2,9 +2,12 @@
 //!
 //! Every body is `Envelope { v, from, body }` encoded with rmp-serde as a map with named
 //! fields, so fields can be added (optional, with defaults) without breaking older peers.
+//! The envelope is a [`Migrate`] format of [`colony_core::versioned`] whose newer versions
+//! are read as this one ([`Newer::ReadAsCurrent`]): they may only add fields.
 
 use crate::raft::{NodeId, NodeInfo};
 use colony_core::command::CommandResult;
+use colony_core::versioned::{self, FormatError, Migrate, Newer, NoPrevious};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -48,6 +51,21 @@ pub struct Envelope<T> {
     pub body: T,
 }
 
+/// Version 1, the first: `v`, `from` and `body`.
+impl<T: DeserializeOwned> Migrate for Envelope<T> {
+    const VERSION: u16 = WIRE_VERSION;
+    const NEWER: Newer = Newer::ReadAsCurrent;
+    type Previous = NoPrevious;
+
+    fn migrate(previous: NoPrevious) -> Self {
+        match previous {}
+    }
+
+    fn version(&self) -> u16 {
+        self.v
+    }
+}
+
 /// Why bytes could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
@@ -57,11 +75,15 @@ pub enum WireError {
     /// Decoding failed.
     #[error("decode: {0}")]
     Decode(#[from] rmp_serde::decode::Error),
+    /// The envelope's version cannot be read by this binary. Not produced today: newer
+    /// envelope versions are read as this one.
+    #[error("{0}")]
+    Version(FormatError),
 }
 
 /// Encodes `body` from `from` in the current envelope version.
 pub fn encode<T: Serialize>(from: NodeId, body: &T) -> Result<Vec<u8>, WireError> {
-    Ok(rmp_serde::to_vec_named(&Envelope {
+    Ok(versioned::encode(&Envelope {
         v: WIRE_VERSION,
         from,
         body,
@@ -70,7 +92,10 @@ pub fn encode<T: Serialize>(from: NodeId, body: &T) -> Result<Vec<u8>, WireError
 
 /// Decodes an envelope of any version whose body this binary can read.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<Envelope<T>, WireError> {
-    Ok(rmp_serde::from_slice(bytes)?)
+    versioned::decode(bytes).map_err(|e| match e {
+        FormatError::Malformed(e) => WireError::Decode(e),
+        e @ FormatError::TooNew { .. } => WireError::Version(e),
+    })
 }
 
 /// The value of [`AUTH_HEADER`]: a hash of the cluster secret (the secret itself never

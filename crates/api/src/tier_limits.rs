@@ -2,6 +2,10 @@
 //! buckets before the handler runs, and every tenant response carries the IETF
 //! `RateLimit-Policy` and `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers).
 //!
+//! The decisions without I/O (the limits in force, the buckets and their keys, costs, the
+//! order buckets are charged in, which decision the fields report) are in
+//! [`colony_tierpolicy`]; this module asks the limiter and answers the request.
+//!
 //! # Semantics
 //! - One bucket per limit of the tenant's effective limits (the tier's, or the tenant's
 //!   `overrides.limits`), algorithm `sliding_window`: never more than `limit` request
@@ -40,13 +44,15 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use colony_core::tenant::Tenant;
-use colony_core::tier::{Tier, WindowLimit};
 use colony_limiter::{BucketError, CheckContext, CheckItem, LeaseGrant, LeaseOutcome, Limiter};
-use colony_ratelimit::headers::{decision_status_item, join_items, policy_item, retry_after_secs};
-use colony_ratelimit::{Algorithm, Decision, Limit, Status};
-use std::collections::BTreeMap;
+use colony_ratelimit::headers::{decision_status_item, retry_after_secs};
+use colony_ratelimit::{Decision, Status};
+use colony_tierpolicy::{charge_order, lease_key, longest_wait};
 use tracing::Instrument;
+
+// The pure policy (limits in force, buckets and their keys, costs, the charge order) lives
+// in colony-tierpolicy; re-exported so `colony_api::tier_limits::Effective` etc. stay put.
+pub use colony_tierpolicy::{most_constrained, policy_header, Effective, Policy};
 
 /// `RateLimit-Policy`: every policy of the tenant.
 pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -72,150 +78,14 @@ pub mod route {
     pub const CREDENTIALS: &str = "credentials";
 }
 
-/// The limits in force for a tenant: tier values with the tenant's overrides applied.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Effective {
-    /// Where the limits come from: the tier name, or `custom` for overridden limits
-    /// (used in policy names).
-    pub source: String,
-    /// Window limits.
-    pub limits: Vec<WindowLimit>,
-    /// Route weights.
-    pub endpoint_weights: BTreeMap<String, u32>,
-    /// Most in-flight requests.
-    pub concurrency: Option<u32>,
-    /// Monthly budget in USD.
-    pub monthly_budget_usd: Option<f64>,
-    /// Trusted caller: no rate or concurrency limits.
-    pub bypass_limits: bool,
-    /// Name of the concurrency policy: `<tier>-concurrency`, or `custom-concurrency`
-    /// when the tenant overrides it (empty without a concurrency limit).
-    pub concurrency_policy: String,
-}
-
-impl Effective {
-    /// The effective limits of `tenant` whose tier is `tier` (`None` if it was deleted:
-    /// then only the overrides apply).
-    pub fn of(tenant: &Tenant, tier: Option<&Tier>) -> Self {
-        let o = &tenant.overrides;
-        let source = if o.limits.is_some() {
-            "custom".to_string()
-        } else {
-            tenant.tier.clone()
-        };
-        Self {
-            source,
-            limits: o
-                .limits
-                .clone()
-                .or_else(|| tier.map(|t| t.limits.clone()))
-                .unwrap_or_default(),
-            endpoint_weights: o
-                .endpoint_weights
-                .clone()
-                .or_else(|| tier.map(|t| t.endpoint_weights.clone()))
-                .unwrap_or_default(),
-            concurrency: o.concurrency.or_else(|| tier.and_then(|t| t.concurrency)),
-            monthly_budget_usd: o
-                .monthly_budget_usd
-                .or_else(|| tier.and_then(|t| t.monthly_budget_usd)),
-            bypass_limits: o.bypass_limits,
-            // Named only when there is a concurrency limit: most requests never need it.
-            concurrency_policy: match (o.concurrency, tier.and_then(|t| t.concurrency)) {
-                (Some(_), _) => "custom-concurrency".to_string(),
-                (None, Some(_)) => format!("{}-concurrency", tenant.tier),
-                (None, None) => String::new(),
-            },
-        }
+/// The check of `hits` units against `policy`'s bucket.
+fn check_item(policy: &Policy, hits: u64) -> CheckItem {
+    CheckItem {
+        key: policy.key.clone(),
+        algorithm: colony_tierpolicy::ALGORITHM,
+        limit: policy.bucket_limit(),
+        hits,
     }
-
-    /// Cost of one request to `route`: its weight, 1 if unlisted.
-    pub fn cost(&self, route: &str) -> u64 {
-        self.endpoint_weights
-            .get(route)
-            .map_or(1, |w| u64::from(*w).max(1))
-    }
-
-    /// One policy per limit, named `<source>-<window>s` (with `-<n>` for a repeated window).
-    pub fn policies(&self, tenant_id: &str) -> Vec<Policy> {
-        let mut seen: BTreeMap<u64, u32> = BTreeMap::new();
-        self.limits
-            .iter()
-            .map(|l| {
-                let n = seen.entry(l.window_secs).or_default();
-                let (name, key) = if *n == 0 {
-                    (
-                        format!("{}-{}s", self.source, l.window_secs),
-                        format!("tier/{}:{tenant_id}/{}s", tenant_id.len(), l.window_secs),
-                    )
-                } else {
-                    (
-                        format!("{}-{}s-{n}", self.source, l.window_secs),
-                        format!(
-                            "tier/{}:{tenant_id}/{}s/{n}",
-                            tenant_id.len(),
-                            l.window_secs
-                        ),
-                    )
-                };
-                *n += 1;
-                Policy {
-                    name,
-                    key,
-                    limit: l.limit,
-                    window_secs: l.window_secs,
-                }
-            })
-            .collect()
-    }
-}
-
-/// One limit of a tenant, as a bucket and as an IETF policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Policy {
-    /// Name in `RateLimit-Policy`, `RateLimit` and the 429 body.
-    pub name: String,
-    /// Bucket key (prefixed `tier/`, which never collides with the tenant-scoped keys of
-    /// `POST /v1/ratelimit/check`: those start with a length).
-    pub key: String,
-    /// Units per window.
-    pub limit: u64,
-    /// Window in seconds.
-    pub window_secs: u64,
-}
-
-impl Policy {
-    fn item(&self, hits: u64) -> CheckItem {
-        CheckItem {
-            key: self.key.clone(),
-            algorithm: Algorithm::SlidingWindow,
-            limit: Limit {
-                limit: self.limit,
-                duration_ms: self.window_secs.saturating_mul(1000),
-                burst: None,
-            },
-            hits,
-        }
-    }
-}
-
-/// The `RateLimit-Policy` value for `policies`.
-pub fn policy_header(policies: &[Policy]) -> String {
-    join_items(
-        policies
-            .iter()
-            .map(|p| policy_item(&p.name, p.limit, p.window_secs.max(1))),
-    )
-}
-
-/// Index of the most constrained decision: lowest `remaining / limit`.
-pub fn most_constrained(decisions: &[Decision]) -> Option<usize> {
-    (0..decisions.len()).min_by(|&a, &b| {
-        let (x, y) = (&decisions[a], &decisions[b]);
-        // remaining_x / limit_x vs remaining_y / limit_y without floats.
-        (u128::from(x.remaining) * u128::from(y.limit.max(1)))
-            .cmp(&(u128::from(y.remaining) * u128::from(x.limit.max(1))))
-    })
 }
 
 /// Checks `idx` of `policies` with `hits` each in one routed batch; stores the decisions.
@@ -231,19 +101,16 @@ async fn charge(
     if idx.is_empty() {
         return Ok(None);
     }
-    let items = idx.iter().map(|&i| policies[i].item(hits)).collect();
+    let items = idx
+        .iter()
+        .map(|&i| check_item(&policies[i], hits))
+        .collect();
     let results = app.limiter.check(ctx, items).await;
-    let mut violated: Option<usize> = None;
+    let mut checked: Vec<(usize, Decision)> = Vec::with_capacity(idx.len());
     for (&i, r) in idx.iter().zip(results) {
         match r {
             Ok(d) => {
-                if d.status == Status::OverLimit
-                    && violated
-                        .and_then(|v| decisions[v].as_ref())
-                        .is_none_or(|v| v.reset_after_ms < d.reset_after_ms)
-                {
-                    violated = Some(i);
-                }
+                checked.push((i, d));
                 decisions[i] = Some(d);
             }
             Err(BucketError::Limit(e)) => {
@@ -269,7 +136,7 @@ async fn charge(
             }
         }
     }
-    Ok(violated)
+    Ok(longest_wait(&checked))
 }
 
 /// Outcome of charging a request to its tenant's policies.
@@ -302,12 +169,7 @@ pub async fn admit(
     } else {
         charge(app, ctx, policies, &all, 0, &mut decisions).await?;
         // Buckets that cannot take the cost go first: their rejection consumes nothing.
-        let (short, fine): (Vec<usize>, Vec<usize>) = all.into_iter().partition(|&i| {
-            decisions[i]
-                .as_ref()
-                .is_none_or(|d| d.remaining < cost || d.status == Status::OverLimit)
-        });
-        vec![short, fine]
+        charge_order(&decisions, cost)
     };
     for phase in phases {
         if let Some(v) = charge(app, ctx, policies, &phase, cost, &mut decisions).await? {
@@ -483,7 +345,7 @@ async fn lease(
     tenant_id: &str,
     limit: u32,
 ) -> Result<LeaseGuard, LeaseRefusal> {
-    let key = format!("lease/{}:{tenant_id}", tenant_id.len());
+    let key = lease_key(tenant_id);
     // Random, not the request id: a client picks its request ids, and a shared lease id
     // would renew one slot instead of taking a second.
     let lease_id = colony_core::ids::random_request_id();
@@ -527,78 +389,4 @@ fn concurrency_rejection(policy: &str, limit: u32, refusal: LeaseRefusal) -> Res
     .with_retry_after(1);
     problem.policy = Some(policy.to_string());
     problem.into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use colony_core::tenant::TierOverrides;
-
-    fn tenant(tier: &str, overrides: TierOverrides) -> Tenant {
-        Tenant {
-            id: "acme".into(),
-            name: "Acme".into(),
-            tier: tier.into(),
-            overrides,
-            status: Default::default(),
-            created_at_ms: 0,
-            updated_at_ms: 0,
-        }
-    }
-
-    #[test]
-    fn policies_are_named_after_the_tier_and_window() {
-        let tiers = colony_core::tier::default_tiers(0);
-        let eff = Effective::of(&tenant("free", TierOverrides::default()), Some(&tiers[0]));
-        let ps = eff.policies("acme");
-        let names: Vec<_> = ps.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["free-60s", "free-86400s"]);
-        assert_eq!(ps[0].key, "tier/4:acme/60s");
-        assert_eq!(
-            policy_header(&ps),
-            r#""free-60s";q=100;w=60, "free-86400s";q=5000;w=86400"#
-        );
-        assert_eq!(eff.cost("whoami"), 1);
-    }
-
-    #[test]
-    fn overrides_replace_tier_values_and_repeated_windows_get_distinct_keys() {
-        let tiers = colony_core::tier::default_tiers(0);
-        let o = TierOverrides {
-            limits: Some(vec![
-                WindowLimit {
-                    limit: 5,
-                    window_secs: 60,
-                },
-                WindowLimit {
-                    limit: 9,
-                    window_secs: 60,
-                },
-            ]),
-            endpoint_weights: Some(BTreeMap::from([("whoami".to_string(), 3)])),
-            bypass_limits: true,
-            ..Default::default()
-        };
-        let eff = Effective::of(&tenant("free", o), Some(&tiers[0]));
-        assert!(eff.bypass_limits);
-        assert_eq!(eff.cost("whoami"), 3);
-        assert_eq!(eff.concurrency, Some(4));
-        let ps = eff.policies("acme");
-        assert_eq!(ps[0].name, "custom-60s");
-        assert_eq!(ps[1].name, "custom-60s-1");
-        assert_ne!(ps[0].key, ps[1].key);
-    }
-
-    #[test]
-    fn most_constrained_is_lowest_remaining_fraction() {
-        let d = |limit, remaining| Decision {
-            status: Status::UnderLimit,
-            limit,
-            remaining,
-            reset_after_ms: 0,
-        };
-        assert_eq!(most_constrained(&[d(100, 50), d(5000, 100)]), Some(1));
-        assert_eq!(most_constrained(&[d(100, 1), d(5000, 100)]), Some(0));
-        assert_eq!(most_constrained(&[]), None);
-    }
 }

@@ -1,7 +1,9 @@
 //! The commands replicated through Raft, and what applying one returns.
 //!
 //! Stored logs must stay readable forever, so:
-//! - every proposal carries `format` (the command format version, [`COMMAND_FORMAT`]);
+//! - every proposal carries `format` (the command format version, [`COMMAND_FORMAT`]),
+//!   and [`Proposal`] is a [`Migrate`] format of [`crate::versioned`]: a future format
+//!   names today's as its `Previous` and migrates it;
 //! - variants of [`Command`] are never renamed or removed, only added;
 //! - new fields are `Option` or `#[serde(default)]`;
 //! - the encoding is rmp-serde with named fields ([`Proposal::encode`]).
@@ -12,6 +14,7 @@ use crate::evaluation::{CheckpointItem, EvaluationRecord};
 use crate::pricing::Price;
 use crate::tenant::{Tenant, TenantStatus, TierOverrides};
 use crate::tier::Tier;
+use crate::versioned::{self, FormatError, Migrate, NoPrevious};
 use serde::{Deserialize, Serialize};
 
 /// The command format this binary writes. Readers accept this and every older one.
@@ -52,16 +55,29 @@ impl Proposal {
 
     /// Encodes as an rmp-serde map with named fields.
     pub fn encode(&self) -> Result<Vec<u8>, rmp_serde::encode::Error> {
-        rmp_serde::to_vec_named(self)
+        versioned::encode(self)
     }
 
     /// Decodes a proposal of this or any older format.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let p: Proposal = rmp_serde::from_slice(bytes).map_err(DecodeError::Malformed)?;
-        if p.format > COMMAND_FORMAT {
-            return Err(DecodeError::TooNew { format: p.format });
-        }
-        Ok(p)
+        versioned::decode::<Self>(bytes).map_err(|e| match e {
+            FormatError::Malformed(e) => DecodeError::Malformed(e),
+            FormatError::TooNew { found, .. } => DecodeError::TooNew { format: found },
+        })
+    }
+}
+
+/// Format 1, the first: `format`, `meta` and `command` as today.
+impl Migrate for Proposal {
+    const VERSION: u16 = COMMAND_FORMAT;
+    type Previous = NoPrevious;
+
+    fn migrate(previous: NoPrevious) -> Self {
+        match previous {}
+    }
+
+    fn version(&self) -> u16 {
+        self.format
     }
 }
 

@@ -9,6 +9,9 @@
 //! - [`apikey`]: API key secrets, their hashes and constant-time checks
 //! - [`audit`]: audit entries and the canonical bytes the hash chain is computed over
 //! - [`command`]: the versioned Raft commands and what applying them returns
+//! - [`versioned`]: the one versioning mechanism of persisted and wire formats (a
+//!   [`Migrate`](versioned::Migrate) trait after Garage's: version, previous format,
+//!   migration, decode with fallback)
 //! - [`evaluation`]: evaluation records, checkpoint items, usage totals, money as nanos
 //! - [`pricing`]: model prices per 1000 tokens
 //! - [`credential`]: provider credentials as named objects, sealed with the cluster's key
@@ -23,3 +26,4 @@ pub mod ids;
 pub mod pricing;
 pub mod tenant;
 pub mod tier;
+pub mod versioned;

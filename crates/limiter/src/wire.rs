@@ -15,6 +15,7 @@
 
 use crate::leases::{LeaseOp, LeaseOutcome};
 use crate::types::{BucketError, CheckItem, PullAnswer};
+use colony_core::versioned::{self, FormatError, Migrate, NoPrevious};
 use colony_ratelimit::{Algorithm, BucketState, Decision, Limit, LimitError};
 use ractor::{BytesConvertable, RpcReplyPort};
 use ractor_cluster_derive::RactorClusterMessage;
@@ -22,7 +23,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// Version of the [`Wire`] envelope. Bump only for a change old peers cannot read; adding
-/// a `#[serde(default)]` field does not need it.
+/// a `#[serde(default)]` field does not need it. The envelope is a [`Migrate`] format of
+/// [`colony_core::versioned`]: a newer version is refused.
 pub const WIRE_VERSION: u16 = 1;
 
 /// A payload on the actor transport: MessagePack with named fields inside a versioned
@@ -41,12 +43,26 @@ struct Envelope<T> {
     body: T,
 }
 
+/// Version 1, the first: `v` and `body`.
+impl<T: DeserializeOwned> Migrate for Envelope<T> {
+    const VERSION: u16 = WIRE_VERSION;
+    type Previous = NoPrevious;
+
+    fn migrate(previous: NoPrevious) -> Self {
+        match previous {}
+    }
+
+    fn version(&self) -> u16 {
+        self.v
+    }
+}
+
 impl<T: Serialize + DeserializeOwned> BytesConvertable for Wire<T> {
     fn into_bytes(self) -> Vec<u8> {
         match self.0 {
             // An encode failure (never expected for these plain structs) becomes an empty
             // payload, which the receiver decodes to `Err`.
-            Ok(body) => rmp_serde::to_vec_named(&Envelope {
+            Ok(body) => versioned::encode(&Envelope {
                 v: WIRE_VERSION,
                 body,
             })
@@ -56,10 +72,12 @@ impl<T: Serialize + DeserializeOwned> BytesConvertable for Wire<T> {
     }
 
     fn from_bytes(bytes: Vec<u8>) -> Self {
-        match rmp_serde::from_slice::<Envelope<T>>(&bytes) {
-            Ok(env) if env.v == WIRE_VERSION => Wire(Ok(env.body)),
-            Ok(env) => Wire(Err(format!("unsupported wire version {}", env.v))),
-            Err(e) => Wire(Err(format!("undecodable payload: {e}"))),
+        match versioned::decode::<Envelope<T>>(&bytes) {
+            Ok(env) => Wire(Ok(env.body)),
+            Err(FormatError::TooNew { found, .. }) => {
+                Wire(Err(format!("unsupported wire version {found}")))
+            }
+            Err(FormatError::Malformed(e)) => Wire(Err(format!("undecodable payload: {e}"))),
         }
     }
 }

@@ -11,6 +11,7 @@ use colony_core::evaluation::{EvaluationRecord, UsageTotals};
 use colony_core::pricing::Price;
 use colony_core::tenant::{Tenant, TenantStatus};
 use colony_core::tier::Tier;
+use colony_core::versioned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -135,7 +136,9 @@ impl State {
     /// Applies one proposal. Deterministic: the same state and proposal give the same
     /// result, changes and audit entry on every replica. A rejected command changes nothing.
     pub fn apply(&mut self, proposal: &Proposal) -> Applied {
-        if proposal.format > COMMAND_FORMAT {
+        // Raft entries reach the state machine decoded by openraft, so the version check
+        // of the proposal format is here, and the same on every replica.
+        if versioned::check_version::<Proposal>(proposal.format).is_err() {
             let err = ApplyError::Unsupported(format!(
                 "command format {} is newer than this node supports ({COMMAND_FORMAT})",
                 proposal.format
