@@ -190,3 +190,113 @@ fn a_panicking_bucket_actor_is_restarted_and_service_continues() {
         )
         .problem(404);
 }
+
+/// A component by name from `/v1/cluster`'s `components`.
+fn component(node: &Node, name: &str) -> Value {
+    let v = node.admin_get("/v1/cluster").ok().clone();
+    v["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no component {name} in {}", v["components"]))
+}
+
+#[test]
+fn every_component_shows_its_state_and_a_shard_panic_shows_on_the_bucket_supervisor() {
+    let dir = temp_dir();
+    let opts = NodeOptions {
+        sets: vec!["cluster.fault_injection=true".into()],
+        ..Default::default()
+    };
+    let node = Node::start_with(dir.path(), opts);
+    let v = node.admin_get("/v1/cluster").ok().clone();
+    let names: Vec<&str> = v["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "raft",
+            "membership",
+            "member_events",
+            "voters",
+            "actor_link",
+            "buckets",
+            "handoff",
+            "evaluations",
+            "evaluation_scheduler"
+        ]
+    );
+    for c in v["components"].as_array().unwrap() {
+        assert_eq!(c["status"], "running", "{c}");
+        assert_eq!(
+            (c["restarts"].as_u64(), c["panics"].as_u64()),
+            (Some(0), Some(0)),
+            "{c}"
+        );
+        assert!(c["last_error"].is_null(), "{c}");
+    }
+    let kinds = |name: &str| component(&node, name)["kind"].clone();
+    assert_eq!(kinds("raft"), "fatal");
+    assert_eq!(kinds("voters"), "task");
+    assert_eq!(kinds("buckets"), "supervisor");
+    assert_eq!(component(&node, "evaluations")["evaluations_running"], 0);
+
+    let k = tenant(&node, "acme");
+    let before = component(&node, "buckets");
+    assert!(
+        before["children"].as_u64() > Some(0),
+        "every shard is alive: {before}"
+    );
+    check(
+        &node,
+        &k,
+        json!([hit("a", "1"), hit("a", "2"), hit("a", "3")]),
+    );
+    let held = component(&node, "buckets")["buckets"].as_u64().unwrap();
+    assert!(held >= 3, "three new buckets are held: {held}");
+
+    node.admin(
+        "POST",
+        "/v1/testing/panic",
+        &json!({"target": "bucket_shards"}),
+    )
+    .ok();
+    let shards = before["children"].as_u64().unwrap();
+    let after = eventually(Duration::from_secs(10), "the shards restarted", || {
+        let c = component(&node, "buckets");
+        (c["restarts"].as_u64() >= Some(shards) && c["children"].as_u64() == Some(shards))
+            .then_some(c)
+    });
+    assert_eq!(after["status"], "running");
+    assert!(after["panics"].as_u64() >= Some(shards), "{after}");
+    assert_eq!(after["last_error"]["panic"], true, "{after}");
+    assert!(
+        after["last_error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("shard ")),
+        "{after}"
+    );
+    // Restarted shards start empty.
+    assert_eq!(component(&node, "buckets")["buckets"], 0);
+    let metrics = node.get("/metrics", None).text;
+    for line in [
+        "colony_component_up{component=\"raft\"} 1",
+        "colony_component_up{component=\"buckets\"} 1",
+        "colony_buckets 0",
+        "colony_evaluations_running 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("colony_component_restarts_total{component=\"buckets\"}")),
+        "{metrics}"
+    );
+}

@@ -13,7 +13,7 @@
 //! - [`keys`]: the key schema of the `sm` and `snapshot` trees and the record codecs
 //! - [`snapshot`]: the snapshot format, building and installing snapshots
 //! - [`audit`]: audit log queries ([`AuditQuery`], [`AuditPage`]) and chain verification
-//! - [`error`]: [`StoreError`]
+//! - [`error`]: the store's error type, [`StoreError`]
 
 // openraft's `StorageError` is large, but the storage traits return it, so helpers that
 // build it return it too rather than boxing it only to unbox it at the trait boundary.
