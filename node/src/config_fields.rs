@@ -124,6 +124,12 @@ pub fn non_empty_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Err
     Ok(PathBuf::from(v))
 }
 
+/// A path, or `None` when empty.
+pub fn optional_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    let v = String::deserialize(d)?;
+    Ok((!v.trim().is_empty()).then(|| PathBuf::from(v)))
+}
+
 /// `"pretty"` or `"json"`.
 pub fn log_format<'de, D: Deserializer<'de>>(d: D) -> Result<LogFormat, D::Error> {
     let v = String::deserialize(d)?;
@@ -184,9 +190,9 @@ pub fn variable_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, 
     Ok(Some(var))
 }
 
-/// The longest variable name or path an error quotes; a longer one may be the secret
-/// itself, pasted where its source belongs, so it is not echoed.
-const MAX_SHOWN_CHARS: usize = 40;
+/// The longest value an error quotes; a longer one may be a secret pasted where its
+/// source (a variable's name, a path) belongs, so it is not echoed.
+const MAX_SHOWN_CHARS: usize = 24;
 
 /// `value` quoted for an error message, unless it is long enough to be a pasted secret.
 pub fn shown(value: &str) -> String {
@@ -194,7 +200,36 @@ pub fn shown(value: &str) -> String {
     if n <= MAX_SHOWN_CHARS {
         format!("{value:?}")
     } else {
-        format!("the value ({n} characters, not shown: is it the secret itself?)")
+        not_shown(n)
+    }
+}
+
+fn not_shown(n: usize) -> String {
+    format!("the value ({n} characters, not shown: is it a secret?)")
+}
+
+/// A variable's name for an error message: shown when it looks like one by convention
+/// (upper case, digits and '_', at most 64), since keys rarely do; otherwise not echoed.
+pub fn shown_variable(var: &str) -> String {
+    let conventional = var.len() <= 64
+        && var.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+        && var
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if conventional {
+        format!("{var:?}")
+    } else {
+        not_shown(var.chars().count())
+    }
+}
+
+/// A path for an error message: shown when it has a directory part (a pasted key has
+/// none), otherwise only when short.
+pub fn shown_path(path: &str) -> String {
+    if path.contains('/') {
+        format!("{path:?}")
+    } else {
+        shown(path)
     }
 }
 

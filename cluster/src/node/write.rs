@@ -128,7 +128,9 @@ impl RaftNode {
                 // have been applied: not retried.
                 Err(
                     e @ (TransportError::Unreachable { sent: false, .. }
-                    | TransportError::Blocked(_)),
+                    | TransportError::Blocked(_)
+                    // Refused as misdirected before the body was read.
+                    | TransportError::Status { status: 421, .. }),
                 ) => {
                     return Attempt::NotApplied {
                         leader: last,

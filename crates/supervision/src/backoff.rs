@@ -4,7 +4,11 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// A unit that has not failed for this long counts as healthy again: its next failure
+/// waits the first delay.
+pub const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
 /// Exponential backoff: `first`, `2 × first`, `4 × first`, ... capped at `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +50,8 @@ impl Backoff {
 #[derive(Debug, Clone)]
 pub struct Restarts<K> {
     backoff: Backoff,
-    failures: HashMap<K, u32>,
+    /// Failures in a row, and when the last one was.
+    failures: HashMap<K, (u32, Instant)>,
 }
 
 impl<K: Hash + Eq> Restarts<K> {
@@ -58,11 +63,21 @@ impl<K: Hash + Eq> Restarts<K> {
         }
     }
 
-    /// Counts a failure of `unit`; returns how many in a row it has had and the delay
-    /// before it starts again.
+    /// Counts a failure of `unit` now; returns how many in a row it has had and the
+    /// delay before it starts again.
     pub fn failed(&mut self, unit: K) -> (u32, Duration) {
-        let n = self.failures.entry(unit).or_default();
+        self.failed_at(unit, Instant::now())
+    }
+
+    /// Counts a failure of `unit` at `now`. Failures more than [`HEALTHY_RUN`] apart are
+    /// not "in a row": the count starts again.
+    pub fn failed_at(&mut self, unit: K, now: Instant) -> (u32, Duration) {
+        let (n, last) = self.failures.entry(unit).or_insert((0, now));
+        if now.saturating_duration_since(*last) >= HEALTHY_RUN {
+            *n = 0;
+        }
         *n = n.saturating_add(1);
+        *last = now;
         (*n, self.backoff.delay(*n))
     }
 
@@ -73,7 +88,7 @@ impl<K: Hash + Eq> Restarts<K> {
 
     /// Failures in a row of `unit`.
     pub fn failures(&self, unit: &K) -> u32 {
-        self.failures.get(unit).copied().unwrap_or(0)
+        self.failures.get(unit).map_or(0, |(n, _)| *n)
     }
 }
 
@@ -105,6 +120,17 @@ mod tests {
         r.succeeded(&3);
         assert_eq!(r.failures(&3), 0);
         assert_eq!(r.failed(3), (1, Duration::from_millis(10)));
+    }
+
+    #[test]
+    fn failures_far_apart_are_not_in_a_row() {
+        let mut r = Restarts::new(Backoff::BUCKET_SHARD);
+        let t0 = Instant::now();
+        assert_eq!(r.failed_at(1, t0).0, 1);
+        assert_eq!(r.failed_at(1, t0 + Duration::from_secs(1)).0, 2);
+        assert_eq!(r.failed_at(1, t0 + Duration::from_secs(59)).0, 3);
+        let later = t0 + Duration::from_secs(59) + HEALTHY_RUN;
+        assert_eq!(r.failed_at(1, later), (1, Duration::from_millis(10)));
     }
 
     proptest! {

@@ -15,7 +15,7 @@ pub mod component;
 pub mod registry;
 pub mod task;
 
-pub use backoff::{Backoff, Restarts};
+pub use backoff::{Backoff, Restarts, HEALTHY_RUN};
 pub use component::{Component, ComponentKind, ComponentState, ComponentStatus, Gauges, LastError};
 pub use registry::Components;
 pub use task::{supervise, watch_fatal, Fatal, TaskOutcome};

@@ -7,18 +7,14 @@
 //!   the failure is recorded and [`Fatal`] is raised, so the node stops with an error and
 //!   its process supervisor starts it afresh (state is rebuilt from disk and peers).
 
-use crate::backoff::{Backoff, Restarts};
+use crate::backoff::{Backoff, Restarts, HEALTHY_RUN};
 use crate::component::{Component, ComponentStatus};
 use std::fmt::Display;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// A run that lasted this long before it failed counts as healthy: the next restart waits
-/// the first delay again.
-pub const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
 /// How a supervised task's run ended.
 pub trait TaskOutcome {
@@ -169,6 +165,7 @@ mod tests {
     use super::*;
     use crate::component::ComponentKind;
     use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
 
     const FAST: Backoff = Backoff::new(Duration::from_millis(1), 2);
 

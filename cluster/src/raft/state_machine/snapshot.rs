@@ -83,7 +83,9 @@ impl<'de> Deserialize<'de> for Bytes {
                 self,
                 mut seq: A,
             ) -> Result<Bytes, A::Error> {
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                // The hint is the peer's claim, not a size: capped, the vector grows as
+                // elements really arrive.
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64 * 1024));
                 while let Some(b) = seq.next_element::<u8>()? {
                     out.push(b);
                 }
