@@ -414,17 +414,16 @@ fn default_of(key: &str) -> Option<&'static toml::Value> {
 fn typed(key: &str, text: &str, default: &toml::Value) -> Result<toml::Value, ConfigError> {
     let v = text.trim();
     Ok(match default {
-        toml::Value::Integer(_) => toml::Value::Integer(
-            v.parse()
-                .map_err(|_| ConfigError::new(key, format!("{text:?} is not a whole number")))?,
-        ),
+        toml::Value::Integer(_) => toml::Value::Integer(v.parse().map_err(|_| {
+            ConfigError::new(key, format!("{} is not a whole number", field::shown(text)))
+        })?),
         toml::Value::Boolean(_) => toml::Value::Boolean(match v {
             "true" | "1" | "yes" => true,
             "false" | "0" | "no" => false,
             _ => {
                 return Err(ConfigError::new(
                     key,
-                    format!("{text:?} is not true or false"),
+                    format!("{} is not true or false", field::shown(text)),
                 ))
             }
         }),
@@ -627,7 +626,7 @@ impl Config {
                     std::env::var(var).map_err(|_| {
                         ConfigError::new(
                             format!("providers.credentials[{i}].from_env"),
-                            format!("variable {} is not set", field::shown(var)),
+                            format!("variable {} is not set", field::shown_variable(var)),
                         )
                     })?,
                 ),
@@ -638,7 +637,7 @@ impl Config {
                             format!("providers.credentials[{i}].from_file"),
                             format!(
                                 "cannot read {}: {e}",
-                                field::shown(&path.display().to_string())
+                                field::shown_path(&path.display().to_string())
                             ),
                         )
                     })?,
