@@ -7,12 +7,11 @@
 //!   the failure is recorded and [`Fatal`] is raised, so the node stops with an error and
 //!   its process supervisor starts it afresh (state is rebuilt from disk and peers).
 
-use crate::backoff::{Backoff, Restarts, HEALTHY_RUN};
+use crate::backoff::{Backoff, Restarts};
 use crate::component::{Component, ComponentStatus};
 use std::fmt::Display;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -52,7 +51,6 @@ pub fn supervise<F, Fut>(
         let mut restarts = Restarts::new(backoff);
         loop {
             component.set_status(ComponentStatus::Running);
-            let started = Instant::now();
             let (message, panic) = match tokio::spawn(start()).await {
                 Ok(outcome) => match outcome.into_outcome() {
                     Ok(()) => break,
@@ -64,9 +62,6 @@ pub fn supervise<F, Fut>(
             component.failed(&message, panic);
             if stop.is_cancelled() {
                 break;
-            }
-            if started.elapsed() >= HEALTHY_RUN {
-                restarts.succeeded(&());
             }
             let (n, delay) = restarts.failed(());
             tracing::warn!(
