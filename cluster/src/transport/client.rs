@@ -52,6 +52,14 @@ pub enum TransportError {
         /// The node that answered.
         answered: NodeId,
     },
+    /// The peer's reply was larger than any internal reply may be.
+    #[error("node {peer} answered with more than {max} bytes")]
+    TooLarge {
+        /// Peer id.
+        peer: NodeId,
+        /// The limit.
+        max: usize,
+    },
     /// The body could not be encoded or decoded.
     #[error("wire format: {0}")]
     Wire(#[from] wire::WireError),
@@ -66,6 +74,7 @@ impl TransportError {
                 | Self::Unreachable { .. }
                 | Self::Timeout { .. }
                 | Self::WrongNode { .. }
+                | Self::TooLarge { .. }
                 | Self::Status {
                     status: 503 | 421,
                     ..
@@ -147,10 +156,7 @@ impl PeerClient {
             .await
             .map_err(|e| self.classify(peer, addr, timeout, e))?;
         let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| self.classify(peer, addr, timeout, e))?;
+        let body = self.read_capped(peer, addr, timeout, resp).await?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
             return Err(TransportError::Status {
@@ -167,6 +173,39 @@ impl PeerClient {
             });
         }
         Ok(reply.body)
+    }
+
+    /// A reply's body, at most [`wire::MAX_BODY_BYTES`]: whatever answers at a member's
+    /// address cannot make this node buffer more.
+    async fn read_capped(
+        &self,
+        peer: NodeId,
+        addr: &str,
+        timeout: Duration,
+        mut resp: reqwest::Response,
+    ) -> Result<Vec<u8>, TransportError> {
+        let too_large = || TransportError::TooLarge {
+            peer,
+            max: wire::MAX_BODY_BYTES,
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > wire::MAX_BODY_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| self.classify(peer, addr, timeout, e))?
+        {
+            if body.len() + chunk.len() > wire::MAX_BODY_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     fn classify(
@@ -186,5 +225,47 @@ impl PeerClient {
                 sent: !e.is_connect(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Whatever answers at a peer's address: here, an endless 200 body.
+    async fn endless_peer() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+                    if s.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let chunk = vec![b'a'; 1 << 20];
+                    let frame =
+                        [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
+                    while s.write_all(&frame).await.is_ok() {}
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn an_endless_reply_is_cut_at_the_body_limit() {
+        let client = PeerClient::new(1, "secret", Faults::new(false)).unwrap();
+        let addr = endless_peer().await;
+        let r: Result<u64, _> = client
+            .call(2, &addr, "/x", &(), Duration::from_secs(60))
+            .await;
+        assert!(
+            matches!(r, Err(TransportError::TooLarge { peer: 2, .. })),
+            "{r:?}"
+        );
     }
 }

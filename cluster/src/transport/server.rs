@@ -26,7 +26,7 @@ use subtle::ConstantTimeEq;
 type Rejection = (StatusCode, String);
 
 /// Largest internal body (snapshot chunks and log batches).
-const MAX_BODY: usize = 64 * 1024 * 1024;
+const MAX_BODY: usize = wire::MAX_BODY_BYTES;
 
 /// How long a forwarded write may take on the leader before it answers `Unavailable`.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -21,6 +21,9 @@ pub const CONTENT_TYPE: &str = "application/msgpack";
 /// Header carrying the proof that the caller knows the cluster secret.
 pub const AUTH_HEADER: &str = "x-colony-cluster-auth";
 
+/// The largest internal request or reply body, either way (snapshots travel in chunks).
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
 /// Header naming the node a request is for. A node refuses a request meant for another
 /// id: a wiped node restarted on a member's old address must not answer (vote, accept
 /// entries) as that member.
