@@ -12,9 +12,13 @@
 //! `ActorId::Remote { node_id: <session id>, .. }`; [`ActorLink::remote_member`] maps a
 //! colony node id to its session ids and picks the matching member.
 //!
-//! The cookie is the cluster secret. Frames are not encrypted or MAC'd (ractor_cluster's
-//! challenge-response only authenticates the peer at connect time): keep the listener on a
-//! private network, as for the Raft listener.
+//! The cookie is the cluster secret. With TLS (`ActorLinkConfig::tls`) every session is
+//! mutual TLS against the cluster CA, both ways, so frames are encrypted and
+//! integrity-protected and only a node certificate gets a session; our accept loop runs
+//! each handshake in its own task, bounded in number and time (ractor_cluster's own
+//! listener would run it inline, without a timeout). Without TLS, frames are neither
+//! encrypted nor MAC'd (the cookie challenge only authenticates the peer at connect
+//! time): loopback only.
 
 use crate::membership::{MemberEvent, MemberStatus, MemberView, Membership, NodeState};
 use ractor::{Actor, ActorCell, ActorId, ActorRef};
@@ -47,7 +51,25 @@ pub struct ActorLinkConfig {
     pub advertise: SocketAddr,
     /// Shared cookie: the cluster secret.
     pub cookie: String,
+    /// Mutual TLS for every session, when the node has certificates.
+    pub tls: Option<ActorTls>,
 }
+
+/// The TLS configurations of the actor transport (`colony_tls::server::internal` and
+/// `internal_client`).
+#[derive(Debug, Clone)]
+pub struct ActorTls {
+    /// Accepting: requires a node certificate of the cluster CA.
+    pub server: Arc<colony_tls::rustls::ServerConfig>,
+    /// Dialing: verifies the peer against the cluster CA and the dialled IP, presents ours.
+    pub client: Arc<colony_tls::rustls::ClientConfig>,
+}
+
+/// Handshakes of incoming sessions in flight at once (more are closed at once).
+const MAX_HANDSHAKES: usize = 64;
+
+/// Longest an incoming session's TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The transport could not start.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +152,8 @@ pub struct ActorLink {
     local_addr: SocketAddr,
     /// Accepts peers until [`ActorLink::stop`] aborts it (closing the listener).
     accept: Arc<tokio::task::AbortHandle>,
+    /// Dials with mutual TLS, when on.
+    connector: Option<tokio_rustls::TlsConnector>,
 }
 
 impl std::fmt::Debug for ActorLink {
@@ -154,12 +178,18 @@ impl ActorLink {
         // ractor_cluster always runs a listener of its own and cannot report the port it
         // bound; ours (above) is the one peers dial, so its own is parked on an ephemeral
         // loopback port, where it is reachable only from this host and still needs the cookie.
+        // With TLS the parked listener speaks TLS too: nothing in clear, even on loopback.
+        let encryption = config.tls.as_ref().map(|t| {
+            ractor_cluster::IncomingEncryptionMode::Tls(tokio_rustls::TlsAcceptor::from(
+                t.server.clone(),
+            ))
+        });
         let server = NodeServer::new(
             0,
             config.cookie,
             config.node_id.to_string(),
             config.advertise.ip().to_string(),
-            None,
+            encryption,
             Some(NodeConnectionMode::Isolated),
         )
         .with_listen_addr(IpAddr::V4(Ipv4Addr::LOCALHOST));
@@ -177,9 +207,17 @@ impl ActorLink {
                 }),
             })
             .map_err(|e| ActorLinkError::Start(e.to_string()))?;
-        let accept = tokio::spawn(accept_loop(listener, server.clone())).abort_handle();
+        let acceptor = config
+            .tls
+            .as_ref()
+            .map(|t| tokio_rustls::TlsAcceptor::from(t.server.clone()));
+        let accept = tokio::spawn(accept_loop(listener, server.clone(), acceptor)).abort_handle();
         Ok(Self {
             node_id: config.node_id,
+            connector: config
+                .tls
+                .as_ref()
+                .map(|t| tokio_rustls::TlsConnector::from(t.client.clone())),
             server,
             book,
             dials,
@@ -232,12 +270,22 @@ impl ActorLink {
             }
             dials.insert(peer, Instant::now());
         }
-        match tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            ractor_cluster::client_connect(&self.server, addr),
-        )
-        .await
-        {
+        let dial = async {
+            match &self.connector {
+                None => ractor_cluster::client_connect(&self.server, addr).await,
+                Some(connector) => {
+                    // The peer's certificate must name the IP it advertises and we dial.
+                    let ip = addr
+                        .parse::<SocketAddr>()
+                        .map_err(|_| std::io::Error::other("not an IP:port"))?
+                        .ip();
+                    let name = colony_tls::rustls::pki_types::ServerName::IpAddress(ip.into());
+                    ractor_cluster::client_connect_enc(&self.server, addr, connector.clone(), name)
+                        .await
+                }
+            }
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, dial).await {
             Ok(Ok(())) => tracing::debug!(peer, %addr, "dialed actor transport"),
             Ok(Err(e)) => tracing::info!(peer, %addr, error = %e, "cannot dial actor transport"),
             Err(_) => tracing::info!(peer, %addr, "dialing actor transport timed out"),
@@ -331,8 +379,13 @@ impl ActorLink {
 }
 
 /// Accepts peers on our listener and hands each connection to the NodeServer, as its own
-/// listener would.
-async fn accept_loop(listener: TcpListener, server: ActorRef<NodeServerMessage>) {
+/// listener would; with TLS, after a handshake in a task of its own.
+async fn accept_loop(
+    listener: TcpListener,
+    server: ActorRef<NodeServerMessage>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+) {
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     loop {
         let (stream, peer_addr) = match listener.accept().await {
             Ok(x) => x,
@@ -347,6 +400,34 @@ async fn accept_loop(listener: TcpListener, server: ActorRef<NodeServerMessage>)
             continue;
         };
         let _ = stream.set_nodelay(true);
+        if let Some(acceptor) = &acceptor {
+            let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                tracing::warn!(%peer_addr, "too many actor transport handshakes in flight; closed");
+                continue;
+            };
+            let (acceptor, server) = (acceptor.clone(), server.clone());
+            tokio::spawn(async move {
+                let _permit = permit;
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        let opened = NodeServerMessage::ConnectionOpened {
+                            stream: Box::new(NetworkStream::TlsServer {
+                                peer_addr,
+                                local_addr,
+                                stream,
+                            }),
+                            is_server: true,
+                        };
+                        let _ = server.cast(opened);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(%peer_addr, error = %e, "actor transport TLS handshake refused")
+                    }
+                    Err(_) => tracing::info!(%peer_addr, "actor transport TLS handshake timed out"),
+                }
+            });
+            continue;
+        }
         let opened = NodeServerMessage::ConnectionOpened {
             stream: Box::new(NetworkStream::Raw {
                 peer_addr,
@@ -367,14 +448,78 @@ mod tests {
     use super::*;
 
     async fn link(node_id: u64) -> ActorLink {
+        link_with(node_id, None).await
+    }
+
+    async fn link_with(node_id: u64, tls: Option<ActorTls>) -> ActorLink {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let advertise = listener.local_addr().expect("addr");
         let config = ActorLinkConfig {
             node_id,
             advertise,
             cookie: "test-cookie".into(),
+            tls,
         };
         ActorLink::start(config, listener).await.expect("start")
+    }
+
+    /// Mutual TLS configs for a node on 127.0.0.1 whose certificate `ca` issued, kept
+    /// in `dir`; the CA that `trust` names is the one it trusts.
+    fn tls(dir: &std::path::Path, ca: &colony_tls::certs::Issued) -> ActorTls {
+        use colony_tls::files::{write, CERT_MODE, KEY_MODE};
+        let node =
+            colony_tls::certs::create_node(&ca.cert_pem, &ca.key_pem, &["127.0.0.1".into()], 1)
+                .expect("node cert");
+        write(&dir.join("ca.crt"), ca.cert_pem.as_bytes(), CERT_MODE, true).expect("ca");
+        write(
+            &dir.join("node.crt"),
+            node.cert_pem.as_bytes(),
+            CERT_MODE,
+            true,
+        )
+        .expect("crt");
+        write(
+            &dir.join("node.key"),
+            node.key_pem.as_bytes(),
+            KEY_MODE,
+            true,
+        )
+        .expect("key");
+        let id = Arc::new(colony_tls::identity::NodeIdentity::load(dir).expect("identity"));
+        ActorTls {
+            server: Arc::new(colony_tls::server::internal(&id).expect("server")),
+            client: Arc::new(colony_tls::server::internal_client(&id).expect("client")),
+        }
+    }
+
+    #[tokio::test]
+    async fn with_tls_nodes_of_the_cluster_ca_get_a_session_and_another_cas_node_does_not() {
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
+        let ca = colony_tls::certs::create_ca("cluster", 1).expect("ca");
+        let other = colony_tls::certs::create_ca("other", 1).expect("other");
+        let a = link_with(1, Some(tls(dirs[0].path(), &ca))).await;
+        let b = link_with(2, Some(tls(dirs[1].path(), &ca))).await;
+        // Knows the cookie, but its certificate is another CA's.
+        let stranger = link_with(3, Some(tls(dirs[2].path(), &other))).await;
+        a.connect(2, &b.local_addr().to_string()).await;
+        until("the TLS session is ready on both sides", || {
+            a.connected() == [2] && b.connected() == [1]
+        })
+        .await;
+        stranger.connect(2, &b.local_addr().to_string()).await;
+        a.connect(3, &stranger.local_addr().to_string()).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(b.connected(), [1], "the stranger got no session on b");
+        assert_eq!(a.connected(), [2], "a refused the stranger's certificate");
+        assert!(stranger.connected().is_empty());
+        // A plain (non-TLS) peer gets nothing either.
+        let plain = link(4).await;
+        plain.connect(2, &b.local_addr().to_string()).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(b.connected(), [1]);
+        for l in [a, b, stranger, plain] {
+            l.stop().await;
+        }
     }
 
     async fn until(what: &str, mut done: impl FnMut() -> bool) {

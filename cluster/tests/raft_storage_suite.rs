@@ -632,7 +632,7 @@ async fn http_network_reports_dead_and_blocked_peers_unreachable() {
         .local_addr()
         .unwrap();
     let faults = Faults::new(true);
-    let mut net = HttpNetwork::new(PeerClient::new(1, "secret", faults.clone()).unwrap());
+    let mut net = HttpNetwork::new(PeerClient::new(1, "secret", faults.clone(), None).unwrap());
     let info = NodeInfo {
         raft_addr: addr.to_string(),
         http_addr: String::new(),

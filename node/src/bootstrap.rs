@@ -152,6 +152,7 @@ pub fn take_secrets(config: &Config) -> Result<Secrets, ConfigError> {
             value: c.value,
             allowed_hosts: c.allowed_hosts,
             tenants: c.tenants,
+            ca_pem: c.ca_pem,
         })
         .collect();
     let names = config.secret_env_names();

@@ -24,6 +24,54 @@ pub enum Command {
     Node(NodeArgs),
     /// Run a local N-node cluster as child processes (data in ./colony-dev); Ctrl-C stops all.
     Dev(DevArgs),
+    /// Create the cluster CA, node and client certificates (`colony certs create-ca ...`).
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+/// `colony certs` subcommands, as `cockroach cert`.
+#[derive(Debug, Subcommand)]
+// The variants are the subcommand names (create-ca, create-node, create-client).
+#[allow(clippy::enum_variant_names)]
+pub enum CertsCommand {
+    /// Create the cluster CA: CERTS_DIR/ca.crt and the key at --ca-key (keep it off the nodes).
+    CreateCa {
+        #[command(flatten)]
+        common: CertsArgs,
+    },
+    /// Create CERTS_DIR/node.crt and node.key for the hosts and IP addresses a node is reached at.
+    CreateNode {
+        /// DNS names and IP addresses of the node (its advertised raft and HTTP hosts).
+        #[arg(required = true, value_name = "HOST")]
+        hosts: Vec<String>,
+        #[command(flatten)]
+        common: CertsArgs,
+    },
+    /// Create CERTS_DIR/client.NAME.crt and client.NAME.key for a client (an admin, a tool).
+    CreateClient {
+        /// The client's name ([A-Za-z0-9._-], at most 64).
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[command(flatten)]
+        common: CertsArgs,
+    },
+}
+
+/// What every `colony certs` subcommand takes.
+#[derive(Debug, Clone, Args)]
+pub struct CertsArgs {
+    /// Directory of ca.crt and the certificates created.
+    #[arg(long, value_name = "DIR")]
+    pub certs_dir: PathBuf,
+    /// The CA's private key (written by create-ca, read by the others).
+    #[arg(long, value_name = "FILE")]
+    pub ca_key: PathBuf,
+    /// Days the new certificate is valid (default 3650 for the CA, 1830 otherwise).
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub lifetime_days: Option<u32>,
+    /// Replace files that exist (by default they are kept and the command fails).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// Options of `colony dev`.
@@ -73,6 +121,9 @@ pub struct NodeArgs {
     /// Log filter, e.g. info or colony=debug (key log.level).
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// Certificates directory (ca.crt, node.crt, node.key): serve HTTPS (key tls.certs_dir).
+    #[arg(long, value_name = "DIR")]
+    pub certs_dir: Option<String>,
     /// Set any config key, e.g. --set raft.heartbeat_ms=50 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -90,6 +141,7 @@ impl NodeArgs {
             ("cluster.listen", &self.cluster),
             ("log.format", &self.log_format),
             ("log.level", &self.log_level),
+            ("tls.certs_dir", &self.certs_dir),
         ];
         for (key, value) in flags {
             if let Some(v) = value {

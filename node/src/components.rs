@@ -19,6 +19,8 @@ use colony_limiter::{
     RouterArgs, RouterMsg,
 };
 use colony_providers::{BreakerConfig, EgressPolicy, Registry, ResponseCache};
+use colony_tls::identity::NodeIdentity;
+use colony_tls::listener::{HandshakeStats, Limits, TlsListener};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -116,6 +118,7 @@ pub async fn start_raft(
     addrs: &Addresses,
     secret: &str,
     faults: &Faults,
+    tls: Option<&NodeTls>,
 ) -> Result<RaftNode, RunError> {
     RaftNode::start(RaftNodeConfig {
         node_id,
@@ -132,6 +135,7 @@ pub async fn start_raft(
         secret: secret.to_string(),
         faults: faults.clone(),
         max_entry_bytes: config.raft.max_entry_bytes,
+        peer_tls: tls.map(|t| (*t.client).clone()),
     })
     .await
     .map_err(|e| match e {
@@ -295,6 +299,150 @@ pub async fn serve_http(
     axum::serve(listener, app)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
+}
+
+/// The public API's listener: plain HTTP, or TLS when the node has certificates.
+pub enum PublicListener {
+    /// Plain HTTP (no `tls.certs_dir`).
+    Plain(TcpListener),
+    /// HTTPS.
+    Tls(TlsListener),
+}
+
+impl PublicListener {
+    /// TLS on `listener` when `identity` is given.
+    pub fn new(listener: TcpListener, tls: Option<&NodeTls>) -> Result<Self, RunError> {
+        let Some(tls) = tls else {
+            return Ok(Self::Plain(listener));
+        };
+        let tls = TlsListener::new(listener, tls.public.clone(), Limits::default())
+            .context("starting the TLS listener")?;
+        Ok(Self::Tls(tls))
+    }
+
+    /// Handshake counts, when TLS.
+    pub fn handshakes(&self) -> Option<Arc<HandshakeStats>> {
+        match self {
+            Self::Plain(_) => None,
+            Self::Tls(l) => Some(l.stats()),
+        }
+    }
+
+    /// Serves `app` until `stop`; HTTPS responses carry HSTS.
+    pub async fn serve(self, app: axum::Router, stop: CancellationToken) -> std::io::Result<()> {
+        match self {
+            Self::Plain(l) => serve_http(l, app, stop).await,
+            Self::Tls(l) => {
+                let app = app.layer(axum::middleware::map_response(hsts));
+                axum::serve(l, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            }
+        }
+    }
+}
+
+/// `Strict-Transport-Security` on every HTTPS response (a year, as browsers expect).
+async fn hsts(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        axum::http::header::STRICT_TRANSPORT_SECURITY,
+        axum::http::HeaderValue::from_static("max-age=31536000"),
+    );
+    response
+}
+
+/// The node's certificates and the TLS configurations built on them.
+#[derive(Debug, Clone)]
+pub struct NodeTls {
+    /// CA, node certificate and key (reloadable).
+    pub identity: Arc<NodeIdentity>,
+    /// The public API's server.
+    pub public: Arc<colony_tls::rustls::ServerConfig>,
+    /// The internal listener's and the actor transport's server (mutual TLS).
+    pub internal: Arc<colony_tls::rustls::ServerConfig>,
+    /// The node-to-node client (mutual TLS).
+    pub client: Arc<colony_tls::rustls::ClientConfig>,
+}
+
+/// The node's TLS, when `tls.certs_dir` is set; a missing or bad file is a config error
+/// naming the key.
+pub fn load_tls(config: &Config) -> Result<Option<NodeTls>, ConfigError> {
+    let Some(dir) = &config.tls.certs_dir else {
+        return Ok(None);
+    };
+    let bad = |e: colony_tls::TlsError| ConfigError::new("tls.certs_dir", e.to_string());
+    let identity = Arc::new(NodeIdentity::load(dir).map_err(bad)?);
+    Ok(Some(NodeTls {
+        public: Arc::new(colony_tls::server::public(&identity).map_err(bad)?),
+        internal: Arc::new(colony_tls::server::internal(&identity).map_err(bad)?),
+        client: Arc::new(colony_tls::server::internal_client(&identity).map_err(bad)?),
+        identity,
+    }))
+}
+
+/// Serves the internal router on `listener`: mutual TLS with `tls`, else plain.
+pub async fn serve_internal(
+    listener: TcpListener,
+    tls: Option<Arc<colony_tls::rustls::ServerConfig>>,
+    app: axum::Router,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    match tls {
+        None => serve_http(listener, app, stop).await,
+        Some(config) => {
+            let limits = Limits {
+                max_in_flight: 64,
+                max_per_ip: 16,
+                timeout: std::time::Duration::from_secs(5),
+            };
+            axum::serve(TlsListener::new(listener, config, limits)?, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        }
+    }
+}
+
+/// Re-reads the node certificate and key every `interval` when they changed, and on
+/// SIGHUP, until `stop`. A bad pair is logged and the one in use stays.
+pub async fn watch_certificates(
+    identity: Arc<NodeIdentity>,
+    interval: std::time::Duration,
+    mut hangup: tokio::signal::unix::Signal,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_error = None;
+    loop {
+        let force = tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => false,
+            _ = hangup.recv() => true,
+        };
+        let id = identity.clone();
+        // Small files, but still disk reads and signature checks: off the workers.
+        let result = tokio::task::spawn_blocking(move || id.reload(force)).await;
+        match result {
+            Ok(Ok(true)) => {
+                last_error = None;
+                tracing::info!(
+                    dir = %identity.dir().display(),
+                    not_after = identity.not_after(),
+                    "loaded a new node certificate; new connections use it"
+                );
+            }
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => {
+                let text = e.to_string();
+                // Once per distinct error, not every check while the files are wrong.
+                if force || last_error.as_ref() != Some(&text) {
+                    tracing::warn!(error = %text, "the node certificate was not reloaded; the current one stays in use");
+                }
+                last_error = Some(text);
+            }
+            Err(e) => tracing::warn!(error = %e, "certificate reload task failed"),
+        }
+    }
 }
 
 /// What the evaluation runtime is started with, besides the config.

@@ -234,6 +234,8 @@ pub struct OperatorCredentialConfig {
     pub allowed_hosts: Vec<String>,
     /// Tenant ids that may use it; `*` for all.
     pub tenants: Vec<String>,
+    /// PEM file of the private CA its endpoint's certificate chains to.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// One `[[providers.credentials]]` table as written; [`Config`] checks what spans entries
@@ -251,6 +253,8 @@ struct CredentialEntry {
     allowed_hosts: Vec<String>,
     #[serde(deserialize_with = "field::credential_tenants")]
     tenants: Vec<String>,
+    #[serde(default, deserialize_with = "field::credential_file")]
+    ca_file: Option<PathBuf>,
 }
 
 /// An operator credential with its value, loaded at start. `Debug` leaves the value out.
@@ -264,6 +268,8 @@ pub struct LoadedCredential {
     pub allowed_hosts: Vec<String>,
     /// Tenant ids that may use it.
     pub tenants: Vec<String>,
+    /// PEM of its private CA, checked.
+    pub ca_pem: Option<String>,
 }
 
 // Hand-written so the value never reaches a log line.
@@ -301,6 +307,18 @@ pub struct ProvidersConfig {
     entries: Vec<CredentialEntry>,
 }
 
+/// TLS (`[tls]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Directory of `ca.crt`, `node.crt` and `node.key`; none = plain HTTP.
+    #[serde(deserialize_with = "field::optional_path")]
+    pub certs_dir: Option<PathBuf>,
+    /// How often the node's certificate files are checked for changes.
+    #[serde(rename = "reload_check_ms", deserialize_with = "field::millis")]
+    pub reload_check: Duration,
+}
+
 /// Logging.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -334,6 +352,8 @@ pub struct Config {
     pub evaluations: EvaluationsConfig,
     /// Provider egress and credentials.
     pub providers: ProvidersConfig,
+    /// Certificates.
+    pub tls: TlsConfig,
     /// Log settings.
     pub log: LogConfig,
     /// The merged layers this was read from; later layers are merged into them.
@@ -647,11 +667,25 @@ impl Config {
             colony_core::credential::check_value(&value).map_err(|e| {
                 ConfigError::new(format!("providers.credentials[{i}].{field}"), e.to_string())
             })?;
+            let ca_pem = match &c.ca_file {
+                None => None,
+                Some(path) => {
+                    let key = format!("providers.credentials[{i}].ca_file");
+                    let shown = || field::shown_path(&path.display().to_string());
+                    let pem = read_credential_file(path).map_err(|e| {
+                        ConfigError::new(key.clone(), format!("cannot read {}: {e}", shown()))
+                    })?;
+                    colony_tls::client::private_ca(pem.as_bytes(), colony_tls::client::ALPN_HTTP1)
+                        .map_err(|e| ConfigError::new(key, format!("{}: {e}", shown())))?;
+                    Some(pem)
+                }
+            };
             out.push(LoadedCredential {
                 name: c.name.clone(),
                 value,
                 allowed_hosts: c.allowed_hosts.clone(),
                 tenants: c.tenants.clone(),
+                ca_pem,
             });
         }
         Ok(out)
@@ -715,6 +749,7 @@ fn check_credentials(
             source,
             allowed_hosts: e.allowed_hosts.clone(),
             tenants: e.tenants.clone(),
+            ca_file: e.ca_file.clone(),
         });
     }
     Ok(out)

@@ -124,6 +124,12 @@ pub fn non_empty_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Err
     Ok(PathBuf::from(v))
 }
 
+/// A path, or none when empty.
+pub fn optional_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    let v = String::deserialize(d)?;
+    Ok((!v.trim().is_empty()).then(|| PathBuf::from(v)))
+}
+
 /// `"pretty"` or `"json"`.
 pub fn log_format<'de, D: Deserializer<'de>>(d: D) -> Result<LogFormat, D::Error> {
     let v = String::deserialize(d)?;

@@ -1,6 +1,7 @@
 //! The `colony` binary: one Colony node.
 //!
 //! # Layout
+//! - [`certs`]: `colony certs`, creating the cluster CA, node and client certificates
 //! - [`cli`]: flags and subcommands
 //! - [`config`]: defaults, file, `COLONY_*` variables and flags into one checked config
 //!   (serde structs; [`config_fields`] reads and checks each kind of value)
@@ -17,6 +18,7 @@
 //! - [`view`]: the rate limiter's view of the cluster
 
 mod bootstrap;
+mod certs;
 mod cli;
 mod components;
 mod config;
@@ -42,6 +44,9 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // One crypto provider for every rustls user in the process (ring is in the tree too,
+    // and a builder without an explicit provider would not know which to pick).
+    let _ = colony_tls::rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = cli::Cli::parse();
     let args = match cli.command {
         Some(cli::Command::Node(args)) => args,
@@ -50,6 +55,20 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("colony dev: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some(cli::Command::Certs(cmd)) => {
+            return match certs::run(&cmd) {
+                Ok(lines) => {
+                    for line in lines {
+                        println!("{line}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("colony certs: {e}");
                     ExitCode::FAILURE
                 }
             };

@@ -15,8 +15,10 @@ use crate::join::join_until_stopped;
 use crate::signals::shutdown_signal;
 use crate::supervised::Supervision;
 use anyhow::Context;
-use colony_api::{AppParts, AppState, DrainPhase, EvaluationParts, Lifecycle, Metrics};
-use colony_cluster::actor_link::{ActorLink, ActorLinkConfig};
+use colony_api::{
+    AppParts, AppState, DrainPhase, EvaluationParts, Lifecycle, Metrics, TransportSecurity,
+};
+use colony_cluster::actor_link::{ActorLink, ActorLinkConfig, ActorTls};
 use colony_cluster::membership::{Membership, NodeState, EVENT_CHANNEL_CAPACITY};
 use colony_cluster::transport::faults::Faults;
 use colony_cluster::voters::VoterSettings;
@@ -106,6 +108,8 @@ struct Ground {
     node_id: u64,
     secret: String,
     sealing_key: Arc<colony_core::credential::SealingKey>,
+    /// The node's certificates and TLS configs (`tls.certs_dir`), when TLS is on.
+    tls: Option<components::NodeTls>,
 }
 
 /// Prepares the data dir (owner-only) and reads the node id and the cluster secret.
@@ -119,6 +123,7 @@ fn prepare(config: &Config) -> Result<Ground, RunError> {
         )
     })?;
     let node_id = datadir::node_id(dir)?;
+    let tls = components::load_tls(config)?;
     // Without seeds a single node still runs gossip; with no secret configured it gets a
     // random one, so nobody can join it until it is restarted with a shared secret. It is
     // kept in the data dir (0600) so credentials sealed with it still open after a restart.
@@ -135,6 +140,7 @@ fn prepare(config: &Config) -> Result<Ground, RunError> {
         node_id,
         secret,
         sealing_key,
+        tls,
     })
 }
 
@@ -152,8 +158,15 @@ impl Node {
         let listeners = Listeners::bind(&config).await?;
         let addrs = listeners.addrs;
         let faults = Faults::new(config.cluster.fault_injection);
-        let raft = components::start_raft(&config, ground.node_id, &addrs, &ground.secret, &faults)
-            .await?;
+        let raft = components::start_raft(
+            &config,
+            ground.node_id,
+            &addrs,
+            &ground.secret,
+            &faults,
+            ground.tls.as_ref(),
+        )
+        .await?;
         let sv = Supervision::new();
         let stop = Stop::new(sv.stop.clone());
         sv.watch_raft(&raft);
@@ -173,8 +186,9 @@ impl Node {
                 }
             }
         });
-        let internal_http = sv.tasks.spawn(components::serve_http(
+        let internal_http = sv.tasks.spawn(components::serve_internal(
             listeners.raft,
+            ground.tls.as_ref().map(|t| t.internal.clone()),
             raft.internal_router(faults.clone()),
             stop.token.clone(),
         ));
@@ -199,6 +213,10 @@ impl Node {
                 node_id: ground.node_id,
                 advertise: addrs.cluster,
                 cookie: ground.secret.clone(),
+                tls: ground.tls.as_ref().map(|t| ActorTls {
+                    server: t.internal.clone(),
+                    client: t.client.clone(),
+                }),
             },
             listeners.cluster,
         )
@@ -431,6 +449,41 @@ impl Parts {
             }
         });
         let lifecycle = Lifecycle::default();
+        let tls = self.ground.tls.clone();
+        let public = components::PublicListener::new(http_listener, tls.as_ref())?;
+        if let Some(identity) = tls.as_ref().map(|t| &t.identity) {
+            let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .context("listening for SIGHUP")?;
+            sv.tasks.spawn(components::watch_certificates(
+                identity.clone(),
+                config.tls.reload_check,
+                hangup,
+                stop.token.clone(),
+            ));
+        }
+        let transport = TransportSecurity {
+            listeners: if tls.is_some() {
+                vec![
+                    ("http", "tls"),
+                    ("raft", "mutual tls"),
+                    ("cluster", "mutual tls"),
+                    ("gossip", "plain, HMAC-authenticated"),
+                ]
+            } else {
+                vec![
+                    ("http", "plain"),
+                    ("raft", "plain, cluster-secret header"),
+                    ("cluster", "plain, cookie challenge"),
+                    ("gossip", "plain, HMAC-authenticated"),
+                ]
+            },
+            handshakes: public
+                .handshakes()
+                .map(|s| ("http", s))
+                .into_iter()
+                .collect(),
+            identity: tls.map(|t| t.identity),
+        };
         let app = AppState::new(AppParts {
             raft: self.raft.clone(),
             membership: self.membership.clone(),
@@ -447,13 +500,10 @@ impl Parts {
                 counters: evaluator.counters_arc(),
                 providers: evaluator.registry(),
             }),
+            transport,
         });
         let app = colony_api::router(app);
-        let http = sv.tasks.spawn(components::serve_http(
-            http_listener,
-            app,
-            stop.token.clone(),
-        ));
+        let http = sv.tasks.spawn(public.serve(app, stop.token.clone()));
         log_listening(&config, node_id, &self.addrs, gossip_addr);
         let join_stop = stop.token.child_token();
         let join = sv.tasks.spawn(join_until_stopped(
@@ -500,7 +550,11 @@ fn component_died(why: String) -> RunError {
 /// Says where the node listens.
 fn log_listening(config: &Config, node_id: u64, addrs: &Addresses, gossip: SocketAddr) {
     tracing::info!(
-        http = %format!("http://{}", addrs.http_bound),
+        http = %format!(
+            "{}://{}",
+            if config.tls.certs_dir.is_some() { "https" } else { "http" },
+            addrs.http_bound
+        ),
         gossip = %gossip,
         raft = %addrs.raft,
         cluster = %addrs.cluster,

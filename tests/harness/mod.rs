@@ -69,6 +69,9 @@ pub struct NodeOptions {
     pub addrs: Option<(String, String, String, String)>,
     /// Do not wait for `/readyz` (e.g. a node expected never to join).
     pub no_wait_ready: bool,
+    /// `--certs-dir` (TLS on every listener); trust its `ca.crt` with
+    /// `colony_nodeproc::http::trust_ca` so requests verify the node.
+    pub certs_dir: Option<PathBuf>,
 }
 
 impl Node {
@@ -131,6 +134,7 @@ impl Node {
         // there).
         spec.log_lines = usize::MAX;
         spec.sets.clone_from(&opts.sets);
+        spec.certs_dir.clone_from(&opts.certs_dir);
         if opts.no_admin_token {
             spec.env_remove.push("COLONY_ADMIN_TOKEN".to_string());
         }
@@ -151,7 +155,7 @@ impl Node {
                 .unwrap_or_else(|e| panic!("{e}"));
         let a = process.addrs.clone();
         let mut node = Node {
-            url: format!("http://{}", a.http),
+            url: process.url(),
             http_addr: a.http,
             gossip_addr: a.gossip,
             raft_addr: a.raft,
@@ -262,7 +266,13 @@ impl Node {
 
     /// A request builder with auth and a timeout.
     pub fn request(&self, method: &str, path: &str, token: Option<&str>) -> ureq::Request {
-        let mut req = ureq::request(method, &format!("{}{}", self.url, path))
+        let mut agent = ureq::AgentBuilder::new();
+        if let Some(tls) = colony_nodeproc::http::tls_config() {
+            agent = agent.tls_config(tls);
+        }
+        let mut req = agent
+            .build()
+            .request(method, &format!("{}{}", self.url, path))
             .timeout(Duration::from_secs(15));
         if let Some(t) = token {
             req = req.set("authorization", &format!("Bearer {t}"));

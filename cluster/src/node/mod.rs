@@ -69,6 +69,10 @@ pub struct RaftNodeConfig {
     /// one heartbeat (openraft's append timeout), or it is retried forever and nothing
     /// after it commits.
     pub max_entry_bytes: usize,
+    /// The node-to-node TLS client (cluster CA, node certificate): with it, internal calls
+    /// are HTTPS with mutual TLS and the internal listener must be served with
+    /// `colony_tls::server::internal`.
+    pub peer_tls: Option<colony_tls::rustls::ClientConfig>,
 }
 
 /// Most entries in one AppendEntries request.
@@ -124,6 +128,8 @@ pub struct RaftNode {
     log: LogStore,
     peers: PeerClient,
     secret: String,
+    /// Whether internal calls are mutual TLS (then no secret header is checked).
+    mtls: bool,
     counters: Arc<NodeCounters>,
     stepping_down: Arc<std::sync::atomic::AtomicBool>,
     max_entry_bytes: usize,
@@ -173,8 +179,13 @@ impl RaftNode {
                 source,
             })?;
         let log_store = LogStore::new(&db).map_err(|e| NodeError::Store(StoreError::from(e)))?;
-        let peers = PeerClient::new(cfg.node_id, &cfg.secret, cfg.faults.clone())
-            .map_err(|e| NodeError::Raft(format!("http client: {e}")))?;
+        let peers = PeerClient::new(
+            cfg.node_id,
+            &cfg.secret,
+            cfg.faults.clone(),
+            cfg.peer_tls.as_ref(),
+        )
+        .map_err(|e| NodeError::Raft(format!("http client: {e}")))?;
         let sm = StateMachineStore::open(&db)?;
         let raft_config = Config {
             cluster_name: "colony".into(),
@@ -212,6 +223,7 @@ impl RaftNode {
             log: log_store,
             peers,
             secret: cfg.secret,
+            mtls: cfg.peer_tls.is_some(),
             counters,
             stepping_down: Arc::default(),
             max_entry_bytes: cfg.max_entry_bytes,
@@ -268,7 +280,7 @@ impl RaftNode {
         server::router(InternalState {
             raft: self.raft.clone(),
             self_id: self.id,
-            auth: wire::auth_token(&self.secret),
+            auth: (!self.mtls).then(|| wire::auth_token(&self.secret)),
             faults,
             stepping_down: self.stepping_down.clone(),
         })

@@ -83,27 +83,55 @@ impl TransportError {
     }
 }
 
+/// The peer client could not be built (its TLS configuration).
+#[derive(Debug, thiserror::Error)]
+#[error("building the peer client: {0}")]
+pub struct PeerClientError(String);
+
 /// Client for the internal listeners of other nodes.
 #[derive(Debug, Clone)]
 pub struct PeerClient {
     http: reqwest::Client,
     self_id: NodeId,
-    auth: String,
+    /// The cluster-secret header, sent only without TLS (mutual TLS authenticates).
+    auth: Option<String>,
+    /// `https` with mutual TLS, `http` without.
+    scheme: &'static str,
     faults: Faults,
 }
 
 impl PeerClient {
-    /// A client for node `self_id` proving knowledge of `secret`.
-    pub fn new(self_id: NodeId, secret: &str, faults: Faults) -> Result<Self, reqwest::Error> {
+    /// A client for node `self_id`: with `tls` (the node-to-node client config: cluster
+    /// CA, node certificate) it speaks HTTPS and authenticates by certificate; without,
+    /// plain HTTP proving knowledge of `secret`.
+    pub fn new(
+        self_id: NodeId,
+        secret: &str,
+        faults: Faults,
+        tls: Option<&colony_tls::rustls::ClientConfig>,
+    ) -> Result<Self, PeerClientError> {
+        // reqwest gets its TLS config from us, never from a system store (none in the image).
+        let (scheme, auth, tls) = match tls {
+            Some(config) => ("https", None, config.clone()),
+            None => (
+                "http",
+                Some(wire::auth_token(secret)),
+                colony_tls::client::public_roots(colony_tls::client::ALPN_HTTP1)
+                    .map_err(|e| PeerClientError(e.to_string()))?,
+            ),
+        };
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .connect_timeout(Duration::from_millis(500))
             .pool_idle_timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
-            .build()?;
+            .build()
+            .map_err(|e| PeerClientError(e.to_string()))?;
         Ok(Self {
             http,
             self_id,
-            auth: wire::auth_token(secret),
+            auth,
+            scheme,
             faults,
         })
     }
@@ -142,12 +170,13 @@ impl PeerClient {
             }
         };
         let bytes = wire::encode(self.self_id, body)?;
-        let url = format!("http://{addr}{path}");
-        let send = self
-            .http
-            .post(&url)
+        let url = format!("{}://{addr}{path}", self.scheme);
+        let mut send = self.http.post(&url);
+        if let Some(auth) = &self.auth {
+            send = send.header(AUTH_HEADER, auth);
+        }
+        let send = send
             .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
-            .header(AUTH_HEADER, &self.auth)
             .header(TO_HEADER, peer.to_string())
             .body(bytes)
             .timeout(timeout)
@@ -258,7 +287,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_endless_reply_is_cut_at_the_body_limit() {
-        let client = PeerClient::new(1, "secret", Faults::new(false)).unwrap();
+        let client = PeerClient::new(1, "secret", Faults::new(false), None).unwrap();
         let addr = endless_peer().await;
         let r: Result<u64, _> = client
             .call(2, &addr, "/x", &(), Duration::from_secs(60))

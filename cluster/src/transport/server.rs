@@ -38,8 +38,9 @@ pub struct InternalState {
     pub raft: Raft,
     /// This node's id.
     pub self_id: NodeId,
-    /// Expected value of the auth header.
-    pub auth: String,
+    /// Expected value of the cluster-secret header; `None` when the listener is mutual
+    /// TLS and the peer's node certificate authenticated it.
+    pub auth: Option<String>,
     /// Fault switches.
     pub faults: Faults,
     /// Set while this node gives up leadership (drain): writes and read-index requests
@@ -74,15 +75,17 @@ impl InternalState {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<(NodeId, T), Rejection> {
-        let presented = headers
-            .get(AUTH_HEADER)
-            .map(|v| v.as_bytes())
-            .unwrap_or_default();
-        if !bool::from(presented.ct_eq(self.auth.as_bytes())) {
-            return Err((
-                StatusCode::UNAUTHORIZED,
-                "bad or missing cluster auth".into(),
-            ));
+        if let Some(auth) = &self.auth {
+            let presented = headers
+                .get(AUTH_HEADER)
+                .map(|v| v.as_bytes())
+                .unwrap_or_default();
+            if !bool::from(presented.ct_eq(auth.as_bytes())) {
+                return Err((
+                    StatusCode::UNAUTHORIZED,
+                    "bad or missing cluster auth".into(),
+                ));
+            }
         }
         // Absent from older nodes (a rolling upgrade): then the caller checks the reply's
         // sender instead.

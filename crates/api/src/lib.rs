@@ -185,6 +185,20 @@ pub struct AppParts {
     /// The evaluation runtime's counters and provider clients (for `/metrics`); `None`
     /// in tests that run the API without it.
     pub evaluations: Option<EvaluationParts>,
+    /// How each listener is secured, and the certificates in use (`/v1/cluster`,
+    /// `/metrics`).
+    pub transport: TransportSecurity,
+}
+
+/// How the node's listeners are secured.
+#[derive(Debug, Clone, Default)]
+pub struct TransportSecurity {
+    /// Per listener (`http`, `raft`, `cluster`, `gossip`): what protects it.
+    pub listeners: Vec<(&'static str, &'static str)>,
+    /// The node's certificates, when TLS is on.
+    pub identity: Option<Arc<colony_tls::identity::NodeIdentity>>,
+    /// Handshake counts of TLS listeners, by listener name.
+    pub handshakes: Vec<(&'static str, Arc<colony_tls::listener::HandshakeStats>)>,
 }
 
 /// What `/metrics` reads from the evaluation runtime.

@@ -21,6 +21,10 @@ pub struct Metrics {
     pub raft_index: IntGaugeVec,
     /// 1 when this node is the Raft leader.
     pub raft_is_leader: IntGauge,
+    /// Seconds until a certificate this node uses expires (`certificate`: node, ca).
+    pub tls_expiry: IntGaugeVec,
+    /// TLS handshakes by listener and outcome.
+    pub tls_handshakes: IntCounterVec,
     /// Number of Raft voters.
     pub raft_voters: IntGauge,
     /// Audit entries in the chain.
@@ -126,6 +130,22 @@ impl Metrics {
         registry.register(Box::new(http_in_flight.clone()))?;
         registry.register(Box::new(raft_index.clone()))?;
         registry.register(Box::new(raft_is_leader.clone()))?;
+        let tls_expiry = IntGaugeVec::new(
+            Opts::new(
+                "colony_tls_certificate_expiry_seconds",
+                "Seconds until the certificate expires (negative: expired)",
+            ),
+            &["certificate"],
+        )?;
+        registry.register(Box::new(tls_expiry.clone()))?;
+        let tls_handshakes = IntCounterVec::new(
+            Opts::new(
+                "colony_tls_handshakes_total",
+                "TLS handshakes by listener and outcome (completed, failed, timed_out; refused: closed over the in-flight limits)",
+            ),
+            &["listener", "outcome"],
+        )?;
+        registry.register(Box::new(tls_handshakes.clone()))?;
         registry.register(Box::new(raft_voters.clone()))?;
         registry.register(Box::new(audit_entries.clone()))?;
         registry.register(Box::new(members.clone()))?;
@@ -233,6 +253,8 @@ impl Metrics {
             http_in_flight,
             raft_index,
             raft_is_leader,
+            tls_expiry,
+            tls_handshakes,
             raft_voters,
             audit_entries,
             members,
@@ -300,6 +322,18 @@ impl Metrics {
         if total > *last {
             self.provider_events
                 .with_label_values(&[provider, event])
+                .inc_by(total - *last);
+            *last = total;
+        }
+    }
+
+    /// Brings `colony_tls_handshakes_total{listener, outcome}` up to `total`.
+    pub fn sync_tls_handshakes(&self, listener: &str, outcome: &str, total: u64) {
+        let mut seen = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let last = seen.entry(format!("tls/{listener}/{outcome}")).or_insert(0);
+        if total > *last {
+            self.tls_handshakes
+                .with_label_values(&[listener, outcome])
                 .inc_by(total - *last);
             *last = total;
         }

@@ -34,6 +34,10 @@ pub struct StoredCredential {
     pub allowed_hosts: Vec<String>,
     /// Hex of version, nonce and ciphertext with its tag.
     pub sealed: String,
+    /// PEM of a private CA the endpoint's certificate chains to (trusted alone for this
+    /// credential's calls); absent for public endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
     /// When it was first stored (ms since the Unix epoch).
     pub created_at_ms: u64,
     /// When its value or hosts last changed.

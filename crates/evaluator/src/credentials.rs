@@ -20,6 +20,8 @@ pub struct OperatorCredential {
     pub allowed_hosts: Vec<String>,
     /// Tenant ids that may use it; `*` for every tenant.
     pub tenants: Vec<String>,
+    /// PEM of the private CA its endpoint's certificate chains to, if any.
+    pub ca_pem: Option<String>,
 }
 
 // Hand-written so the value never reaches a log line.
@@ -82,6 +84,7 @@ impl Credentials {
                 name: name.to_string(),
                 value,
                 allowed_hosts: c.allowed_hosts.clone(),
+                ca_pem: c.ca_pem.clone(),
             });
         }
         self.operator
@@ -91,6 +94,7 @@ impl Credentials {
                 name: c.name.clone(),
                 value: c.value.clone(),
                 allowed_hosts: c.allowed_hosts.clone(),
+                ca_pem: c.ca_pem.clone(),
             })
             .ok_or_else(|| LookupError::Unknown(name.to_string()))
     }
@@ -112,6 +116,7 @@ mod tests {
                 name: "mine".into(),
                 allowed_hosts: vec!["h:443".into()],
                 sealed: key.seal("t1", "mine", "sk-t1", [1; 12]),
+                ca_pem: Some("CA".into()),
                 created_at_ms: 0,
                 updated_at_ms: 0,
             },
@@ -123,9 +128,13 @@ mod tests {
                 value: "sk-op".into(),
                 allowed_hosts: vec!["api.openai.com:443".into()],
                 tenants: vec!["t1".into()],
+                ca_pem: None,
             }],
         );
-        assert_eq!(creds.resolve(&stored, "t1", "mine").unwrap().value, "sk-t1");
+        let mine = creds.resolve(&stored, "t1", "mine").unwrap();
+        assert_eq!(mine.value, "sk-t1");
+        // The credential's private CA goes with it to the provider client.
+        assert_eq!(mine.ca_pem.as_deref(), Some("CA"));
         assert_eq!(
             creds.resolve(&stored, "t1", "shared").unwrap().value,
             "sk-op"

@@ -48,14 +48,42 @@ pub struct Client {
     agent: ureq::Agent,
 }
 
+/// CA certificates (PEM) every client made after [`trust_ca`] trusts for `https://`.
+static TRUSTED: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// Trusts the CA of `pem` in every [`Client`] made from now on (a test cluster's own CA;
+/// plain `http://` URLs are unaffected).
+pub fn trust_ca(pem: &[u8]) -> Result<(), String> {
+    colony_tls::pem::certificates(pem).map_err(|e| e.to_string())?;
+    let mut trusted = TRUSTED.lock().unwrap_or_else(|p| p.into_inner());
+    trusted.extend_from_slice(pem);
+    trusted.push(b'\n');
+    Ok(())
+}
+
+/// The TLS config of clients: the trusted CAs, when any.
+pub fn tls_config() -> Option<std::sync::Arc<colony_tls::rustls::ClientConfig>> {
+    let trusted = TRUSTED.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if trusted.is_empty() {
+        return None;
+    }
+    let cas = colony_tls::pem::certificates(&trusted).ok()?;
+    colony_tls::server::api_client(&cas)
+        .ok()
+        .map(std::sync::Arc::new)
+}
+
 impl Client {
     /// A client with its own connection pool.
     pub fn new(timeout: Duration) -> Client {
+        let mut builder = ureq::AgentBuilder::new()
+            .timeout_connect(timeout.min(Duration::from_secs(1)))
+            .timeout(timeout);
+        if let Some(tls) = tls_config() {
+            builder = builder.tls_config(tls);
+        }
         Client {
-            agent: ureq::AgentBuilder::new()
-                .timeout_connect(timeout.min(Duration::from_secs(1)))
-                .timeout(timeout)
-                .build(),
+            agent: builder.build(),
         }
     }
 

@@ -46,6 +46,9 @@ pub struct Spec {
     /// How many of its last log lines each node keeps in memory ([`Node::log`]);
     /// `usize::MAX` keeps all. [`Spec::new`]: 200.
     pub log_lines: usize,
+    /// `--certs-dir` of every node (TLS on every listener), if any; see
+    /// [`Spec::with_tls`].
+    pub certs_dir: Option<PathBuf>,
 }
 
 impl Spec {
@@ -68,7 +71,43 @@ impl Spec {
             )],
             env_remove: Vec::new(),
             log_lines: LOG_TAIL,
+            certs_dir: None,
         }
+    }
+
+    /// Turns TLS on for every node: creates a CA and a node certificate for 127.0.0.1
+    /// and localhost in `dir` with the binary's `colony certs` (loopback nodes share it)
+    /// and trusts the CA in every [`crate::Client`] made from now on.
+    pub fn with_tls(mut self, dir: &Path) -> Result<Spec, String> {
+        let certs = dir.join("certs");
+        let key = dir.join("ca.key");
+        let run = |args: &[&str]| -> Result<(), String> {
+            let out = Command::new(&self.bin)
+                .arg("certs")
+                .args(args)
+                .arg("--certs-dir")
+                .arg(&certs)
+                .arg("--ca-key")
+                .arg(&key)
+                .arg("--overwrite")
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("running colony certs: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "colony certs {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+        run(&["create-ca"])?;
+        run(&["create-node", "127.0.0.1", "localhost"])?;
+        let ca = std::fs::read(certs.join("ca.crt")).map_err(|e| format!("reading ca.crt: {e}"))?;
+        crate::http::trust_ca(&ca)?;
+        self.certs_dir = Some(certs);
+        Ok(self)
     }
 }
 
@@ -207,12 +246,19 @@ pub struct Node {
     child: Option<Child>,
     /// Bound addresses.
     pub addrs: Addrs,
+    /// `https` when the node serves TLS, else `http` (from its listening line).
+    pub scheme: &'static str,
     /// The node id it logged at start.
     pub id: String,
     log: Log,
 }
 
 impl Node {
+    /// The API's base URL (`https://` with TLS).
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addrs.http)
+    }
+
     /// Starts a node and waits (bounded by `spec.wait`) until it logs its bound addresses.
     /// `addrs` fixes the listeners (a restart in place); `None` uses port 0. `label` names
     /// its log file.
@@ -257,6 +303,9 @@ impl Node {
         for kv in &spec.sets {
             cmd.args(["--set", kv]);
         }
+        if let Some(dir) = &spec.certs_dir {
+            cmd.arg("--certs-dir").arg(dir);
+        }
         cmd.env("COLONY_ADMIN_TOKEN", &spec.admin_token)
             .env("COLONY_CLUSTER_SECRET", &spec.cluster_secret);
         for k in &spec.env_remove {
@@ -293,6 +342,7 @@ impl Node {
                 raft: String::new(),
                 cluster: String::new(),
             },
+            scheme: "http",
             id: String::new(),
             log: log.clone(),
         };
@@ -316,9 +366,10 @@ impl Node {
         let deadline = Instant::now() + spec.wait;
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok((addrs, id)) => {
+                Ok((addrs, id, scheme)) => {
                     node.addrs = addrs;
                     node.id = id;
+                    node.scheme = scheme;
                     return Ok(node);
                 }
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
@@ -429,7 +480,7 @@ impl Node {
     /// passes.
     pub fn wait_ready(&mut self, client: &Client, wait: Duration) -> Result<(), NotReady> {
         let deadline = Instant::now() + wait;
-        let url = format!("http://{}/readyz", self.addrs.http);
+        let url = format!("{}/readyz", self.url());
         loop {
             let last = match client.get(&url, None) {
                 Ok(r) if r.status == 200 => return Ok(()),
@@ -472,7 +523,7 @@ impl Drop for Node {
 }
 
 /// Parses the node's "colony node listening" JSON log line into its addresses and id.
-fn parse_listening(line: &str) -> Option<(Addrs, String)> {
+fn parse_listening(line: &str) -> Option<(Addrs, String, &'static str)> {
     let v: Value = serde_json::from_str(line).ok()?;
     let f = &v["fields"];
     if !f["message"]
@@ -487,14 +538,24 @@ fn parse_listening(line: &str) -> Option<(Addrs, String)> {
         Value::Number(n) => n.to_string(),
         _ => String::new(),
     };
+    let http = text("http")?;
+    let scheme = if http.starts_with("https://") {
+        "https"
+    } else {
+        "http"
+    };
     Some((
         Addrs {
-            http: text("http")?.trim_start_matches("http://").to_string(),
+            http: http
+                .trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .to_string(),
             gossip: text("gossip")?,
             raft: text("raft")?,
             cluster: text("cluster").unwrap_or_default(),
         },
         id,
+        scheme,
     ))
 }
 
@@ -505,8 +566,11 @@ mod tests {
     #[test]
     fn the_listening_line_gives_addresses_and_id() {
         let line = r#"{"fields":{"message":"colony node listening; /readyz turns 200","http":"http://127.0.0.1:8080","gossip":"127.0.0.1:7946","raft":"127.0.0.1:7948","cluster":"127.0.0.1:7947","node_id":42}}"#;
-        let (a, id) = parse_listening(line).unwrap_or_else(|| panic!("not parsed"));
-        assert_eq!(a.http, "127.0.0.1:8080");
+        let (a, id, scheme) = parse_listening(line).unwrap_or_else(|| panic!("not parsed"));
+        assert_eq!((a.http.as_str(), scheme), ("127.0.0.1:8080", "http"));
+        let tls = line.replace("http://", "https://");
+        let (a, _, scheme) = parse_listening(&tls).unwrap_or_else(|| panic!("not parsed"));
+        assert_eq!((a.http.as_str(), scheme), ("127.0.0.1:8080", "https"));
         assert_eq!(
             (a.gossip.as_str(), a.cluster.as_str(), id.as_str()),
             ("127.0.0.1:7946", "127.0.0.1:7947", "42")

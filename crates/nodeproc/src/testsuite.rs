@@ -52,6 +52,8 @@ pub struct Nodes {
     nodes: Vec<Option<Node>>,
     /// Bound addresses by index (kept for restarts in place).
     addrs: Vec<Addrs>,
+    /// `http` or `https`, by index.
+    schemes: Vec<&'static str>,
     /// Node ids by index, as each logged at its first start.
     ids: Vec<String>,
     /// Data dirs by index, under `root`.
@@ -65,6 +67,7 @@ impl Nodes {
         Ok(Nodes {
             nodes: Vec::new(),
             addrs: Vec::new(),
+            schemes: Vec::new(),
             ids: Vec::new(),
             dirs: Vec::new(),
             root: temp_dir(prefix)?,
@@ -85,6 +88,7 @@ impl Nodes {
             .collect();
         let node = Node::spawn(spec, &format!("node-{}", i + 1), &dir, addrs, &seeds)?;
         self.addrs.push(node.addrs.clone());
+        self.schemes.push(node.scheme);
         self.ids.push(node.id.clone());
         self.dirs.push(dir);
         self.nodes.push(Some(node));
@@ -113,7 +117,7 @@ impl Nodes {
 
     /// The HTTP base URL of node `i`.
     pub fn url(&self, i: usize) -> String {
-        format!("http://{}", self.addrs[i].http)
+        format!("{}://{}", self.schemes[i], self.addrs[i].http)
     }
 
     /// Where the data dirs live.

@@ -94,6 +94,9 @@ pub struct Credential {
     pub value: String,
     /// Lowercase `host:port`s (`api.openai.com:443`, `[::1]:8000`) it may be sent to.
     pub allowed_hosts: Vec<String>,
+    /// PEM of the CA that a private `https://` endpoint's certificate chains to; when
+    /// set, only that CA is trusted for calls carrying this credential.
+    pub ca_pem: Option<String>,
 }
 
 impl Credential {
@@ -110,7 +113,14 @@ impl Credential {
                 .into_iter()
                 .map(|h| h.into().trim().to_ascii_lowercase())
                 .collect(),
+            ca_pem: None,
         }
+    }
+
+    /// Trusts only the CA of `ca_pem` (PEM) for calls carrying this credential.
+    pub fn with_ca_pem(mut self, ca_pem: impl Into<String>) -> Self {
+        self.ca_pem = Some(ca_pem.into());
+        self
     }
 
     /// Whether it may be sent to `host_port` (`host:port`, either case).
@@ -128,6 +138,7 @@ impl std::fmt::Debug for Credential {
             .field("name", &self.name)
             .field("value", &"<redacted>")
             .field("allowed_hosts", &self.allowed_hosts)
+            .field("ca_pem", &self.ca_pem.as_ref().map(|_| "<pem>"))
             .finish()
     }
 }

@@ -40,12 +40,27 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The HTTP client of one OpenAI provider: no redirects, no proxy, names resolved and
-/// checked by the policy resolver for `target`'s host.
+/// checked by the policy resolver for `target`'s host; `https://` trusts Mozilla's roots,
+/// or only `ca_pem` when the credential brings a private CA.
 fn http_client(
     egress: &Arc<EgressPolicy>,
     target: &Target,
+    ca_pem: Option<&str>,
 ) -> Result<reqwest::Client, ConfigError> {
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder();
+    #[cfg(feature = "tls")]
+    let builder = {
+        use colony_tls::client::{private_ca, public_roots, ALPN_HTTP1};
+        let tls = match ca_pem {
+            Some(pem) => private_ca(pem.as_bytes(), ALPN_HTTP1),
+            None => public_roots(ALPN_HTTP1),
+        }
+        .map_err(|e| ConfigError::Client(format!("the credential's CA: {e}")))?;
+        builder.tls_backend_preconfigured(tls)
+    };
+    #[cfg(not(feature = "tls"))]
+    let _ = ca_pem;
+    builder
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .referer(false)
@@ -83,7 +98,8 @@ impl OpenAiBackend {
         if let Some(addr) = literal {
             egress.check(&target.host, addr)?;
         }
-        let http = http_client(&egress, &target)?;
+        let ca_pem = config.credential.as_ref().and_then(|c| c.ca_pem.as_deref());
+        let http = http_client(&egress, &target, ca_pem)?;
         let host_port = target.host_port();
         Ok(Self {
             http,

@@ -22,6 +22,9 @@ use serde_json::{json, Value};
 pub struct CredentialBody {
     value: String,
     allowed_hosts: Vec<String>,
+    /// PEM of a private CA the endpoint's certificate chains to.
+    #[serde(default)]
+    ca_pem: Option<String>,
 }
 
 // Hand-written so the value never reaches a log line.
@@ -30,6 +33,7 @@ impl std::fmt::Debug for CredentialBody {
         f.debug_struct("CredentialBody")
             .field("value", &"<redacted>")
             .field("allowed_hosts", &self.allowed_hosts)
+            .field("ca_pem", &self.ca_pem.is_some())
             .finish()
     }
 }
@@ -39,6 +43,7 @@ fn view(c: &StoredCredential) -> Value {
     json!({
         "name": c.name,
         "allowed_hosts": c.allowed_hosts,
+        "ca_pem": c.ca_pem,
         "created_at_ms": c.created_at_ms,
         "updated_at_ms": c.updated_at_ms,
     })
@@ -57,6 +62,11 @@ pub async fn put(
         .map_err(|e| Problem::invalid_field("/value", e.to_string()))?;
     let allowed_hosts = credential::normalize_hosts(&body.allowed_hosts)
         .map_err(|e| Problem::invalid_field("/allowed_hosts", e.to_string()))?;
+    if let Some(pem) = &body.ca_pem {
+        // Parsed (bounded) now, so a bad CA is a 422 here and not a failed evaluation.
+        colony_tls::client::private_ca(pem.as_bytes(), colony_tls::client::ALPN_HTTP1)
+            .map_err(|e| Problem::invalid_field("/ca_pem", e.to_string()))?;
+    }
     let tenant = caller.tenant.id.clone();
     let sealed = app
         .sealing_key
@@ -66,6 +76,7 @@ pub async fn put(
         name,
         allowed_hosts,
         sealed,
+        ca_pem: body.ca_pem,
         created_at_ms: 0,
         updated_at_ms: 0,
     };

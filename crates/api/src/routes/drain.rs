@@ -82,11 +82,11 @@ pub async fn drain(
             ),
         ));
     }
-    forward(&addr, &headers).await
+    forward(&app, &addr, &headers).await
 }
 
 /// Passes the drain on to the node at `addr` with the caller's credentials.
-async fn forward(addr: &str, headers: &HeaderMap) -> ApiResult<Response> {
+async fn forward(app: &AppState, addr: &str, headers: &HeaderMap) -> ApiResult<Response> {
     let unavailable = |e: String| {
         Problem::new(
             ErrorCode::Unavailable,
@@ -94,12 +94,23 @@ async fn forward(addr: &str, headers: &HeaderMap) -> ApiResult<Response> {
         )
         .with_retry_after(1)
     };
+    // With TLS the peer's API is HTTPS, verified against the cluster CA (the admin token
+    // goes to a node of this cluster only); without, plain HTTP on loopback.
+    let (scheme, tls) = match &app.transport.identity {
+        Some(id) => ("https", colony_tls::server::api_client(id.cas())),
+        None => (
+            "http",
+            colony_tls::client::public_roots(colony_tls::client::ALPN_HTTP1),
+        ),
+    };
+    let tls = tls.map_err(|e| unavailable(e.to_string()))?;
     let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
         .timeout(FORWARD_TIMEOUT)
         .build()
         .map_err(|e| unavailable(e.to_string()))?;
     let mut req = client
-        .post(format!("http://{addr}/v1/cluster/drain"))
+        .post(format!("{scheme}://{addr}/v1/cluster/drain"))
         .header("content-type", "application/json")
         .body("{}");
     if let Some(auth) = headers.get("authorization") {

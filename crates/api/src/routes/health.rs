@@ -180,7 +180,24 @@ pub async fn cluster(_: Admin, State(app): State<AppState>) -> Json<Value> {
         },
         "fault_injection": app.faults.enabled(),
         "components": app.components.states(),
+        "listeners": app.transport.listeners.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "tls": app.transport.identity.as_ref().map(|id| {
+            let now = now_secs();
+            json!({
+                "certs_dir": id.dir().display().to_string(),
+                "node_cert_not_after": id.not_after(),
+                "node_cert_expires_in_s": id.not_after() - now,
+                "ca_cert_not_after": id.ca_not_after(),
+                "ca_cert_expires_in_s": id.ca_not_after() - now,
+            })
+        }),
     }))
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Copies cluster state into the metric families just before they are rendered.
@@ -198,6 +215,26 @@ fn export_cluster(app: &AppState) {
     set("applied", s.applied_index);
     set("snapshot", s.snapshot_index);
     set("purged", s.purged_index);
+    if let Some(id) = &app.transport.identity {
+        let now = now_secs();
+        m.tls_expiry
+            .with_label_values(&["node"])
+            .set(id.not_after() - now);
+        m.tls_expiry
+            .with_label_values(&["ca"])
+            .set(id.ca_not_after() - now);
+    }
+    for (listener, stats) in &app.transport.handshakes {
+        use std::sync::atomic::Ordering::Relaxed;
+        for (outcome, n) in [
+            ("completed", &stats.completed),
+            ("failed", &stats.failed),
+            ("timed_out", &stats.timed_out),
+            ("refused", &stats.refused),
+        ] {
+            m.sync_tls_handshakes(listener, outcome, n.load(Relaxed));
+        }
+    }
     m.raft_is_leader.set(i64::from(s.leader == Some(s.node_id)));
     m.raft_voters.set(s.voters.len() as i64);
     m.audit_entries

@@ -145,6 +145,15 @@ pub struct MockServer {
 impl MockServer {
     /// Starts a server answering `script` in order, then `Reply::ok("default")`.
     pub async fn start(script: Vec<Reply>) -> Self {
+        Self::start_on(script, None).await
+    }
+
+    /// The same server over HTTPS with `tls` (see `colony_tls::server`).
+    pub async fn start_tls(script: Vec<Reply>, tls: Arc<rustls::ServerConfig>) -> Self {
+        Self::start_on(script, Some(tls)).await
+    }
+
+    async fn start_on(script: Vec<Reply>, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let shared = Arc::new(Shared {
             script: Mutex::new(script.into()),
             received: Mutex::new(Vec::new()),
@@ -153,11 +162,20 @@ impl MockServer {
         let app = Router::new().fallback(handle).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            match tls {
+                None => axum::serve(listener, app).await.unwrap(),
+                Some(config) => {
+                    let limits = colony_tls::listener::Limits::default();
+                    let tls =
+                        colony_tls::listener::TlsListener::new(listener, config, limits).unwrap();
+                    axum::serve(tls, app).await.unwrap()
+                }
+            }
         });
         Self {
-            base_url: format!("http://{addr}/v1"),
+            base_url: format!("{scheme}://{addr}/v1"),
             addr,
             shared,
             task,

@@ -1,0 +1,216 @@
+//! A TLS listener for `axum::serve`: TCP connections are accepted in a task of their
+//! own and each handshake runs in its own task, bounded in number (overall and per
+//! client address) and in time, so a client that stalls its handshake holds one slot for
+//! at most the timeout and never the accept loop.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+/// Bounds of the handshakes in flight.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Handshakes in flight at once; more connections are closed at once.
+    pub max_in_flight: usize,
+    /// Handshakes in flight from one IP address.
+    pub max_per_ip: usize,
+    /// Longest a handshake may take.
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 256,
+            max_per_ip: 32,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Counts of what became of accepted connections (for metrics).
+#[derive(Debug, Default)]
+pub struct HandshakeStats {
+    /// Handshakes completed.
+    pub completed: AtomicU64,
+    /// Handshakes that failed (not TLS, bad certificate, no common suite).
+    pub failed: AtomicU64,
+    /// Handshakes that took longer than the timeout.
+    pub timed_out: AtomicU64,
+    /// Connections closed unhandshaken because the limits were reached.
+    pub refused: AtomicU64,
+}
+
+/// A listener whose connections are TLS streams that completed their handshake.
+#[derive(Debug)]
+pub struct TlsListener {
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+    accepting: tokio::task::JoinHandle<()>,
+    stats: Arc<HandshakeStats>,
+}
+
+impl TlsListener {
+    /// Accepts on `tcp` with `config` (its resolver may change certificates at will).
+    pub fn new(
+        tcp: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+        limits: Limits,
+    ) -> io::Result<Self> {
+        let local = tcp.local_addr()?;
+        let stats = Arc::new(HandshakeStats::default());
+        // Completed handshakes waiting for axum: the in-flight bound bounds them too.
+        let (tx, ready) = mpsc::channel(64);
+        let accepting = tokio::spawn(accept_loop(
+            tcp,
+            TlsAcceptor::from(config),
+            limits,
+            tx,
+            stats.clone(),
+        ));
+        Ok(Self {
+            ready,
+            local,
+            accepting,
+            stats,
+        })
+    }
+
+    /// What became of the connections so far.
+    pub fn stats(&self) -> Arc<HandshakeStats> {
+        self.stats.clone()
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(conn) => conn,
+            // The accept loop ended (it only does when aborted): nothing more comes.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+/// Releases a per-IP slot when the handshake task ends, however it ends.
+struct IpSlot {
+    ip: IpAddr,
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+fn take_ip_slot(
+    counts: &Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+    max: usize,
+) -> Option<IpSlot> {
+    let mut map = counts.lock().unwrap_or_else(|p| p.into_inner());
+    let n = map.entry(ip).or_insert(0);
+    if *n >= max {
+        return None;
+    }
+    *n += 1;
+    Some(IpSlot {
+        ip,
+        counts: counts.clone(),
+    })
+}
+
+async fn accept_loop(
+    tcp: TcpListener,
+    acceptor: TlsAcceptor,
+    limits: Limits,
+    ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+    stats: Arc<HandshakeStats>,
+) {
+    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
+    let per_ip = Arc::new(Mutex::new(HashMap::new()));
+    loop {
+        let (stream, peer) = match tcp.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                tracing::debug!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            stats.refused.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let Some(slot) = take_ip_slot(&per_ip, peer.ip(), limits.max_per_ip) else {
+            stats.refused.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (acceptor, ready, stats) = (acceptor.clone(), ready.clone(), stats.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let handshake = tokio::time::timeout(limits.timeout, acceptor.accept(stream)).await;
+            drop(slot);
+            match handshake {
+                Ok(Ok(tls)) => {
+                    stats.completed.fetch_add(1, Ordering::Relaxed);
+                    let _ = ready.send((tls, peer)).await;
+                }
+                Ok(Err(e)) => {
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                }
+                Err(_) => {
+                    stats.timed_out.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_ip_slots_are_bounded_and_released() {
+        let counts = Arc::new(Mutex::new(HashMap::new()));
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        let a = take_ip_slot(&counts, ip, 2).expect("first");
+        let _b = take_ip_slot(&counts, ip, 2).expect("second");
+        assert!(take_ip_slot(&counts, ip, 2).is_none());
+        assert!(take_ip_slot(&counts, [10, 0, 0, 2].into(), 2).is_some());
+        drop(a);
+        assert!(take_ip_slot(&counts, ip, 2).is_some());
+    }
+}

@@ -1,0 +1,147 @@
+//! Server configurations (and the matching node-to-node client) built on a
+//! [`NodeIdentity`]: TLS 1.3 and 1.2 with the provider's modern suites only (AEAD,
+//! forward secret), the node certificate resolved per handshake so rotation applies to
+//! new connections at once.
+
+use crate::certs::{self, Usage};
+use crate::identity::{CurrentCert, NodeIdentity};
+use crate::{provider, TlsError};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
+    SignatureScheme,
+};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// ALPN of the public API: h2, then HTTP/1.1.
+pub const ALPN_PUBLIC: &[&[u8]] = &[b"h2", b"http/1.1"];
+/// ALPN of the internal listener (reqwest's HTTP/1.1 client).
+pub const ALPN_INTERNAL: &[&[u8]] = &[b"http/1.1"];
+
+fn alpn(protocols: &[&[u8]]) -> Vec<Vec<u8>> {
+    protocols.iter().map(|p| p.to_vec()).collect()
+}
+
+/// The public API's server: any client, the node certificate, `h2` and `http/1.1`.
+pub fn public(identity: &Arc<NodeIdentity>) -> Result<ServerConfig, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(CurrentCert(identity.clone())));
+    config.alpn_protocols = alpn(ALPN_PUBLIC);
+    Ok(config)
+}
+
+/// The internal listener's server: the client must present a node certificate of the
+/// cluster CA (server and client use: a client certificate for a person is refused).
+pub fn internal(identity: &Arc<NodeIdentity>) -> Result<ServerConfig, TlsError> {
+    let verifier = NodeClientVerifier {
+        cas: identity.cas().to_vec(),
+        provider: provider(),
+    };
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(Arc::new(verifier))
+        .with_cert_resolver(Arc::new(CurrentCert(identity.clone())));
+    config.alpn_protocols = alpn(ALPN_INTERNAL);
+    Ok(config)
+}
+
+/// A node's client towards other nodes: trusts only the cluster CA (the peer's
+/// certificate must name the address dialled and allow server use) and presents the
+/// node certificate.
+pub fn internal_client(identity: &Arc<NodeIdentity>) -> Result<ClientConfig, TlsError> {
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots(identity.cas())?)
+        .with_client_cert_resolver(Arc::new(CurrentCert(identity.clone())));
+    config.alpn_protocols = alpn(ALPN_INTERNAL);
+    Ok(config)
+}
+
+/// A client of the public API (`colony ctl`, tests, joins): trusts only the cluster CA.
+pub fn api_client(cas: &[CertificateDer<'static>]) -> Result<ClientConfig, TlsError> {
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots(cas)?)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn(crate::client::ALPN_HTTP1);
+    Ok(config)
+}
+
+/// The cluster CA as the only trust anchors.
+fn roots(cas: &[CertificateDer<'static>]) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for ca in cas {
+        roots
+            .add(ca.clone())
+            .map_err(|_| TlsError::Pem("ca.crt is not a usable trust anchor".into()))?;
+    }
+    Ok(roots)
+}
+
+/// Accepts client certificates that are node certificates of the cluster CA.
+#[derive(Debug)]
+struct NodeClientVerifier {
+    cas: Vec<CertificateDer<'static>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ClientCertVerifier for NodeClientVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(now.as_secs());
+        certs::verify(end_entity, &self.cas, Usage::Node, at).map_err(|e| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+                Arc::new(e),
+            )))
+        })?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

@@ -1,0 +1,575 @@
+//! TLS through the real binary: `colony certs` (files, modes, refusals), a node serving
+//! its API over HTTPS (checked with `curl --cacert`: TLS 1.3, h2 by ALPN, HSTS, plain
+//! HTTP refused), `/v1/cluster` and `/metrics` showing the certificate, rotation under
+//! load with zero failed requests, and certificate directories a node refuses (exit 2
+//! naming `tls.certs_dir`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+use harness::{
+    colony_bin, eventually, run_to_exit, temp_dir, Cluster, Node, NodeOptions, ADMIN_TOKEN,
+};
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Runs `colony certs ARGS`; (exit code, stdout, stderr).
+fn certs(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(colony_bin())
+        .arg("certs")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run colony certs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn dir_args<'a>(certs_dir: &'a str, ca_key: &'a str) -> Vec<&'a str> {
+    vec!["--certs-dir", certs_dir, "--ca-key", ca_key]
+}
+
+/// A CA and a node certificate for 127.0.0.1 in `dir/certs`, the CA key beside it.
+fn make_certs(dir: &Path, node_days: &str) -> (String, String) {
+    let certs_dir = dir.join("certs").display().to_string();
+    let ca_key = dir.join("ca.key").display().to_string();
+    let (code, _, err) = certs(&[&["create-ca"][..], &dir_args(&certs_dir, &ca_key)].concat());
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = certs(
+        &[
+            &["create-node", "127.0.0.1", "localhost"][..],
+            &dir_args(&certs_dir, &ca_key),
+            &["--lifetime-days", node_days],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    (certs_dir, ca_key)
+}
+
+/// `curl` against the node; (HTTP status, headers and body as curl prints them with -i).
+fn curl(args: &[&str]) -> (i32, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl (install it: apt-get install curl)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn start_tls_node(data: &Path, certs_dir: &str) -> Node {
+    let opts = NodeOptions {
+        sets: vec![
+            format!("tls.certs_dir={certs_dir}"),
+            "tls.reload_check_ms=200".into(),
+        ],
+        // The harness polls /readyz over plain HTTP; this test polls over HTTPS itself.
+        no_wait_ready: true,
+        ..NodeOptions::default()
+    };
+    let node = Node::start_with(data, opts);
+    let ca = format!("{certs_dir}/ca.crt");
+    let url = format!("https://{}/readyz", node.http_addr);
+    eventually(Duration::from_secs(60), "the TLS node to be ready", || {
+        let (code, text) = curl(&[
+            "--cacert",
+            &ca,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &url,
+        ]);
+        (code == 0 && text.trim() == "200").then_some(())
+    });
+    node
+}
+
+fn admin_json(node: &Node, ca: &str, path: &str) -> Value {
+    let url = format!("https://{}{path}", node.http_addr);
+    let auth = format!("authorization: Bearer {ADMIN_TOKEN}");
+    let (code, text) = curl(&["--cacert", ca, "-H", &auth, &url]);
+    assert_eq!(code, 0, "{text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn certs_are_created_with_safe_modes_and_existing_files_or_a_foreign_ca_key_are_refused() {
+    let dir = temp_dir();
+    let (certs_dir, ca_key) = make_certs(dir.path(), "30");
+    let mode = |p: &str| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&ca_key), 0o600);
+    assert_eq!(mode(&format!("{certs_dir}/node.key")), 0o600);
+    assert_eq!(mode(&format!("{certs_dir}/node.crt")), 0o644);
+    let (code, out, err) = certs(
+        &[
+            &["create-client", "alice"][..],
+            &dir_args(&certs_dir, &ca_key),
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("client.alice.crt"), "{out}");
+    assert_eq!(mode(&format!("{certs_dir}/client.alice.key")), 0o600);
+
+    // An existing CA is kept: a second create-ca fails and changes nothing.
+    let before = std::fs::read(&ca_key).unwrap();
+    let (code, _, err) = certs(&[&["create-ca"][..], &dir_args(&certs_dir, &ca_key)].concat());
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("exists") && err.contains("--overwrite"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&ca_key).unwrap(), before);
+
+    // Another CA's key with this ca.crt: refused, no node certificate written.
+    let other = dir.path().join("other");
+    let other_key = dir.path().join("other.key").display().to_string();
+    let other_dir = other.display().to_string();
+    let (code, _, err) = certs(&[&["create-ca"][..], &dir_args(&other_dir, &other_key)].concat());
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = certs(
+        &[
+            &["create-node", "10.0.0.9", "--overwrite"][..],
+            &dir_args(&certs_dir, &other_key),
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("does not belong"), "{err}");
+
+    // Usage errors are exit 2 (clap): a node certificate needs a host.
+    let (code, _, _) = certs(&[&["create-node"][..], &dir_args(&certs_dir, &ca_key)].concat());
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn the_api_is_https_with_curl_cacert_h2_and_hsts_and_plain_http_fails() {
+    let dir = temp_dir();
+    let (certs_dir, _) = make_certs(dir.path(), "30");
+    let node = start_tls_node(&dir.path().join("data"), &certs_dir);
+    let ca = format!("{certs_dir}/ca.crt");
+    let url = format!("https://{}/healthz", node.http_addr);
+
+    let (code, text) = curl(&[
+        "--cacert",
+        &ca,
+        "-i",
+        "--http2",
+        "-w",
+        "\n%{http_version}",
+        &url,
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("strict-transport-security: max-age=31536000"),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with('2'), "h2 by ALPN: {text}");
+    let (code, text) = curl(&[
+        "--cacert",
+        &ca,
+        "--http1.1",
+        "--tlsv1.2",
+        "--tls-max",
+        "1.2",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &url,
+    ]);
+    assert_eq!((code, text.trim()), (0, "200"), "TLS 1.2 with HTTP/1.1");
+    // localhost is in the certificate too.
+    let port = node.http_addr.rsplit(':').next().unwrap();
+    let (code, text) = curl(&[
+        "--cacert",
+        &ca,
+        &format!("https://localhost:{port}/healthz"),
+    ]);
+    assert_eq!(code, 0, "{text}");
+
+    // Without the CA, curl refuses the certificate; plain HTTP gets no answer.
+    let (code, _) = curl(&[&url]);
+    assert_ne!(code, 0, "the node's certificate is not publicly trusted");
+    let (code, text) = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("http://{}/healthz", node.http_addr),
+    ]);
+    assert!(
+        code != 0 || text.trim() != "200",
+        "plain HTTP must not be served: {text}"
+    );
+
+    let cluster = admin_json(&node, &ca, "/v1/cluster");
+    assert_eq!(cluster["listeners"]["http"], "tls", "{cluster}");
+    let left = cluster["tls"]["node_cert_expires_in_s"].as_i64().unwrap();
+    assert!(
+        (29 * 86_400..=30 * 86_400 + 3_600).contains(&left),
+        "{left}"
+    );
+    let (code, metrics) = curl(&[
+        "--cacert",
+        &ca,
+        &format!("https://{}/metrics", node.http_addr),
+    ]);
+    assert_eq!(code, 0);
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("colony_tls_certificate_expiry_seconds{certificate=\"node\"}"))
+        .unwrap_or_else(|| panic!("no expiry metric in:\n{metrics}"));
+    let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(value > 29.0 * 86_400.0, "{line}");
+    assert!(
+        metrics.contains("colony_tls_handshakes_total{listener=\"http\",outcome=\"completed\"}")
+    );
+}
+
+#[test]
+fn a_rotated_node_certificate_is_served_without_a_failed_request() {
+    let dir = temp_dir();
+    let (certs_dir, ca_key) = make_certs(dir.path(), "10");
+    let node = start_tls_node(&dir.path().join("data"), &certs_dir);
+    let ca = format!("{certs_dir}/ca.crt");
+    let before = admin_json(&node, &ca, "/v1/cluster")["tls"]["node_cert_not_after"]
+        .as_i64()
+        .unwrap();
+
+    // Steady load: new connections (one curl each) and keep-alive ones (several URLs
+    // per curl) for the whole rotation.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let load = {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        let (ca, url) = (ca.clone(), format!("https://{}/healthz", node.http_addr));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let (code, text) = curl(&[
+                    "--cacert",
+                    &ca,
+                    "-o",
+                    "/dev/null",
+                    "-o",
+                    "/dev/null",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}\n",
+                    &url,
+                    &url,
+                    &url,
+                ]);
+                let good = code == 0 && text.lines().filter(|l| *l == "200").count() == 3;
+                let counter = if good { &ok } else { &failed };
+                counter.fetch_add(1, Ordering::Relaxed);
+                if !good {
+                    eprintln!("failed during rotation: {code} {text}");
+                }
+            }
+        })
+    };
+    eventually(Duration::from_secs(30), "load before the rotation", || {
+        (ok.load(Ordering::Relaxed) >= 5).then_some(())
+    });
+    // The new pair, as an operator would roll it in (cp over the files), then SIGHUP.
+    let (code, _, err) = certs(
+        &[
+            &[
+                "create-node",
+                "127.0.0.1",
+                "localhost",
+                "--overwrite",
+                "--lifetime-days",
+                "40",
+            ][..],
+            &["--certs-dir", &certs_dir, "--ca-key", &ca_key],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let _ = Command::new("kill")
+        .args(["-HUP", &node.pid().to_string()])
+        .status();
+    let after = eventually(
+        Duration::from_secs(30),
+        "the new certificate in /v1/cluster",
+        || {
+            let t = admin_json(&node, &ca, "/v1/cluster")["tls"]["node_cert_not_after"].as_i64()?;
+            (t > before + 20 * 86_400).then_some(t)
+        },
+    );
+    let served = ok.load(Ordering::Relaxed);
+    eventually(Duration::from_secs(30), "load after the rotation", || {
+        (ok.load(Ordering::Relaxed) >= served + 5).then_some(())
+    });
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during the rotation"
+    );
+    assert!(after > before);
+    // New connections get the new certificate: its expiry is what curl sees.
+    let (code, text) = curl(&[
+        "--cacert",
+        &ca,
+        "-v",
+        "-o",
+        "/dev/null",
+        &format!("https://{}/healthz", node.http_addr),
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert!(node.log_text().contains("loaded a new node certificate"));
+}
+
+#[test]
+fn a_bad_certs_dir_exits_2_naming_the_key() {
+    let dir = temp_dir();
+    let data = dir.path().join("data").display().to_string();
+    let missing = dir.path().join("nope").display().to_string();
+    let (code, err) = run_to_exit(
+        &["--data-dir", &data, "--certs-dir", &missing],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("tls.certs_dir") && err.contains("ca.crt"),
+        "{err}"
+    );
+
+    // A node certificate of another CA than ca.crt's.
+    let (certs_dir, _) = make_certs(dir.path(), "30");
+    let other = dir.path().join("other");
+    let other_dir = other.display().to_string();
+    let other_key = dir.path().join("other.key").display().to_string();
+    assert_eq!(
+        certs(&[&["create-ca"][..], &dir_args(&other_dir, &other_key)].concat()).0,
+        0
+    );
+    std::fs::copy(format!("{certs_dir}/ca.crt"), other.join("ca.crt.cluster")).unwrap();
+    assert_eq!(
+        certs(
+            &[
+                &["create-node", "127.0.0.1"][..],
+                &dir_args(&other_dir, &other_key)
+            ]
+            .concat()
+        )
+        .0,
+        0
+    );
+    std::fs::rename(other.join("ca.crt.cluster"), other.join("ca.crt")).unwrap();
+    let (code, err) = run_to_exit(
+        &["--data-dir", &data, "--certs-dir", &other_dir],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("tls.certs_dir") && err.contains("not a valid node certificate"),
+        "{err}"
+    );
+}
+
+/// Options of a TLS node with the certificates of `dir` (made by [`make_certs`]), whose
+/// CA the harness's requests trust.
+fn tls_opts(certs_dir: &str) -> NodeOptions {
+    let ca = std::fs::read(format!("{certs_dir}/ca.crt")).unwrap();
+    colony_nodeproc::http::trust_ca(&ca).unwrap();
+    NodeOptions {
+        certs_dir: Some(certs_dir.into()),
+        ..NodeOptions::default()
+    }
+}
+
+fn create(node: &Node, id: &str) -> bool {
+    let r = node.admin(
+        "POST",
+        "/v1/tenants",
+        &serde_json::json!({"id": id, "name": id}),
+    );
+    (200..300).contains(&r.status)
+}
+
+#[test]
+fn a_three_node_tls_cluster_writes_through_any_node_survives_a_leader_kill_and_drains() {
+    let dir = temp_dir();
+    let (certs_dir, _) = make_certs(dir.path(), "30");
+    let mut c = Cluster::start(3, tls_opts(&certs_dir));
+    for i in 0..3 {
+        assert!(c.node(i).url.starts_with("https://"), "{}", c.node(i).url);
+        assert!(
+            create(c.node(i), &format!("via-{i}")),
+            "a write through node {i}"
+        );
+    }
+    let view = c.node(0).admin_get("/v1/cluster").ok().clone();
+    assert_eq!(view["listeners"]["raft"], "mutual tls", "{view}");
+    assert_eq!(view["listeners"]["cluster"], "mutual tls", "{view}");
+
+    // kill -9 of the leader: a survivor takes writes again.
+    let old = c.leader(Duration::from_secs(10));
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+    c.kill9(old);
+    let mut n = 0;
+    eventually(
+        Duration::from_secs(30),
+        "a write after the leader died",
+        || {
+            n += 1;
+            create(c.node(survivors[n % 2]), &format!("after-{n}")).then_some(())
+        },
+    );
+    c.restart(old);
+    c.wait_converged(Duration::from_secs(30));
+
+    // A drain passed from one node to another goes over HTTPS to the peer's API.
+    let target = survivors[0];
+    let target_id = c.node(target).id();
+    let r = c.node(survivors[1]).admin(
+        "POST",
+        "/v1/cluster/drain",
+        &serde_json::json!({"node_id": target_id}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text);
+    let status = c.wait_exit(target, Duration::from_secs(60));
+    assert!(status.success(), "the drained node exits 0: {status:?}");
+    let other = survivors[1];
+    eventually(Duration::from_secs(30), "writes after the drain", || {
+        create(c.node(other), "after-drain").then_some(())
+    });
+}
+
+#[test]
+fn the_internal_port_refuses_plain_http_and_clients_without_a_node_certificate() {
+    let dir = temp_dir();
+    let (certs_dir, ca_key) = make_certs(dir.path(), "30");
+    let c = Cluster::start(1, tls_opts(&certs_dir));
+    let raft = c.node(0).raft_addr.clone();
+    let ca = format!("{certs_dir}/ca.crt");
+    // Plain HTTP: no HTTP answer at all.
+    let (code, text) = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "POST",
+        &format!("http://{raft}/raft/v1/vote"),
+    ]);
+    assert!(
+        code != 0 || text.trim() == "000",
+        "plain HTTP got an answer: {code} {text}"
+    );
+    // TLS without a client certificate: the handshake is refused.
+    let (code, text) = curl(&[
+        "--cacert",
+        &ca,
+        "-X",
+        "POST",
+        &format!("https://{raft}/raft/v1/vote"),
+    ]);
+    assert_ne!(code, 0, "no client certificate: {text}");
+    // A client certificate (a person's, not a node's) is refused as well.
+    assert_eq!(
+        certs(
+            &[
+                &["create-client", "mallory"][..],
+                &dir_args(&certs_dir, &ca_key)
+            ]
+            .concat()
+        )
+        .0,
+        0
+    );
+    let (code, text) = curl(&[
+        "--cacert",
+        &ca,
+        "--cert",
+        &format!("{certs_dir}/client.mallory.crt"),
+        "--key",
+        &format!("{certs_dir}/client.mallory.key"),
+        "-X",
+        "POST",
+        &format!("https://{raft}/raft/v1/vote"),
+    ]);
+    assert_ne!(code, 0, "a client certificate is not a node's: {text}");
+    // The node's own certificate gets through TLS (then the request itself is judged).
+    let (code, text) = curl(&[
+        "--cacert",
+        &ca,
+        "--cert",
+        &format!("{certs_dir}/node.crt"),
+        "--key",
+        &format!("{certs_dir}/node.key"),
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "POST",
+        &format!("https://{raft}/raft/v1/vote"),
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(
+        text.trim(),
+        "400",
+        "an undecodable vote is a 400 after mutual TLS"
+    );
+}
+
+#[test]
+fn a_node_with_another_cas_certificate_cannot_join_even_with_the_cluster_secret() {
+    let dir = temp_dir();
+    let (certs_dir, _) = make_certs(dir.path(), "30");
+    let c = Cluster::start(1, tls_opts(&certs_dir));
+    let other = temp_dir();
+    let (other_certs, _) = make_certs(other.path(), "30");
+    let mut opts = tls_opts(&other_certs);
+    opts.seeds = vec![c.node(0).gossip_addr.clone()];
+    opts.no_wait_ready = true;
+    let data = temp_dir();
+    let stranger = Node::start_with(data.path(), opts);
+    // The leader tries to add it as a learner and fails the handshake: never a voter or
+    // learner, never ready.
+    eventually(
+        Duration::from_secs(30),
+        "the leader's log to say why",
+        || {
+            let log = c.node(0).log_text();
+            (log.contains("certificate") || log.contains("Certificate")).then_some(())
+        },
+    );
+    let view = c.node(0).admin_get("/v1/cluster").ok().clone();
+    let raft_members: Vec<Value> = view["raft"]["voters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(view["raft"]["learners"].as_array().unwrap())
+        .cloned()
+        .collect();
+    assert_eq!(
+        raft_members.len(),
+        1,
+        "only the first node is in Raft: {view}"
+    );
+    assert_ne!(stranger.get("/readyz", None).status, 200);
+}
