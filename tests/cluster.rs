@@ -467,23 +467,34 @@ fn colony_dev_starts_a_cluster_and_stops_it_on_sigterm() {
     }
     let pid = child.id();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // TLS by default: the dev CA verifies every node.
+        let ca = dir.path().join("certs/ca.crt");
+        let agent = eventually(Duration::from_secs(30), "the dev CA", || {
+            let pem = std::fs::read(&ca).ok()?;
+            colony_nodeproc::http::trust_ca(&pem).ok()?;
+            let tls = colony_nodeproc::http::tls_config()?;
+            Some(ureq::AgentBuilder::new().tls_config(tls).build())
+        });
         eventually(
             Duration::from_secs(90),
-            "3 dev nodes ready with 3 voters",
+            "3 dev nodes ready with 3 voters, over HTTPS",
             || {
-                let url = format!("http://127.0.0.1:{}/v1/cluster", base + 1);
-                let v: Value = ureq::get(&url)
+                let url = format!("https://127.0.0.1:{}/v1/cluster", base + 1);
+                let v: Value = agent
+                    .get(&url)
                     .set("authorization", &format!("Bearer {ADMIN_TOKEN}"))
                     .call()
                     .ok()?
                     .into_json()
                     .ok()?;
                 let ready = (1..=3).all(|i| {
-                    ureq::get(&format!("http://127.0.0.1:{}/readyz", base + i))
+                    agent
+                        .get(&format!("https://127.0.0.1:{}/readyz", base + i))
                         .call()
                         .is_ok_and(|r| r.status() == 200)
                 });
-                (ready && v["raft"]["voters"].as_array()?.len() == 3).then_some(())
+                let mtls = v["listeners"]["raft"] == "mutual tls";
+                (ready && mtls && v["raft"]["voters"].as_array()?.len() == 3).then_some(())
             },
         );
     }));

@@ -57,6 +57,10 @@ export COLONY_HTTP_PORT_1=$(free_port) COLONY_HTTP_PORT_2=$(free_port) COLONY_HT
 export COLONY_CLUSTER_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
 export COLONY_ADMIN_TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
 AUTH="Authorization: Bearer $COLONY_ADMIN_TOKEN"
+# TLS on every listener: a CA and one certificate per node (deploy/compose-certs.sh).
+certs=$(mktemp -d /tmp/colony-compose-certs.XXXXXX)
+export COLONY_CERTS="$certs"
+CACERT="$certs/ca.crt"
 declare -A PORT=([n1]=$COLONY_HTTP_PORT_1 [n2]=$COLONY_HTTP_PORT_2 [n3]=$COLONY_HTTP_PORT_3)
 
 compose() { "${compose_bin[@]}" -p "$project" -f "$repo/deploy/compose.yaml" "$@"; }
@@ -73,6 +77,7 @@ cleanup() {
   else
     compose down -v --remove-orphans -t 60 >/dev/null 2>&1 || true
     docker image rm -f "$image" >/dev/null 2>&1 || true
+    rm -rf "$certs"
   fi
   log "done (exit $rc)"
 }
@@ -80,10 +85,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- helpers
-url() { echo "http://127.0.0.1:${PORT[$1]}$2"; }
+url() { echo "https://127.0.0.1:${PORT[$1]}$2"; }
 # status NODE PATH -> HTTP status code (000 when unreachable)
-status() { curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$(url "$1" "$2")" || true; }
-cluster_json() { curl -sf --max-time 3 -H "$AUTH" "$(url "$1" /v1/cluster)"; }
+status() { curl -s --cacert "$CACERT" -o /dev/null -w '%{http_code}' --max-time 3 "$(url "$1" "$2")" || true; }
+cluster_json() { curl -sf --cacert "$CACERT" --max-time 3 -H "$AUTH" "$(url "$1" /v1/cluster)"; }
 # cluster_check NODE: "ok <node_id> <leader>" when NODE sees 3 active members and a leader
 cluster_check() {
   cluster_json "$1" 2>/dev/null | python3 -c '
@@ -117,10 +122,10 @@ node_ready_and_active() { [[ $(status "$1" /readyz) == 200 && $(cluster_check "$
 health_of() { docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$(compose ps -q "$1")"; }
 all_healthy() { for n in n1 n2 n3; do [[ $(health_of "$n") == healthy ]] || return 1; done; }
 # read_tier NODE NAME -> succeeds when NODE knows tier NAME (linearizable read)
-read_tier() { curl -sf --max-time 5 -H "$AUTH" "$(url "$1" "/v1/tiers/$2?consistent=true")" >/dev/null; }
+read_tier() { curl -sf --cacert "$CACERT" --max-time 5 -H "$AUTH" "$(url "$1" "/v1/tiers/$2?consistent=true")" >/dev/null; }
 write_tier() { # write_tier NODE NAME
   local code
-  code=$(curl -s -o /tmp/deploy_compose_write.$$ -w '%{http_code}' --max-time 10 -H "$AUTH" \
+  code=$(curl -s --cacert "$CACERT" -o /tmp/deploy_compose_write.$$ -w '%{http_code}' --max-time 10 -H "$AUTH" \
     -H 'content-type: application/json' "$(url "$1" /v1/tiers)" \
     -d "{\"name\":\"$2\",\"limits\":[{\"limit\":7,\"window_secs\":60}],\"concurrency\":2}")
   local body; body=$(cat /tmp/deploy_compose_write.$$ 2>/dev/null); rm -f /tmp/deploy_compose_write.$$
@@ -133,6 +138,10 @@ log "building image $image (static binary, FROM scratch)"
 bin_in_image=$(docker image inspect -f '{{.Config.Entrypoint}} {{.Config.User}}' "$image")
 log "image: entrypoint/user $bin_in_image, network prefix $COLONY_NET_PREFIX.0/24, ports ${PORT[n1]} ${PORT[n2]} ${PORT[n3]}"
 docker run --rm --entrypoint /colony "$image" --version >&2 || fail "the image's colony does not run"
+# The image's own binary makes them when COLONY_BIN is not given (it is static).
+image_bin() { local c; c=$(docker create "$image"); docker cp "$c:/colony" "$certs/colony" >/dev/null; docker rm "$c" >/dev/null; echo "$certs/colony"; }
+COLONY_BIN="${COLONY_BIN:-$(image_bin)}" "$repo/deploy/compose-certs.sh" "$certs" >&2 \
+  || fail "creating the nodes' certificates"
 
 # ---------------------------------------------------------------- start
 log "compose up (project $project)"
@@ -140,6 +149,11 @@ compose up -d >&2 || fail "compose up failed"
 wait_until 120 "all three nodes /readyz 200" all_ready
 log "all three nodes ready"
 wait_until 30 "every node sees 3 active members and a leader" all_see_cluster
+tls_state=$(cluster_json n1 | python3 -c 'import json,sys; l=json.load(sys.stdin)["listeners"]; print(l["http"], "/", l["raft"], "/", l["cluster"])')
+[[ $tls_state == "tls / mutual tls / mutual tls" ]] || fail "listeners are not all TLS: $tls_state"
+log "listeners: $tls_state"
+plain=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://127.0.0.1:${PORT[n1]}/readyz" || true)
+[[ $plain != 200 ]] || fail "plain HTTP was answered on the HTTPS port"
 for n in n1 n2 n3; do log "$n: $(cluster_check "$n")"; done
 wait_until 30 "docker reports all three containers healthy (colony-probe)" all_healthy
 log "docker health: all healthy"
@@ -167,7 +181,7 @@ code=$(docker inspect -f '{{.State.ExitCode}}' "$cid")
 [[ $code == 0 ]] || fail "$victim exited $code after SIGTERM (expected 0 after the drain)"
 log "$victim drained and exited 0 in $(( t1 - t0 ))s"
 # The other two keep serving: a new leader, writes succeed.
-wait_until 15 "${others[0]} ready while $victim is down" bash -c "[[ \$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 $(url "${others[0]}" /readyz)) == 200 ]]"
+wait_until 15 "${others[0]} ready while $victim is down" bash -c "[[ \$(curl -s --cacert $CACERT -o /dev/null -w '%{http_code}' --max-time 3 $(url "${others[0]}" /readyz)) == 200 ]]"
 write_tier "${others[0]}" deploytest-b
 wait_until 10 "tier written while $victim is down readable through ${others[1]}" read_tier "${others[1]}" deploytest-b
 log "cluster of two kept accepting writes"

@@ -550,14 +550,29 @@ fn a_node_with_another_cas_certificate_cannot_join_even_with_the_cluster_secret(
     let stranger = Node::start_with(data.path(), opts);
     // The leader tries to add it as a learner and fails the handshake: never a voter or
     // learner, never ready.
-    eventually(
-        Duration::from_secs(30),
-        "the leader's log to say why",
-        || {
-            let log = c.node(0).log_text();
-            (log.contains("certificate") || log.contains("Certificate")).then_some(())
-        },
-    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let says = |t: String| {
+            t.lines()
+                .filter(|l| l.contains("certificate") || l.contains("Certificate"))
+                .map(|l| l.chars().take(300).collect::<String>())
+                .next()
+        };
+        let (leader, theirs) = (says(c.node(0).log_text()), says(stranger.log_text()));
+        if leader.is_some() || theirs.is_some() {
+            eprintln!("why, in the logs: leader: {leader:?}; stranger: {theirs:?}");
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let tail = |t: String| t.lines().rev().take(30).collect::<Vec<_>>().join("\n");
+            panic!(
+                "no log line says why; leader:\n{}\nstranger:\n{}",
+                tail(c.node(0).log_text()),
+                tail(stranger.log_text())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let view = c.node(0).admin_get("/v1/cluster").ok().clone();
     let raft_members: Vec<Value> = view["raft"]["voters"]
         .as_array()
@@ -572,4 +587,98 @@ fn a_node_with_another_cas_certificate_cannot_join_even_with_the_cluster_secret(
         "only the first node is in Raft: {view}"
     );
     assert_ne!(stranger.get("/readyz", None).status, 200);
+}
+
+#[test]
+fn a_non_loopback_listener_without_tls_exits_2_unless_insecure() {
+    let dir = temp_dir();
+    let data = dir.path().join("data").display().to_string();
+    // 0.0.0.0 is not loopback: refused before anything is bound.
+    let (code, err) = run_to_exit(
+        &["--data-dir", &data, "--http", "0.0.0.0:0"],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("tls.certs_dir") && err.contains("http.listen") && err.contains("--insecure"),
+        "{err}"
+    );
+    let (code, err) = run_to_exit(
+        &["--data-dir", &data, "--gossip", "0.0.0.0:0"],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("gossip.listen"), "{err}");
+
+    // With --insecure it starts (and serves plain HTTP on every interface).
+    let opts = NodeOptions {
+        sets: vec!["tls.insecure=true".into(), "http.listen=0.0.0.0:0".into()],
+        no_wait_ready: true,
+        ..NodeOptions::default()
+    };
+    let mut node = Node::start_with(&dir.path().join("insecure"), opts);
+    let port = node.http_addr.rsplit(':').next().unwrap().to_string();
+    eventually(
+        Duration::from_secs(30),
+        "the insecure node's /healthz",
+        || {
+            let (code, text) = curl(&[
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &format!("http://127.0.0.1:{port}/healthz"),
+            ]);
+            (code == 0 && text.trim() == "200").then_some(())
+        },
+    );
+    assert!(node.is_running());
+}
+
+#[test]
+fn a_credentials_ca_is_checked_stored_as_certificates_only_and_audited_by_fingerprint() {
+    let dir = temp_dir();
+    let node = Node::start(dir.path());
+    let key = node.create_tenant("acme");
+    let ca = {
+        let (certs_dir, _) = make_certs(dir.path(), "30");
+        std::fs::read_to_string(format!("{certs_dir}/ca.crt")).unwrap()
+    };
+    let put = |ca_pem: &str| {
+        node.call(
+            "PUT",
+            "/v1/credentials/private",
+            Some(&key),
+            Some(&serde_json::json!({
+                "value": "sk-private-0123456789",
+                "allowed_hosts": ["vllm.internal:443"],
+                "ca_pem": ca_pem,
+            })),
+        )
+    };
+    // Not a certificate: 422 naming the field, the input not echoed.
+    let bad = put("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n");
+    assert_eq!(bad.problem(422)["pointer"], "/ca_pem", "{}", bad.text);
+    assert!(!bad.text.contains("not base64"), "{}", bad.text);
+    // A private key pasted by mistake: refused, never stored.
+    let key_pem = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+    put(key_pem).problem(422);
+    // Padding around the certificate (64 KiB of it, say) is not kept.
+    let padded = format!("{}\n{ca}\n", "x".repeat(1000));
+    let ok = put(&padded);
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    let stored = ok.json["ca_pem"].as_str().unwrap();
+    assert!(
+        !stored.contains("xxxx") && stored.contains("BEGIN CERTIFICATE"),
+        "{stored}"
+    );
+    // The change of trust is in the audit log, by fingerprint.
+    let audit = node.admin_get("/v1/audit?limit=100");
+    assert!(audit.text.contains("ca_pem_sha256"), "{}", audit.text);
+    assert!(
+        !audit.text.contains("BEGIN CERTIFICATE"),
+        "the PEM itself is not audited"
+    );
 }

@@ -26,6 +26,8 @@ pub struct Endpoint {
     /// The server's processes (every node, or service and store): their CPU time in the
     /// measured window is reported per answered check.
     pub server_pids: Vec<u32>,
+    /// HTTPS with this client config (the nodes' CA), else plain HTTP.
+    pub tls: Option<Arc<colony_tls::rustls::ClientConfig>>,
 }
 
 /// How much load, and of what.
@@ -173,12 +175,34 @@ pub fn classify(status: u16, body: &[u8]) -> Verdict {
 /// One keep-alive connection.
 pub type Conn = SendRequest<Full<Bytes>>;
 
-/// Opens a keep-alive HTTP/1.1 connection (TCP_NODELAY).
-pub async fn connect(addr: &str) -> Result<Conn, String> {
+/// Opens a keep-alive HTTP/1.1 connection (TCP_NODELAY), over TLS with `tls`.
+pub async fn connect(
+    addr: &str,
+    tls: Option<&Arc<colony_tls::rustls::ClientConfig>>,
+) -> Result<Conn, String> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect {addr}: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let Some(tls) = tls else {
+        return handshake(addr, stream).await;
+    };
+    let ip = addr
+        .parse::<std::net::SocketAddr>()
+        .map_err(|e| format!("{addr}: {e}"))?
+        .ip();
+    let name = colony_tls::rustls::pki_types::ServerName::IpAddress(ip.into());
+    let stream = tokio_rustls::TlsConnector::from(tls.clone())
+        .connect(name, stream)
+        .await
+        .map_err(|e| format!("TLS handshake {addr}: {e}"))?;
+    handshake(addr, stream).await
+}
+
+async fn handshake<S>(addr: &str, stream: S) -> Result<Conn, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (sender, conn) = http1::handshake(hyper_util::rt::TokioIo::new(stream))
         .await
         .map_err(|e| format!("handshake {addr}: {e}"))?;
@@ -341,7 +365,7 @@ async fn conn_task(i: usize, ep: Arc<Endpoint>, load: Arc<Load>, start: Instant)
             }
         };
         if conn.is_none() {
-            match connect(addr).await {
+            match connect(addr, ep.tls.as_ref()).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     note_error(&mut out, intended >= from, e);

@@ -45,7 +45,8 @@ pub struct Args {
     /// Also run every target open loop at this rate (requests/s).
     #[arg(long)]
     pub rate: Option<f64>,
-    /// Targets, in order: colony1, colony3, redis, bare.
+    /// Targets, in order: colony1, colony3, redis, bare; also colony1-tls, colony3-tls
+    /// (TLS on every listener, HTTPS keep-alive connections).
     #[arg(
         long,
         value_delimiter = ',',
@@ -111,6 +112,8 @@ struct Running {
     endpoint: Endpoint,
     _cluster: Option<Cluster>,
     _procs: Vec<Proc>,
+    /// The TLS targets' certificates (removed after the nodes are gone).
+    _certs: Option<tempfile::TempDir>,
 }
 
 /// Starts `n` Colony nodes, creates a huge-limit tier and a tenant on it, and waits until
@@ -120,8 +123,14 @@ fn start_colony(
     n: usize,
     wait: Duration,
     logs: Option<PathBuf>,
+    certs: Option<&std::path::Path>,
 ) -> Result<(Cluster, String)> {
     let mut spec = Spec::new(args_bin.to_path_buf(), wait, logs, "bench");
+    if let Some(dir) = certs {
+        spec = spec
+            .with_tls(dir, &["127.0.0.1".into()])
+            .map_err(|e| anyhow!("creating certificates: {e}"))?;
+    }
     // ratelimit-memory creates a million buckets for one tenant: above the default cap.
     spec.sets
         .push("ratelimit.max_buckets_per_tenant=100000000".into());
@@ -186,9 +195,20 @@ fn start_target(name: &str, args: &Args) -> Result<Running> {
     let wait = Duration::from_secs(args.timeout_secs);
     let path = "/v1/ratelimit/check".to_string();
     match name {
-        "colony1" | "colony3" => {
-            let n = if name == "colony1" { 1 } else { 3 };
-            let (cluster, key) = start_colony(&args.colony, n, wait, args.keep_logs.clone())?;
+        "colony1" | "colony3" | "colony1-tls" | "colony3-tls" => {
+            let n = if name.starts_with("colony1") { 1 } else { 3 };
+            let certs = tempfile::Builder::new()
+                .prefix("colony-bench-certs-")
+                .tempdir()
+                .context("creating the certificates directory")?;
+            let tls = name.ends_with("-tls");
+            let (cluster, key) = start_colony(
+                &args.colony,
+                n,
+                wait,
+                args.keep_logs.clone(),
+                tls.then(|| certs.path()),
+            )?;
             let addrs = cluster.addrs().iter().map(|a| a.http.clone()).collect();
             let server_pids = (0..n).filter_map(|i| cluster.pid(i)).collect();
             Ok(Running {
@@ -197,9 +217,15 @@ fn start_target(name: &str, args: &Args) -> Result<Running> {
                     path,
                     auth: Some(format!("Bearer {key}")),
                     server_pids,
+                    tls: if tls {
+                        colony_nodeproc::http::tls_config()
+                    } else {
+                        None
+                    },
                 },
                 _cluster: Some(cluster),
                 _procs: Vec::new(),
+                _certs: Some(certs),
             })
         }
         "redis" => {
@@ -222,8 +248,10 @@ fn start_target(name: &str, args: &Args) -> Result<Running> {
                     path,
                     auth: Some(format!("Bearer {key}")),
                     server_pids: vec![svc.pid(), redis.pid()],
+                    tls: None,
                 },
                 _cluster: None,
+                _certs: None,
                 // The service first, then Redis.
                 _procs: vec![svc, redis],
             })
@@ -236,12 +264,16 @@ fn start_target(name: &str, args: &Args) -> Result<Running> {
                     path,
                     auth: None,
                     server_pids: vec![svc.pid()],
+                    tls: None,
                 },
                 _cluster: None,
+                _certs: None,
                 _procs: vec![svc],
             })
         }
-        other => bail!("unknown target {other:?} (colony1, colony3, redis, bare)"),
+        other => bail!(
+            "unknown target {other:?} (colony1, colony3, colony1-tls, colony3-tls, redis, bare)"
+        ),
     }
 }
 
@@ -249,6 +281,8 @@ fn label(name: &str) -> &str {
     match name {
         "colony1" => "Colony, 1 node",
         "colony3" => "Colony, 3 nodes (round robin)",
+        "colony1-tls" => "Colony, 1 node, HTTPS",
+        "colony3-tls" => "Colony, 3 nodes, TLS everywhere",
         "redis" => "axum + Redis Lua (baseline)",
         "bare" => "bare axum (ceiling)",
         other => other,
@@ -486,7 +520,7 @@ pub fn batch_body(first: u64, n: u64) -> bytes::Bytes {
 /// Runs `colony-bench ratelimit-memory`.
 pub fn run_memory(args: &MemArgs) -> Result<()> {
     let wait = Duration::from_secs(args.timeout_secs);
-    let (cluster, key) = start_colony(&args.colony, 1, wait, None)?;
+    let (cluster, key) = start_colony(&args.colony, 1, wait, None, None)?;
     let pid = cluster
         .pid(0)
         .ok_or_else(|| anyhow!("node 1 is not running"))?;
@@ -507,7 +541,7 @@ pub fn run_memory(args: &MemArgs) -> Result<()> {
             let (batch, keys) = (args.batch.max(1), args.keys);
             tasks.push(tokio::spawn(async move {
                 let mut h = Histogram::new();
-                let mut conn = load::connect(&addr).await?;
+                let mut conn = load::connect(&addr, None).await?;
                 let mut bad = 0u64;
                 loop {
                     let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

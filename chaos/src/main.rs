@@ -60,6 +60,10 @@ struct Args {
     /// network faults with iptables (root; needed by `--scenario network`).
     #[arg(long, default_value = "app", value_parser = ["app", "netns"])]
     net: String,
+    /// TLS on every listener: a CA and a node certificate are made for the run with
+    /// `colony certs` (the API is HTTPS, Raft and the actor transport mutual TLS).
+    #[arg(long)]
+    tls: bool,
     /// The binary `rolling-upgrade` moves every node to, one at a time (the cluster
     /// starts on `--colony`).
     #[arg(long)]
@@ -157,6 +161,7 @@ fn run_sweep(args: &Args, seeds: &str) -> Result<bool> {
         colony: args.colony.clone(),
         net: args.net.clone(),
         upgrade_to: args.upgrade_to.clone(),
+        tls: args.tls,
     };
     let results = sweep::run(&base, &seeds, args.repeat, &args.sweep_dir)?;
     print!("{}", sweep::table(&args.scenario, &results));
@@ -251,6 +256,28 @@ fn run(args: &Args) -> Result<bool> {
         &format!("chaos-{}", args.seed),
     );
     spec.sets.push("cluster.fault_injection=true".to_string());
+    let net = if args.net == "netns" {
+        Some(netns::Net::create(args.nodes)?)
+    } else {
+        None
+    };
+    // Kept until the run ends: the nodes read their certificates from it.
+    let certs = tempfile::Builder::new()
+        .prefix("colony-chaos-certs-")
+        .tempdir()
+        .context("creating the certificates directory")?;
+    if args.tls {
+        let hosts: Vec<String> = match &net {
+            Some(net) => (0..args.nodes).map(|i| net.ip(i)).collect(),
+            None => vec!["127.0.0.1".into(), "localhost".into()],
+        };
+        spec = spec
+            .with_tls(certs.path(), &hosts)
+            .map_err(|e| anyhow::anyhow!("creating certificates: {e}"))?;
+    } else if net.is_some() {
+        // Namespaced nodes listen on their own (non-loopback) addresses.
+        spec.sets.push("tls.insecure=true".to_string());
+    }
     println!(
         "colony-chaos: scenario {} seed {} duration {} nodes {} binary {}",
         args.scenario,
@@ -259,11 +286,6 @@ fn run(args: &Args) -> Result<bool> {
         args.nodes,
         bin.display()
     );
-    let net = if args.net == "netns" {
-        Some(netns::Net::create(args.nodes)?)
-    } else {
-        None
-    };
     let mut c = Cluster::start(spec, args.nodes, net)?;
     if let Some(bin) = &upgrade_to {
         println!("rolling upgrade to {}", bin.display());

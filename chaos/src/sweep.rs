@@ -210,6 +210,8 @@ pub struct Base {
     pub net: String,
     /// `--upgrade-to`.
     pub upgrade_to: Option<PathBuf>,
+    /// `--tls`.
+    pub tls: bool,
 }
 
 /// Runs the sweep; returns every run's result (the caller prints the table).
@@ -255,6 +257,9 @@ pub fn run(base: &Base, seeds: &[u64], repeat: u32, dir: &Path) -> Result<Vec<Ru
                 .stderr(output);
             if let Some(to) = &base.upgrade_to {
                 cmd.arg("--upgrade-to").arg(to);
+            }
+            if base.tls {
+                cmd.arg("--tls");
             }
             eprintln!(
                 "sweep: {} seed {seed} run {run} ({} of {total})",

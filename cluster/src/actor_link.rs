@@ -26,6 +26,7 @@ use ractor_cluster::node::{NodeConnectionMode, NodeServerSessionInformation};
 use ractor_cluster::{NetworkStream, NodeEventSubscription, NodeServer, NodeServerMessage};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -66,7 +67,11 @@ pub struct ActorTls {
 }
 
 /// Handshakes of incoming sessions in flight at once (more are closed at once).
-const MAX_HANDSHAKES: usize = 64;
+const MAX_HANDSHAKES: usize = 512;
+
+/// Handshakes in flight from one client (IPv4 address, IPv6 /64): peers dial one session
+/// each, so a handful is plenty and one host cannot take the rest.
+const MAX_HANDSHAKES_PER_CLIENT: usize = 8;
 
 /// Longest an incoming session's TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -378,6 +383,23 @@ impl ActorLink {
     }
 }
 
+/// Incoming actor transport handshakes refused since start.
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+/// When a refusal was last logged (ms since the Unix epoch).
+static REFUSAL_LOGGED_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Whether a refusal may be logged now (one per 10 s).
+fn refusal_log_due() -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let last = REFUSAL_LOGGED_MS.load(Ordering::Relaxed);
+    now.saturating_sub(last) >= 10_000
+        && REFUSAL_LOGGED_MS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+}
+
 /// Accepts peers on our listener and hands each connection to the NodeServer, as its own
 /// listener would; with TLS, after a handshake in a task of its own.
 async fn accept_loop(
@@ -386,6 +408,7 @@ async fn accept_loop(
     acceptor: Option<tokio_rustls::TlsAcceptor>,
 ) {
     let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+    let per_client = colony_tls::listener::ClientSlots::new(MAX_HANDSHAKES_PER_CLIENT);
     loop {
         let (stream, peer_addr) = match listener.accept().await {
             Ok(x) => x,
@@ -401,13 +424,18 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         if let Some(acceptor) = &acceptor {
+            // Over the bounds: closed, at debug level (a flood must not flood the log).
             let Ok(permit) = handshakes.clone().try_acquire_owned() else {
-                tracing::warn!(%peer_addr, "too many actor transport handshakes in flight; closed");
+                tracing::debug!(%peer_addr, "too many actor transport handshakes in flight; closed");
+                continue;
+            };
+            let Some(slot) = per_client.take(peer_addr.ip()) else {
+                tracing::debug!(%peer_addr, "too many actor transport handshakes from this client; closed");
                 continue;
             };
             let (acceptor, server) = (acceptor.clone(), server.clone());
             tokio::spawn(async move {
-                let _permit = permit;
+                let (_permit, _slot) = (permit, slot);
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                     Ok(Ok(stream)) => {
                         let opened = NodeServerMessage::ConnectionOpened {
@@ -420,10 +448,17 @@ async fn accept_loop(
                         };
                         let _ = server.cast(opened);
                     }
+                    // Anyone can cause these: at most one line per interval, with a count.
                     Ok(Err(e)) => {
-                        tracing::warn!(%peer_addr, error = %e, "actor transport TLS handshake refused")
+                        let refused = REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
+                        if refusal_log_due() {
+                            tracing::warn!(%peer_addr, error = %e, refused_so_far = refused,
+                                "actor transport TLS handshake refused (one line per 10 s at most)");
+                        }
                     }
-                    Err(_) => tracing::info!(%peer_addr, "actor transport TLS handshake timed out"),
+                    Err(_) => {
+                        tracing::debug!(%peer_addr, "actor transport TLS handshake timed out")
+                    }
                 }
             });
             continue;

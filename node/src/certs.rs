@@ -14,16 +14,23 @@ use std::path::{Path, PathBuf};
 pub struct CertsError(String);
 
 fn read(path: &Path, what: &str) -> Result<String, CertsError> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| CertsError(format!("cannot read the {what} {}: {e}", path.display())))?;
-    if meta.len() > colony_tls::pem::MAX_PEM_BYTES as u64 {
+    use std::io::Read;
+    let failed =
+        |e: std::io::Error| CertsError(format!("cannot read the {what} {}: {e}", path.display()));
+    let mut text = String::new();
+    // Bounded: a FIFO or a huge file is not read forever.
+    std::fs::File::open(path)
+        .map_err(failed)?
+        .take(colony_tls::pem::MAX_PEM_BYTES as u64 + 1)
+        .read_to_string(&mut text)
+        .map_err(failed)?;
+    if text.len() > colony_tls::pem::MAX_PEM_BYTES {
         return Err(CertsError(format!(
             "{} is too large to be a {what}",
             path.display()
         )));
     }
-    std::fs::read_to_string(path)
-        .map_err(|e| CertsError(format!("cannot read the {what} {}: {e}", path.display())))
+    Ok(text)
 }
 
 fn write(path: &Path, text: &str, mode: u32, overwrite: bool) -> Result<(), CertsError> {
@@ -53,8 +60,14 @@ fn refuse_existing(paths: &[&Path], overwrite: bool) -> Result<(), CertsError> {
     }
 }
 
-fn create_dir(dir: &Path) -> Result<(), CertsError> {
-    std::fs::create_dir_all(dir)
+/// Creates `dir` (and parents) with `mode` whatever the umask allows more of: a certs
+/// directory others could write to would let them swap `ca.crt`.
+fn create_dir(dir: &Path, mode: u32) -> Result<(), CertsError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
         .map_err(|e| CertsError(format!("cannot create {}: {e}", dir.display())))
 }
 
@@ -81,9 +94,9 @@ pub fn run(cmd: &CertsCommand) -> Result<Vec<String>, CertsError> {
         CertsCommand::CreateCa { common } => {
             let cert_path = common.certs_dir.join(CA_FILE);
             refuse_existing(&[&cert_path, &common.ca_key], common.overwrite)?;
-            create_dir(&common.certs_dir)?;
+            create_dir(&common.certs_dir, 0o755)?;
             if let Some(parent) = common.ca_key.parent().filter(|p| !p.as_os_str().is_empty()) {
-                create_dir(parent)?;
+                create_dir(parent, 0o700)?;
             }
             let days = common.lifetime_days.unwrap_or(certs::CA_DAYS);
             let ca = certs::create_ca("Colony CA", days).map_err(issued)?;
@@ -106,6 +119,7 @@ pub fn run(cmd: &CertsCommand) -> Result<Vec<String>, CertsError> {
             );
             refuse_existing(&[&cert, &key], common.overwrite)?;
             let (ca_cert, ca_key) = ca(common)?;
+            create_dir(&common.certs_dir, 0o755)?;
             let days = common.lifetime_days.unwrap_or(certs::LEAF_DAYS);
             let node = certs::create_node(&ca_cert, &ca_key, hosts, days).map_err(issued)?;
             place(&node, &cert, &key, common.overwrite)?;

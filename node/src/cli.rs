@@ -27,6 +27,23 @@ pub enum Command {
     /// Create the cluster CA, node and client certificates (`colony certs create-ca ...`).
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Health probe for containers: GET PATH on this host's node; exit 0 on 2xx, else 1.
+    Probe(ProbeArgs),
+}
+
+/// Options of `colony probe`.
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// The path to GET.
+    #[arg(default_value = "/readyz")]
+    pub path: String,
+    /// `IP:PORT` of the API (default: 127.0.0.1 and the port of COLONY_HTTP_LISTEN, else 8080).
+    #[arg(long, value_name = "ADDR")]
+    pub addr: Option<String>,
+    /// CA to verify an HTTPS API with (default: ca.crt in COLONY_TLS_CERTS_DIR; HTTPS when
+    /// either is set, plain HTTP otherwise).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
 }
 
 /// `colony certs` subcommands, as `cockroach cert`.
@@ -86,6 +103,10 @@ pub struct DevArgs {
     /// Parent directory of the nodes' data dirs.
     #[arg(long, default_value = "./colony-dev", value_name = "DIR")]
     pub dir: PathBuf,
+    /// Plain HTTP and no mutual TLS (by default the nodes get a CA and certificates in
+    /// DIR/certs and speak TLS on every listener).
+    #[arg(long)]
+    pub no_tls: bool,
 }
 
 /// Options of `colony node`. Flags override the config file and `COLONY_*` variables.
@@ -124,6 +145,9 @@ pub struct NodeArgs {
     /// Certificates directory (ca.crt, node.crt, node.key): serve HTTPS (key tls.certs_dir).
     #[arg(long, value_name = "DIR")]
     pub certs_dir: Option<String>,
+    /// Allow non-loopback listeners without TLS: traffic in clear (key tls.insecure).
+    #[arg(long)]
+    pub insecure: bool,
     /// Set any config key, e.g. --set raft.heartbeat_ms=50 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -153,6 +177,9 @@ impl NodeArgs {
         }
         if self.bootstrap {
             out.push(("cluster.bootstrap".to_string(), "true".to_string()));
+        }
+        if self.insecure {
+            out.push(("tls.insecure".to_string(), "true".to_string()));
         }
         for kv in &self.set {
             match kv.split_once('=') {

@@ -301,40 +301,82 @@ pub async fn serve_http(
         .await
 }
 
-/// The public API's listener: plain HTTP, or TLS when the node has certificates.
-pub enum PublicListener {
+/// An HTTP listener: plain, or TLS when the node has certificates (the public API with
+/// HSTS, or the internal listener with mutual TLS).
+pub enum HttpListener {
     /// Plain HTTP (no `tls.certs_dir`).
     Plain(TcpListener),
-    /// HTTPS.
-    Tls(TlsListener),
+    /// HTTPS; `hsts` adds `Strict-Transport-Security` to every response.
+    Tls {
+        /// The listener.
+        listener: TlsListener,
+        /// Whether responses carry HSTS (the public API).
+        hsts: bool,
+    },
 }
 
-impl PublicListener {
-    /// TLS on `listener` when `identity` is given.
-    pub fn new(listener: TcpListener, tls: Option<&NodeTls>) -> Result<Self, RunError> {
-        let Some(tls) = tls else {
+/// Bounds of the internal listener's handshakes: its clients are the other nodes, each
+/// with a few pooled connections.
+const INTERNAL_LIMITS: Limits = Limits {
+    max_in_flight: 256,
+    max_per_ip: 64,
+    timeout: std::time::Duration::from_secs(5),
+};
+
+impl HttpListener {
+    /// The public API on `listener`: HTTPS with HSTS when `tls` is given.
+    pub fn public(listener: TcpListener, tls: Option<&NodeTls>) -> Result<Self, RunError> {
+        Self::new(
+            listener,
+            tls.map(|t| t.public.clone()),
+            Limits::default(),
+            true,
+        )
+    }
+
+    /// The internal listener: mutual TLS when `tls` is given.
+    pub fn internal(listener: TcpListener, tls: Option<&NodeTls>) -> Result<Self, RunError> {
+        Self::new(
+            listener,
+            tls.map(|t| t.internal.clone()),
+            INTERNAL_LIMITS,
+            false,
+        )
+    }
+
+    fn new(
+        listener: TcpListener,
+        config: Option<Arc<colony_tls::rustls::ServerConfig>>,
+        limits: Limits,
+        hsts: bool,
+    ) -> Result<Self, RunError> {
+        let Some(config) = config else {
             return Ok(Self::Plain(listener));
         };
-        let tls = TlsListener::new(listener, tls.public.clone(), Limits::default())
-            .context("starting the TLS listener")?;
-        Ok(Self::Tls(tls))
+        let listener =
+            TlsListener::new(listener, config, limits).context("starting the TLS listener")?;
+        Ok(Self::Tls { listener, hsts })
     }
 
     /// Handshake counts, when TLS.
     pub fn handshakes(&self) -> Option<Arc<HandshakeStats>> {
         match self {
             Self::Plain(_) => None,
-            Self::Tls(l) => Some(l.stats()),
+            Self::Tls { listener, .. } => Some(listener.stats()),
         }
     }
 
-    /// Serves `app` until `stop`; HTTPS responses carry HSTS.
+    /// Serves `app` until `stop`, then finishes in-flight requests.
     pub async fn serve(self, app: axum::Router, stop: CancellationToken) -> std::io::Result<()> {
         match self {
             Self::Plain(l) => serve_http(l, app, stop).await,
-            Self::Tls(l) => {
-                let app = app.layer(axum::middleware::map_response(hsts));
-                axum::serve(l, app)
+            Self::Tls { listener, hsts } => {
+                let app = if hsts {
+                    app.layer(axum::middleware::map_response(hsts_header))
+                } else {
+                    app
+                };
+                axum::serve(listener, app)
                     .with_graceful_shutdown(stop.cancelled_owned())
                     .await
             }
@@ -343,7 +385,7 @@ impl PublicListener {
 }
 
 /// `Strict-Transport-Security` on every HTTPS response (a year, as browsers expect).
-async fn hsts(mut response: axum::response::Response) -> axum::response::Response {
+async fn hsts_header(mut response: axum::response::Response) -> axum::response::Response {
     response.headers_mut().insert(
         axum::http::header::STRICT_TRANSPORT_SECURITY,
         axum::http::HeaderValue::from_static("max-age=31536000"),
@@ -378,28 +420,6 @@ pub fn load_tls(config: &Config) -> Result<Option<NodeTls>, ConfigError> {
         client: Arc::new(colony_tls::server::internal_client(&identity).map_err(bad)?),
         identity,
     }))
-}
-
-/// Serves the internal router on `listener`: mutual TLS with `tls`, else plain.
-pub async fn serve_internal(
-    listener: TcpListener,
-    tls: Option<Arc<colony_tls::rustls::ServerConfig>>,
-    app: axum::Router,
-    stop: CancellationToken,
-) -> std::io::Result<()> {
-    match tls {
-        None => serve_http(listener, app, stop).await,
-        Some(config) => {
-            let limits = Limits {
-                max_in_flight: 64,
-                max_per_ip: 16,
-                timeout: std::time::Duration::from_secs(5),
-            };
-            axum::serve(TlsListener::new(listener, config, limits)?, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        }
-    }
 }
 
 /// Re-reads the node certificate and key every `interval` when they changed, and on

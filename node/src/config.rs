@@ -317,6 +317,8 @@ pub struct TlsConfig {
     /// How often the node's certificate files are checked for changes.
     #[serde(rename = "reload_check_ms", deserialize_with = "field::millis")]
     pub reload_check: Duration,
+    /// Allows non-loopback listeners without TLS (traffic in clear).
+    pub insecure: bool,
 }
 
 /// Logging.
@@ -626,6 +628,26 @@ impl Config {
         // Placeholders, short and predictable secrets are refused (secrets.rs).
         if !self.cluster.secret.is_empty() {
             crate::secrets::check_secret("cluster.secret", &self.cluster.secret)?;
+        }
+        // Secure by default: traffic leaves the host only encrypted, unless the operator
+        // says otherwise in so many words.
+        if self.tls.certs_dir.is_none() && !self.tls.insecure {
+            let listeners = [
+                ("http.listen", self.http.listen),
+                ("raft.listen", self.raft.listen),
+                ("cluster.listen", self.cluster.listen),
+                ("gossip.listen", self.gossip.listen),
+            ];
+            if let Some((key, addr)) = listeners.iter().find(|(_, a)| !a.ip().is_loopback()) {
+                return Err(ConfigError::new(
+                    "tls.certs_dir",
+                    format!(
+                        "{key} is {addr}, not a loopback address, and TLS is off: give the \
+                         node certificates (--certs-dir, see `colony certs`) or pass \
+                         --insecure (tls.insecure) to send cluster traffic in clear"
+                    ),
+                ));
+            }
         }
         if self.raft.max_entry_bytes < self.http.max_body_bytes + 64 * 1024 {
             return Err(ConfigError::new(

@@ -4,7 +4,9 @@
 //! base+300+i on 127.0.0.1, data in
 //! `<dir>/n<i>`. Node 1 bootstraps; every node lists all others as seeds. A random cluster
 //! secret is shared through the environment; the admin token is written to
-//! `<dir>/admin-token` (0600) unless `COLONY_ADMIN_TOKEN` is set. Ctrl-C or SIGTERM stops
+//! `<dir>/admin-token` (0600) unless `COLONY_ADMIN_TOKEN` is set. Unless `--no-tls`, a CA
+//! (`<dir>/ca.key`) and a node certificate for 127.0.0.1 and localhost are made once in
+//! `<dir>/certs` and every node runs with TLS on every listener. Ctrl-C or SIGTERM stops
 //! all nodes gracefully.
 
 use crate::cli::DevArgs;
@@ -30,6 +32,11 @@ pub fn run(args: &DevArgs) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let token = admin_token(&args.dir)?;
     let secret = cluster_secret(&args.dir)?;
+    let certs = if args.no_tls {
+        None
+    } else {
+        Some(dev_certs(&args.dir)?)
+    };
     let n = args.nodes;
     let mut nodes = Vec::new();
     println!(
@@ -41,7 +48,7 @@ pub fn run(args: &DevArgs) -> anyhow::Result<()> {
         "node", "http", "gossip", "raft", "cluster"
     );
     for i in 1..=n {
-        match start_node(args, &exe, i, &secret, &token) {
+        match start_node(args, &exe, i, &secret, &token, certs.as_deref()) {
             Ok(node) => nodes.push(node),
             Err(e) => {
                 // The nodes already started must not outlive the dev command.
@@ -56,10 +63,17 @@ pub fn run(args: &DevArgs) -> anyhow::Result<()> {
         format!("$(cat {})", datadir::admin_token_path(&args.dir).display())
     };
     println!("admin token: Authorization: Bearer {token_hint}");
-    println!(
-        "try: curl -s -H \"Authorization: Bearer {token_hint}\" http://127.0.0.1:{}/v1/cluster",
-        dev_port(args, 0, 1)
-    );
+    match &certs {
+        Some(dir) => println!(
+            "try: curl -s --cacert {} -H \"Authorization: Bearer {token_hint}\" https://127.0.0.1:{}/v1/cluster",
+            dir.join(colony_tls::identity::CA_FILE).display(),
+            dev_port(args, 0, 1)
+        ),
+        None => println!(
+            "try: curl -s -H \"Authorization: Bearer {token_hint}\" http://127.0.0.1:{}/v1/cluster",
+            dev_port(args, 0, 1)
+        ),
+    }
     println!("Ctrl-C stops every node.");
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -95,6 +109,36 @@ fn admin_token(dir: &std::path::Path) -> anyhow::Result<String> {
     }
 }
 
+/// The dev cluster's certificates directory: a CA (key in `<dir>/ca.key`) and one node
+/// certificate for 127.0.0.1 and localhost that every dev node uses, made once.
+fn dev_certs(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    use colony_tls::files::{write, CERT_MODE, KEY_MODE};
+    use colony_tls::identity::{CA_FILE, NODE_CERT_FILE, NODE_KEY_FILE};
+    let certs = dir.join("certs");
+    let ca_key = dir.join("ca.key");
+    if colony_tls::identity::NodeIdentity::load(&certs).is_ok() {
+        return Ok(certs);
+    }
+    std::fs::create_dir_all(&certs).with_context(|| format!("creating {}", certs.display()))?;
+    let ca = colony_tls::certs::create_ca("Colony dev CA", colony_tls::certs::CA_DAYS)?;
+    let hosts = ["127.0.0.1".to_string(), "localhost".to_string()];
+    let node = colony_tls::certs::create_node(
+        &ca.cert_pem,
+        &ca.key_pem,
+        &hosts,
+        colony_tls::certs::LEAF_DAYS,
+    )?;
+    let put = |path: std::path::PathBuf, text: &str, mode: u32| {
+        write(&path, text.as_bytes(), mode, true)
+            .with_context(|| format!("writing {}", path.display()))
+    };
+    put(ca_key, &ca.key_pem, KEY_MODE)?;
+    put(certs.join(NODE_KEY_FILE), &node.key_pem, KEY_MODE)?;
+    put(certs.join(NODE_CERT_FILE), &node.cert_pem, CERT_MODE)?;
+    put(certs.join(CA_FILE), &ca.cert_pem, CERT_MODE)?;
+    Ok(certs)
+}
+
 /// The dev cluster's secret, kept in the dev dir (made once).
 fn cluster_secret(dir: &std::path::Path) -> anyhow::Result<String> {
     let path = dir.join("cluster-secret");
@@ -119,11 +163,13 @@ fn start_node(
     i: u16,
     secret: &str,
     token: &str,
+    certs: Option<&std::path::Path>,
 ) -> anyhow::Result<DevNode> {
     let name = format!("n{i}");
     let addr = |offset: u16| format!("127.0.0.1:{}", dev_port(args, offset, i));
     let (http, gossip, raft, cluster) = (addr(0), addr(100), addr(200), addr(300));
-    println!("{name:<4} http://{http:<17} {gossip:<22} {raft:<22} {cluster:<22}");
+    let scheme = if certs.is_some() { "https" } else { "http" };
+    println!("{name:<4} {scheme}://{http:<17} {gossip:<22} {raft:<22} {cluster:<22}");
     let mut cmd = Command::new(exe);
     cmd.arg("node")
         .arg("--data-dir")
@@ -147,6 +193,9 @@ fn start_node(
     }
     if i == 1 {
         cmd.arg("--bootstrap");
+    }
+    if let Some(dir) = certs {
+        cmd.arg("--certs-dir").arg(dir);
     }
     let mut child = cmd.spawn().with_context(|| format!("starting {name}"))?;
     prefix_output(&name, &mut child);

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`certs`]: `colony certs`, creating the cluster CA, node and client certificates
 //! - [`cli`]: flags and subcommands
+//! - [`probe`]: `colony probe`, the container health check (HTTP or HTTPS)
 //! - [`config`]: defaults, file, `COLONY_*` variables and flags into one checked config
 //!   (serde structs; [`config_fields`] reads and checks each kind of value)
 //! - [`datadir`]: the node's data directory: node id, admin token file, write check
@@ -29,6 +30,7 @@ mod dev;
 mod error;
 mod join;
 mod node;
+mod probe;
 mod run;
 mod secrets;
 mod signals;
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Some(cli::Command::Probe(args)) => return probe::probe(&args),
         None => cli.node,
     };
     let config = match run::load_config(&args) {

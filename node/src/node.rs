@@ -186,12 +186,11 @@ impl Node {
                 }
             }
         });
-        let internal_http = sv.tasks.spawn(components::serve_internal(
-            listeners.raft,
-            ground.tls.as_ref().map(|t| t.internal.clone()),
-            raft.internal_router(faults.clone()),
-            stop.token.clone(),
-        ));
+        let internal = components::HttpListener::internal(listeners.raft, ground.tls.as_ref())?;
+        let internal_handshakes = internal.handshakes();
+        let internal_http = sv
+            .tasks
+            .spawn(internal.serve(raft.internal_router(faults.clone()), stop.token.clone()));
         let voter_settings = VoterSettings {
             grace: config.cluster.voter_down_grace,
             interval: VOTERS_INTERVAL,
@@ -248,6 +247,7 @@ impl Node {
             supervision: sv,
             stop,
             internal_http,
+            internal_handshakes,
         };
         parts.start_work(config, listeners.http, secrets).await
     }
@@ -403,6 +403,8 @@ struct Parts {
     supervision: Supervision,
     stop: Stop,
     internal_http: JoinHandle<std::io::Result<()>>,
+    /// The internal listener's handshake counts, when TLS.
+    internal_handshakes: Option<Arc<colony_tls::listener::HandshakeStats>>,
 }
 
 impl Parts {
@@ -450,7 +452,7 @@ impl Parts {
         });
         let lifecycle = Lifecycle::default();
         let tls = self.ground.tls.clone();
-        let public = components::PublicListener::new(http_listener, tls.as_ref())?;
+        let public = components::HttpListener::public(http_listener, tls.as_ref())?;
         if let Some(identity) = tls.as_ref().map(|t| &t.identity) {
             let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
                 .context("listening for SIGHUP")?;
@@ -477,11 +479,13 @@ impl Parts {
                     ("gossip", "plain, HMAC-authenticated"),
                 ]
             },
-            handshakes: public
-                .handshakes()
-                .map(|s| ("http", s))
-                .into_iter()
-                .collect(),
+            handshakes: [
+                ("http", public.handshakes()),
+                ("raft", self.internal_handshakes),
+            ]
+            .into_iter()
+            .filter_map(|(name, stats)| stats.map(|s| (name, s)))
+            .collect(),
             identity: tls.map(|t| t.identity),
         };
         let app = AppState::new(AppParts {

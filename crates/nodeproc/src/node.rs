@@ -75,10 +75,10 @@ impl Spec {
         }
     }
 
-    /// Turns TLS on for every node: creates a CA and a node certificate for 127.0.0.1
-    /// and localhost in `dir` with the binary's `colony certs` (loopback nodes share it)
-    /// and trusts the CA in every [`crate::Client`] made from now on.
-    pub fn with_tls(mut self, dir: &Path) -> Result<Spec, String> {
+    /// Turns TLS on for every node: creates a CA and one node certificate for `hosts`
+    /// (e.g. 127.0.0.1 and localhost: loopback nodes share it) in `dir` with the binary's
+    /// `colony certs`, and trusts the CA in every [`crate::Client`] made from now on.
+    pub fn with_tls(mut self, dir: &Path, hosts: &[String]) -> Result<Spec, String> {
         let certs = dir.join("certs");
         let key = dir.join("ca.key");
         let run = |args: &[&str]| -> Result<(), String> {
@@ -103,7 +103,9 @@ impl Spec {
             }
         };
         run(&["create-ca"])?;
-        run(&["create-node", "127.0.0.1", "localhost"])?;
+        let mut node = vec!["create-node"];
+        node.extend(hosts.iter().map(String::as_str));
+        run(&node)?;
         let ca = std::fs::read(certs.join("ca.crt")).map_err(|e| format!("reading ca.crt: {e}"))?;
         crate::http::trust_ca(&ca)?;
         self.certs_dir = Some(certs);

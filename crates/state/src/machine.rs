@@ -644,7 +644,14 @@ impl State {
                         },
                         format!("tenants/{}/credentials/{}", c.tenant, c.name),
                         Some(&c.tenant),
-                        json!({ "allowed_hosts": stored.allowed_hosts }),
+                        // The CA it trusts, by fingerprint (a change of trust is audited).
+                        json!({
+                            "allowed_hosts": stored.allowed_hosts,
+                            "ca_pem_sha256": stored.ca_pem.as_ref().map(|p| {
+                                use sha2::Digest;
+                                hex::encode(sha2::Sha256::digest(p.as_bytes()))
+                            }),
+                        }),
                     ),
                 }
             }

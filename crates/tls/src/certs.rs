@@ -31,6 +31,16 @@ impl std::fmt::Debug for Issued {
     }
 }
 
+/// The URI name every node certificate carries: a certificate of the cluster CA without it
+/// is not a node's, whatever its key usages (a CA shared with other services may issue
+/// server-and-client certificates for them too).
+pub const NODE_URI: &str = "colony://node";
+
+/// Extended key usage serverAuth (1.3.6.1.5.5.7.3.1), DER content.
+const EKU_SERVER_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
+/// Extended key usage clientAuth (1.3.6.1.5.5.7.3.2), DER content.
+const EKU_CLIENT_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
+
 /// What a certificate is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Usage {
@@ -116,6 +126,9 @@ pub fn create_node(
     }
     let mut params = CertificateParams::default();
     params.subject_alt_names = hosts.iter().map(|h| san(h)).collect::<Result<_, _>>()?;
+    params
+        .subject_alt_names
+        .push(SanType::URI(NODE_URI.try_into().map_err(rcgen_err)?));
     params.distinguished_name = DistinguishedName::new();
     params
         .distinguished_name
@@ -177,7 +190,7 @@ fn sign(
     // rcgen signs with whatever key it is given: check the result chains to the CA
     // certificate, so another CA's key is refused rather than written out.
     let cas = pem::certificates(ca_cert_pem.as_bytes())?;
-    verify(cert.der(), &cas, usage, SystemTime::now())
+    verify(cert.der(), &[], &cas, usage, SystemTime::now())
         .map_err(|_| TlsError::Pem("the CA key does not belong to the CA certificate".into()))?;
     Ok(Issued {
         cert_pem: cert.pem(),
@@ -185,14 +198,17 @@ fn sign(
     })
 }
 
-/// Whether `cert` chains to one of `cas` at `now` and may be used as `usage` (a node
-/// certificate must allow server and client use; a client one, client use).
+/// Whether `cert` chains (through `intermediates`) to one of `cas` at `now` and may be
+/// used as `usage`: a node certificate must carry the serverAuth and clientAuth key
+/// usages (required, not merely allowed) and the [`NODE_URI`] name; a client one,
+/// clientAuth.
 pub fn verify(
     cert: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
     cas: &[CertificateDer<'_>],
     usage: Usage,
     now: SystemTime,
-) -> Result<(), webpki::Error> {
+) -> Result<(), VerifyError> {
     let anchors = cas
         .iter()
         .map(webpki::anchor_from_trusted_cert)
@@ -203,27 +219,47 @@ pub fn verify(
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or(Duration::ZERO);
     let at = UnixTime::since_unix_epoch(since);
-    ee.verify_for_usage(
-        algs,
-        &anchors,
-        &[],
-        at,
-        webpki::KeyUsage::client_auth(),
-        None,
-        None,
-    )?;
+    let client = webpki::KeyUsage::required(EKU_CLIENT_AUTH);
+    ee.verify_for_usage(algs, &anchors, intermediates, at, client, None, None)?;
     if usage == Usage::Node {
-        ee.verify_for_usage(
-            algs,
-            &anchors,
-            &[],
-            at,
-            webpki::KeyUsage::server_auth(),
-            None,
-            None,
-        )?;
+        let server = webpki::KeyUsage::required(EKU_SERVER_AUTH);
+        ee.verify_for_usage(algs, &anchors, intermediates, at, server, None, None)?;
+        if !has_uri(cert, NODE_URI) {
+            return Err(VerifyError::NotANode);
+        }
     }
     Ok(())
+}
+
+/// Why a certificate is not what it should be.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// Chain, validity or key usage.
+    #[error("{0}")]
+    Webpki(#[from] webpki::Error),
+    /// A certificate of the CA, but without the Colony node name.
+    #[error("not a Colony node certificate (no {NODE_URI} name)")]
+    NotANode,
+}
+
+/// Whether `cert` names `uri` among its subject alternative names.
+fn has_uri(cert: &CertificateDer<'_>, uri: &str) -> bool {
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert) else {
+        return false;
+    };
+    let Ok(Some(san)) = parsed.subject_alternative_name() else {
+        return false;
+    };
+    san.value
+        .general_names
+        .iter()
+        .any(|n| matches!(n, x509_parser::extensions::GeneralName::URI(u) if *u == uri))
+}
+
+/// Whether `cert` is a CA certificate (basicConstraints cA), as every trust anchor in a
+/// `ca.crt` must be (a leaf there would make whatever it signed trusted).
+pub fn is_ca(cert: &CertificateDer<'_>) -> bool {
+    x509_parser::parse_x509_certificate(cert).is_ok_and(|(_, c)| c.is_ca())
 }
 
 /// Seconds since the Unix epoch at which `cert` expires (its notAfter).
@@ -256,13 +292,13 @@ mod tests {
         let client = create_client(&ca.cert_pem, &ca.key_pem, "alice", 10).expect("client");
         let cas = [der(&ca.cert_pem)];
         let now = SystemTime::now();
-        verify(&der(&node.cert_pem), &cas, Usage::Node, now).expect("node verifies");
-        verify(&der(&client.cert_pem), &cas, Usage::Client, now).expect("client verifies");
+        verify(&der(&node.cert_pem), &[], &cas, Usage::Node, now).expect("node verifies");
+        verify(&der(&client.cert_pem), &[], &cas, Usage::Client, now).expect("client verifies");
         // A client certificate is not a node's.
-        assert!(verify(&der(&client.cert_pem), &cas, Usage::Node, now).is_err());
+        assert!(verify(&der(&client.cert_pem), &[], &cas, Usage::Node, now).is_err());
         // Nor does anything verify after it expired.
         let later = now + Duration::from_secs(11 * 86_400);
-        assert!(verify(&der(&node.cert_pem), &cas, Usage::Node, later).is_err());
+        assert!(verify(&der(&node.cert_pem), &[], &cas, Usage::Node, later).is_err());
         let expiry = not_after(&der(&node.cert_pem)).expect("expiry");
         let in_ten_days = now
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -286,11 +322,44 @@ mod tests {
             create_node(&other.cert_pem, &other.key_pem, &["h".into()], 10).expect("node");
         assert!(verify(
             &der(&foreign.cert_pem),
+            &[],
             &[der(&ca.cert_pem)],
             Usage::Node,
             SystemTime::now()
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_cas_certificate_without_the_node_name_or_key_usages_is_not_a_node() {
+        let ca = create_ca("test CA", 30).expect("ca");
+        let ca_key = KeyPair::from_pem(&ca.key_pem).expect("key");
+        let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, &ca_key).expect("issuer");
+        let cas = [der(&ca.cert_pem)];
+        let sign = |params: CertificateParams| {
+            let key = KeyPair::generate().expect("key");
+            params
+                .signed_by(&key, &issuer)
+                .expect("signed")
+                .der()
+                .clone()
+        };
+        // No extended key usage at all (webpki alone would take it for anything).
+        let mut bare = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+        validity(&mut bare, 1);
+        let bare = sign(bare);
+        assert!(verify(&bare, &[], &cas, Usage::Node, SystemTime::now()).is_err());
+        assert!(verify(&bare, &[], &cas, Usage::Client, SystemTime::now()).is_err());
+        // Server and client use, but not the Colony node name: another service's.
+        let mut other = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+        other.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        validity(&mut other, 1);
+        let other = sign(other);
+        assert!(verify(&other, &[], &cas, Usage::Node, SystemTime::now()).is_err());
+        assert!(is_ca(&cas[0]) && !is_ca(&other));
     }
 
     #[test]

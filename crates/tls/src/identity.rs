@@ -28,17 +28,20 @@ struct Loaded {
     stamp: Stamp,
 }
 
-/// Modification times and sizes of the node's files: a change in either means reload.
+/// Inode, change time and size of the node's files: a change in any means reload (the
+/// change time moves on every write and rename, even a copy that keeps the mtime).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp(Vec<(Option<SystemTime>, u64)>);
+struct Stamp(Vec<Option<(u64, i64, i64, u64)>>);
 
 fn stamp(dir: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
     Stamp(
         [NODE_CERT_FILE, NODE_KEY_FILE]
             .iter()
-            .map(|f| match std::fs::metadata(dir.join(f)) {
-                Ok(m) => (m.modified().ok(), m.len()),
-                Err(_) => (None, 0),
+            .map(|f| {
+                std::fs::metadata(dir.join(f))
+                    .ok()
+                    .map(|m| (m.ino(), m.ctime(), m.ctime_nsec(), m.len()))
             })
             .collect(),
     )
@@ -64,16 +67,23 @@ impl std::fmt::Debug for NodeIdentity {
     }
 }
 
+/// Reads at most [`pem::MAX_PEM_BYTES`] (a FIFO or a growing file cannot hold the load).
 fn read_bounded(path: &Path) -> Result<Vec<u8>, TlsError> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| TlsError::Pem(format!("{}: {e}", path.display())))?;
-    if meta.len() > pem::MAX_PEM_BYTES as u64 {
+    use std::io::Read;
+    let failed = |e: std::io::Error| TlsError::Pem(format!("{}: {e}", path.display()));
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(failed)?
+        .take(pem::MAX_PEM_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(failed)?;
+    if bytes.len() > pem::MAX_PEM_BYTES {
         return Err(TlsError::Pem(format!(
             "{}: larger than 64 KiB",
             path.display()
         )));
     }
-    std::fs::read(path).map_err(|e| TlsError::Pem(format!("{}: {e}", path.display())))
+    Ok(bytes)
 }
 
 fn in_file(path: &Path, e: TlsError) -> TlsError {
@@ -89,7 +99,7 @@ fn load_node(dir: &Path, cas: &[CertificateDer<'static>]) -> Result<Loaded, TlsE
     let chain =
         pem::certificates(&read_bounded(&cert_path)?).map_err(|e| in_file(&cert_path, e))?;
     let key = pem::private_key(&read_bounded(&key_path)?).map_err(|e| in_file(&key_path, e))?;
-    certs::verify(&chain[0], cas, Usage::Node, SystemTime::now()).map_err(|e| {
+    certs::verify(&chain[0], &chain[1..], cas, Usage::Node, SystemTime::now()).map_err(|e| {
         TlsError::Pem(format!(
             "{}: not a valid node certificate of the CA in {CA_FILE} ({e})",
             cert_path.display()
@@ -113,6 +123,13 @@ impl NodeIdentity {
     pub fn load(dir: &Path) -> Result<Self, TlsError> {
         let ca_path = dir.join(CA_FILE);
         let cas = pem::certificates(&read_bounded(&ca_path)?).map_err(|e| in_file(&ca_path, e))?;
+        if !cas.iter().all(certs::is_ca) {
+            return Err(TlsError::Pem(format!(
+                "{}: holds a certificate that is not a CA's (only CA certificates may be trust \
+                 anchors)",
+                ca_path.display()
+            )));
+        }
         let ca_not_after = certs::not_after(&cas[0]).map_err(|e| in_file(&ca_path, e))?;
         let loaded = load_node(dir, &cas)?;
         let not_after = certs::not_after(&loaded.key.cert[0])?;
@@ -252,6 +269,53 @@ mod tests {
         let err = id.reload(true).unwrap_err().to_string();
         assert!(err.contains("does not match"), "{err}");
         assert!(id.not_after() > first + 10 * 86_400);
+    }
+
+    #[test]
+    fn a_copy_that_keeps_size_and_mtime_is_still_noticed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ca = create_ca("t", 30).expect("ca");
+        write(
+            &dir.path().join(CA_FILE),
+            ca.cert_pem.as_bytes(),
+            CERT_MODE,
+            false,
+        )
+        .expect("ca");
+        issue(dir.path(), &ca, "127.0.0.1", 5);
+        let id = NodeIdentity::load(dir.path()).expect("load");
+        let crt = dir.path().join(NODE_CERT_FILE);
+        let mtime = std::fs::metadata(&crt)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        issue(dir.path(), &ca, "127.0.0.1", 20);
+        // As `cp -p` or `rsync -t` would leave it.
+        for f in [NODE_CERT_FILE, NODE_KEY_FILE] {
+            let file = std::fs::File::options()
+                .write(true)
+                .open(dir.path().join(f))
+                .expect("open");
+            file.set_modified(mtime).expect("set mtime");
+        }
+        assert!(id.reload(false).expect("reload"), "the new pair is noticed");
+    }
+
+    #[test]
+    fn a_ca_file_with_a_leaf_certificate_is_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ca = create_ca("t", 30).expect("ca");
+        let leaf = create_node(&ca.cert_pem, &ca.key_pem, &["h".into()], 5).expect("leaf");
+        let bundle = format!("{}{}", ca.cert_pem, leaf.cert_pem);
+        write(
+            &dir.path().join(CA_FILE),
+            bundle.as_bytes(),
+            CERT_MODE,
+            false,
+        )
+        .expect("ca");
+        issue(dir.path(), &ca, "127.0.0.1", 5);
+        let err = NodeIdentity::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not a CA's"), "{err}");
     }
 
     #[test]

@@ -19,7 +19,8 @@ use tokio_rustls::TlsAcceptor;
 pub struct Limits {
     /// Handshakes in flight at once; more connections are closed at once.
     pub max_in_flight: usize,
-    /// Handshakes in flight from one IP address.
+    /// Handshakes in flight from one client: an IPv4 address or an IPv6 /64 (what one
+    /// host usually gets).
     pub max_per_ip: usize,
     /// Longest a handshake may take.
     pub timeout: Duration,
@@ -28,8 +29,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_in_flight: 256,
-            max_per_ip: 32,
+            max_in_flight: 1024,
+            max_per_ip: 64,
             timeout: Duration::from_secs(10),
         }
     }
@@ -112,39 +113,69 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-/// Releases a per-IP slot when the handshake task ends, however it ends.
-struct IpSlot {
-    ip: IpAddr,
+/// Handshakes in flight per client (IPv4 address or IPv6 /64), bounded.
+#[derive(Debug, Clone)]
+pub struct ClientSlots {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    max: usize,
+}
+
+impl ClientSlots {
+    /// At most `max` slots per client.
+    pub fn new(max: usize) -> Self {
+        Self {
+            counts: Arc::default(),
+            max,
+        }
+    }
+
+    /// A slot for `ip`'s client, or `None` when it holds `max` already.
+    pub fn take(&self, ip: IpAddr) -> Option<ClientSlot> {
+        let key = client_key(ip);
+        let mut map = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(key).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            key,
+            counts: self.counts.clone(),
+        })
+    }
+}
+
+/// A client's slot, released when dropped (however the handshake ends).
+#[derive(Debug)]
+pub struct ClientSlot {
+    key: IpAddr,
     counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
-impl Drop for IpSlot {
+impl Drop for ClientSlot {
     fn drop(&mut self) {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = counts.get_mut(&self.ip) {
+        if let Some(n) = counts.get_mut(&self.key) {
             *n -= 1;
             if *n == 0 {
-                counts.remove(&self.ip);
+                counts.remove(&self.key);
             }
         }
     }
 }
 
-fn take_ip_slot(
-    counts: &Arc<Mutex<HashMap<IpAddr, usize>>>,
-    ip: IpAddr,
-    max: usize,
-) -> Option<IpSlot> {
-    let mut map = counts.lock().unwrap_or_else(|p| p.into_inner());
-    let n = map.entry(ip).or_insert(0);
-    if *n >= max {
-        return None;
+/// Whose slots a connection takes: its IPv4 address (also when IPv4-mapped), or its IPv6
+/// /64.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+        },
     }
-    *n += 1;
-    Some(IpSlot {
-        ip,
-        counts: counts.clone(),
-    })
 }
 
 async fn accept_loop(
@@ -155,7 +186,7 @@ async fn accept_loop(
     stats: Arc<HandshakeStats>,
 ) {
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
-    let per_ip = Arc::new(Mutex::new(HashMap::new()));
+    let per_client = ClientSlots::new(limits.max_per_ip);
     loop {
         let (stream, peer) = match tcp.accept().await {
             Ok(conn) => conn,
@@ -170,7 +201,7 @@ async fn accept_loop(
             stats.refused.fetch_add(1, Ordering::Relaxed);
             continue;
         };
-        let Some(slot) = take_ip_slot(&per_ip, peer.ip(), limits.max_per_ip) else {
+        let Some(slot) = per_client.take(peer.ip()) else {
             stats.refused.fetch_add(1, Ordering::Relaxed);
             continue;
         };
@@ -203,14 +234,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_ipv6_64_is_one_client_and_mapped_ipv4_is_its_ipv4() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
+        let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(c));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().expect("ip");
+        assert_eq!(
+            client_key(mapped),
+            "10.0.0.1".parse::<IpAddr>().expect("ip")
+        );
+    }
+
+    #[test]
     fn per_ip_slots_are_bounded_and_released() {
-        let counts = Arc::new(Mutex::new(HashMap::new()));
+        let slots = ClientSlots::new(2);
         let ip: IpAddr = [10, 0, 0, 1].into();
-        let a = take_ip_slot(&counts, ip, 2).expect("first");
-        let _b = take_ip_slot(&counts, ip, 2).expect("second");
-        assert!(take_ip_slot(&counts, ip, 2).is_none());
-        assert!(take_ip_slot(&counts, [10, 0, 0, 2].into(), 2).is_some());
+        let a = slots.take(ip).expect("first");
+        let _b = slots.take(ip).expect("second");
+        assert!(slots.take(ip).is_none());
+        assert!(slots.take([10, 0, 0, 2].into()).is_some());
         drop(a);
-        assert!(take_ip_slot(&counts, ip, 2).is_some());
+        assert!(slots.take(ip).is_some());
     }
 }

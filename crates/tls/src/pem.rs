@@ -42,6 +42,18 @@ pub fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError
     Ok(certs)
 }
 
+/// `pem`'s certificates re-encoded (checked as [`certificates`] does): only the
+/// certificates are kept, not text around them or other sections, so what is stored is
+/// what is trusted and nothing more.
+pub fn normalized(pem: &[u8]) -> Result<String, TlsError> {
+    let certs = certificates(pem)?;
+    let blocks: Vec<::pem::Pem> = certs
+        .iter()
+        .map(|c| ::pem::Pem::new("CERTIFICATE", c.to_vec()))
+        .collect();
+    Ok(::pem::encode_many(&blocks))
+}
+
 /// A private key from PEM (PKCS#8, PKCS#1 or SEC1).
 pub fn private_key(pem: &[u8]) -> Result<rustls::pki_types::PrivateKeyDer<'static>, TlsError> {
     if pem.len() > MAX_PEM_BYTES {
@@ -64,6 +76,18 @@ mod tests {
         let err = certificates(key).unwrap_err().to_string();
         assert!(err.contains("other than CERTIFICATE"), "{err}");
         assert!(!err.contains("AAAA"));
+    }
+
+    #[test]
+    fn normalizing_keeps_the_certificates_only() {
+        let ca = crate::certs::create_ca("t", 1).expect("ca");
+        let padded = format!("junk before\n{}\ntrailing junk\n", ca.cert_pem);
+        let n = normalized(padded.as_bytes()).expect("normalized");
+        assert!(!n.contains("junk"));
+        assert_eq!(
+            certificates(n.as_bytes()).expect("certs"),
+            certificates(ca.cert_pem.as_bytes()).expect("certs")
+        );
     }
 
     #[test]

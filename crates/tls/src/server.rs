@@ -55,9 +55,20 @@ pub fn internal(identity: &Arc<NodeIdentity>) -> Result<ServerConfig, TlsError> 
 /// certificate must name the address dialled and allow server use) and presents the
 /// node certificate.
 pub fn internal_client(identity: &Arc<NodeIdentity>) -> Result<ClientConfig, TlsError> {
+    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots(identity.cas())?),
+        provider(),
+    )
+    .build()
+    .map_err(|e| TlsError::Pem(format!("ca.crt: {e}")))?;
+    let verifier = NodeServerVerifier {
+        inner,
+        cas: identity.cas().to_vec(),
+    };
     let mut config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots(identity.cas())?)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
         .with_client_cert_resolver(Arc::new(CurrentCert(identity.clone())));
     config.alpn_protocols = alpn(ALPN_INTERNAL);
     Ok(config)
@@ -84,6 +95,73 @@ fn roots(cas: &[CertificateDer<'static>]) -> Result<RootCertStore, TlsError> {
     Ok(roots)
 }
 
+/// A node certificate of the cluster CA, as a rustls error when not.
+fn node_check(
+    cas: &[CertificateDer<'static>],
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    now: UnixTime,
+) -> Result<(), rustls::Error> {
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(now.as_secs());
+    certs::verify(end_entity, intermediates, cas, Usage::Node, at).map_err(|e| {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+            Arc::new(e),
+        )))
+    })
+}
+
+/// Checks a peer node's server certificate: the usual checks (chain, validity, the name
+/// dialled) and then that it is a node certificate, so another certificate of the CA
+/// cannot stand in for a node.
+#[derive(Debug)]
+struct NodeServerVerifier {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    cas: Vec<CertificateDer<'static>>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for NodeServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        node_check(&self.cas, end_entity, intermediates, now)?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
 /// Accepts client certificates that are node certificates of the cluster CA.
 #[derive(Debug)]
 struct NodeClientVerifier {
@@ -99,15 +177,10 @@ impl ClientCertVerifier for NodeClientVerifier {
     fn verify_client_cert(
         &self,
         end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
+        intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(now.as_secs());
-        certs::verify(end_entity, &self.cas, Usage::Node, at).map_err(|e| {
-            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
-                Arc::new(e),
-            )))
-        })?;
+        node_check(&self.cas, end_entity, intermediates, now)?;
         Ok(ClientCertVerified::assertion())
     }
 

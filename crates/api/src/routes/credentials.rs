@@ -62,11 +62,18 @@ pub async fn put(
         .map_err(|e| Problem::invalid_field("/value", e.to_string()))?;
     let allowed_hosts = credential::normalize_hosts(&body.allowed_hosts)
         .map_err(|e| Problem::invalid_field("/allowed_hosts", e.to_string()))?;
-    if let Some(pem) = &body.ca_pem {
-        // Parsed (bounded) now, so a bad CA is a 422 here and not a failed evaluation.
-        colony_tls::client::private_ca(pem.as_bytes(), colony_tls::client::ALPN_HTTP1)
-            .map_err(|e| Problem::invalid_field("/ca_pem", e.to_string()))?;
-    }
+    // Parsed (bounded) now, so a bad CA is a 422 here and not a failed evaluation; stored
+    // re-encoded, so nothing but the certificates is kept.
+    let ca_pem = match &body.ca_pem {
+        None => None,
+        Some(pem) => {
+            let bad = |e: colony_tls::TlsError| Problem::invalid_field("/ca_pem", e.to_string());
+            let normalized = colony_tls::pem::normalized(pem.as_bytes()).map_err(bad)?;
+            colony_tls::client::private_ca(normalized.as_bytes(), colony_tls::client::ALPN_HTTP1)
+                .map_err(bad)?;
+            Some(normalized)
+        }
+    };
     let tenant = caller.tenant.id.clone();
     let sealed = app
         .sealing_key
@@ -76,7 +83,7 @@ pub async fn put(
         name,
         allowed_hosts,
         sealed,
-        ca_pem: body.ca_pem,
+        ca_pem,
         created_at_ms: 0,
         updated_at_ms: 0,
     };
