@@ -363,6 +363,18 @@ mod tests {
     }
 
     #[test]
+    fn normalizing_keeps_the_certificates_only() {
+        let ca = create_ca("t", 1).expect("ca");
+        let padded = format!("junk before\n{}\ntrailing junk\n", ca.cert_pem);
+        let n = pem::normalized(padded.as_bytes()).expect("normalized");
+        assert!(!n.contains("junk"));
+        assert_eq!(
+            pem::certificates(n.as_bytes()).expect("certs"),
+            pem::certificates(ca.cert_pem.as_bytes()).expect("certs")
+        );
+    }
+
+    #[test]
     fn hosts_and_names_are_checked() {
         let ca = create_ca("test CA", 30).expect("ca");
         assert!(create_node(&ca.cert_pem, &ca.key_pem, &[], 10).is_err());

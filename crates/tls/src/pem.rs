@@ -79,18 +79,6 @@ mod tests {
     }
 
     #[test]
-    fn normalizing_keeps_the_certificates_only() {
-        let ca = crate::certs::create_ca("t", 1).expect("ca");
-        let padded = format!("junk before\n{}\ntrailing junk\n", ca.cert_pem);
-        let n = normalized(padded.as_bytes()).expect("normalized");
-        assert!(!n.contains("junk"));
-        assert_eq!(
-            certificates(n.as_bytes()).expect("certs"),
-            certificates(ca.cert_pem.as_bytes()).expect("certs")
-        );
-    }
-
-    #[test]
     fn a_bundle_with_too_many_certificates_is_refused() {
         let one = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
         let many = one.repeat(MAX_CERTS + 1);
