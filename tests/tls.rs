@@ -682,3 +682,57 @@ fn a_credentials_ca_is_checked_stored_as_certificates_only_and_audited_by_finger
         "the PEM itself is not audited"
     );
 }
+
+#[test]
+fn without_tls_a_captured_internal_request_replayed_later_is_refused() {
+    use colony_cluster::transport::request_auth::RequestAuth;
+    use colony_cluster::transport::wire;
+    let dir = temp_dir();
+    let node = Node::start(dir.path());
+    let to = node.id();
+    let url = format!("http://{}{}", node.raft_addr, wire::paths::READ_INDEX);
+    // What a node sends (the harness knows the cluster secret), as captured on the wire.
+    let auth = RequestAuth::new(harness::CLUSTER_SECRET);
+    let body = wire::encode(1, &()).unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let send = |header: &str, body: &[u8]| match ureq::post(&url)
+        .set("content-type", wire::CONTENT_TYPE)
+        .set(wire::AUTH_HEADER, header)
+        .set(wire::TO_HEADER, &to)
+        .send_bytes(body)
+    {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("{e}"),
+    };
+    let captured = auth.sign(wire::paths::READ_INDEX, &to, &body, now_ms, [7; 16]);
+    let (first, text) = send(&captured, &body);
+    assert_ne!(first, 401, "the original request is authenticated: {text}");
+    // The same bytes again: a replay.
+    let (again, text) = send(&captured, &body);
+    assert_eq!((again, text.as_str()), (401, "replayed request"));
+    // Re-signed in the past (outside the window), or with another body: refused.
+    let old = auth.sign(
+        wire::paths::READ_INDEX,
+        &to,
+        &body,
+        now_ms - 60_000,
+        [8; 16],
+    );
+    assert_eq!(send(&old, &body).0, 401);
+    let altered = wire::encode(2, &()).unwrap();
+    assert_eq!(
+        send(
+            &auth.sign(wire::paths::READ_INDEX, &to, &body, now_ms, [9; 16]),
+            &altered
+        )
+        .0,
+        401
+    );
+    // The old fixed header (a hash of the secret, the same on every request) is gone.
+    let (legacy, _) = send("3f0c0ffee", &body);
+    assert_eq!(legacy, 401);
+}

@@ -28,8 +28,8 @@ use crate::raft::{NodeId, NodeInfo, Raft};
 use crate::transport::client::PeerClient;
 use crate::transport::faults::Faults;
 use crate::transport::raft_network::HttpNetwork;
+use crate::transport::request_auth::RequestAuth;
 use crate::transport::server::{self, InternalState};
-use crate::transport::wire;
 use colony_core::command::ApplyError;
 use colony_state::{ChainReport, State};
 use openraft::{Config, SnapshotPolicy};
@@ -280,7 +280,7 @@ impl RaftNode {
         server::router(InternalState {
             raft: self.raft.clone(),
             self_id: self.id,
-            auth: (!self.mtls).then(|| wire::auth_token(&self.secret)),
+            auth: (!self.mtls).then(|| Arc::new(RequestAuth::new(&self.secret))),
             faults,
             stepping_down: self.stepping_down.clone(),
         })

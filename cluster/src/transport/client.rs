@@ -1,10 +1,12 @@
 //! Outgoing internal calls: one pooled HTTP client, a timeout on every call.
 
 use super::faults::Faults;
+use super::request_auth::RequestAuth;
 use super::wire::{self, AUTH_HEADER, CONTENT_TYPE, TO_HEADER};
 use crate::raft::NodeId;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why an internal call failed.
@@ -93,8 +95,9 @@ pub struct PeerClientError(String);
 pub struct PeerClient {
     http: reqwest::Client,
     self_id: NodeId,
-    /// The cluster-secret header, sent only without TLS (mutual TLS authenticates).
-    auth: Option<String>,
+    /// Signs each request (HMAC, timestamp, nonce), only without TLS (mutual TLS
+    /// authenticates).
+    auth: Option<Arc<RequestAuth>>,
     /// `https` with mutual TLS, `http` without.
     scheme: &'static str,
     faults: Faults,
@@ -115,7 +118,7 @@ impl PeerClient {
             Some(config) => ("https", None, config.clone()),
             None => (
                 "http",
-                Some(wire::auth_token(secret)),
+                Some(Arc::new(RequestAuth::new(secret))),
                 colony_tls::client::public_roots(colony_tls::client::ALPN_HTTP1)
                     .map_err(|e| PeerClientError(e.to_string()))?,
             ),
@@ -173,7 +176,11 @@ impl PeerClient {
         let url = format!("{}://{addr}{path}", self.scheme);
         let mut send = self.http.post(&url);
         if let Some(auth) = &self.auth {
-            send = send.header(AUTH_HEADER, auth);
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let signed = auth.sign(path, &peer.to_string(), &bytes, now_ms, rand::random());
+            send = send.header(AUTH_HEADER, signed);
         }
         let send = send
             .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)

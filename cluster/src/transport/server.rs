@@ -1,6 +1,7 @@
 //! The internal listener's router: Raft RPCs, forwarded writes, read index.
 
 use super::faults::Faults;
+use super::request_auth::RequestAuth;
 use super::wire::{
     self, paths, LeaderHint, ReadIndexReply, WriteReply, AUTH_HEADER, CONTENT_TYPE, TO_HEADER,
 };
@@ -20,7 +21,6 @@ use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use subtle::ConstantTimeEq;
 
 /// A refused internal request: status and a short reason.
 type Rejection = (StatusCode, String);
@@ -38,9 +38,9 @@ pub struct InternalState {
     pub raft: Raft,
     /// This node's id.
     pub self_id: NodeId,
-    /// Expected value of the cluster-secret header; `None` when the listener is mutual
+    /// Checks each request's HMAC and refuses replays; `None` when the listener is mutual
     /// TLS and the peer's node certificate authenticated it.
-    pub auth: Option<String>,
+    pub auth: Option<Arc<RequestAuth>>,
     /// Fault switches.
     pub faults: Faults,
     /// Set while this node gives up leadership (drain): writes and read-index requests
@@ -72,20 +72,20 @@ impl InternalState {
     /// Authenticates and decodes a request; an error is the status and text to answer.
     fn open<T: DeserializeOwned>(
         &self,
+        path: &str,
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<(NodeId, T), Rejection> {
         if let Some(auth) = &self.auth {
             let presented = headers
                 .get(AUTH_HEADER)
-                .map(|v| v.as_bytes())
+                .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
-            if !bool::from(presented.ct_eq(auth.as_bytes())) {
-                return Err((
-                    StatusCode::UNAUTHORIZED,
-                    "bad or missing cluster auth".into(),
-                ));
-            }
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            auth.verify(presented, path, &self.self_id.to_string(), body, now_ms)
+                .map_err(|e| (StatusCode::UNAUTHORIZED, e.to_string()))?;
         }
         // Absent from older nodes (a rolling upgrade): then the caller checks the reply's
         // sender instead.
@@ -125,21 +125,21 @@ impl InternalState {
 }
 
 async fn append(State(s): State<InternalState>, headers: HeaderMap, body: Bytes) -> Response {
-    match s.open::<AppendEntriesRequest<TypeConfig>>(&headers, &body) {
+    match s.open::<AppendEntriesRequest<TypeConfig>>(paths::APPEND, &headers, &body) {
         Ok((_, req)) => s.reply(&s.raft.append_entries(req).await),
         Err(r) => r.into_response(),
     }
 }
 
 async fn vote(State(s): State<InternalState>, headers: HeaderMap, body: Bytes) -> Response {
-    match s.open::<VoteRequest<NodeId>>(&headers, &body) {
+    match s.open::<VoteRequest<NodeId>>(paths::VOTE, &headers, &body) {
         Ok((_, req)) => s.reply(&s.raft.vote(req).await),
         Err(r) => r.into_response(),
     }
 }
 
 async fn snapshot(State(s): State<InternalState>, headers: HeaderMap, body: Bytes) -> Response {
-    match s.open::<InstallSnapshotRequest<TypeConfig>>(&headers, &body) {
+    match s.open::<InstallSnapshotRequest<TypeConfig>>(paths::SNAPSHOT, &headers, &body) {
         Ok((_, req)) => s.reply(&s.raft.install_snapshot(req).await),
         Err(r) => r.into_response(),
     }
@@ -150,7 +150,7 @@ fn hint(id: Option<NodeId>, node: Option<NodeInfo>) -> Option<LeaderHint> {
 }
 
 async fn write(State(s): State<InternalState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (from, proposal) = match s.open::<Proposal>(&headers, &body) {
+    let (from, proposal) = match s.open::<Proposal>(paths::WRITE, &headers, &body) {
         Ok(v) => v,
         Err(r) => return r.into_response(),
     };
@@ -182,7 +182,7 @@ async fn write(State(s): State<InternalState>, headers: HeaderMap, body: Bytes) 
 }
 
 async fn read_index(State(s): State<InternalState>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = s.open::<()>(&headers, &body) {
+    if let Err(r) = s.open::<()>(paths::READ_INDEX, &headers, &body) {
         return r.into_response();
     }
     if s.stepping_down.load(Ordering::SeqCst) {

@@ -10,7 +10,6 @@ use colony_core::command::CommandResult;
 use colony_core::versioned::{self, FormatError, Migrate, Newer, NoPrevious};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// The envelope version this binary writes.
 pub const WIRE_VERSION: u16 = 1;
@@ -101,14 +100,6 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<Envelope<T>, WireErro
     })
 }
 
-/// The value of [`AUTH_HEADER`]: a hash of the cluster secret (the secret itself never
-/// travels). Internal listeners should still be on a private network or behind mTLS.
-pub fn auth_token(secret: &str) -> String {
-    hex::encode(Sha256::digest(
-        format!("colony-internal-v1:{secret}").as_bytes(),
-    ))
-}
-
 /// Where the leader is, as far as the answering node knows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeaderHint {
@@ -183,12 +174,5 @@ mod tests {
         .unwrap();
         let read: Envelope<WriteReply> = decode(&newer).unwrap();
         assert_eq!(read.v, 2);
-    }
-
-    #[test]
-    fn auth_token_depends_on_the_secret() {
-        assert_ne!(auth_token("a"), auth_token("b"));
-        assert_eq!(auth_token("a"), auth_token("a"));
-        assert!(!auth_token("secret").contains("secret"));
     }
 }
