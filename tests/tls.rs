@@ -736,3 +736,193 @@ fn without_tls_a_captured_internal_request_replayed_later_is_refused() {
     let (legacy, _) = send("3f0c0ffee", &body);
     assert_eq!(legacy, 401);
 }
+
+#[test]
+fn a_node_certificate_cannot_speak_for_a_member_at_another_address() {
+    use colony_cluster::transport::wire;
+    let dir = temp_dir();
+    let (certs_dir, ca_key) = make_certs(dir.path(), "30");
+    let c = Cluster::start(1, tls_opts(&certs_dir));
+    let node = c.node(0);
+    let id: u64 = node.id().parse().unwrap();
+    // A node certificate of the same CA, made for another host.
+    let other = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(format!("{certs_dir}/ca.crt"), other.join("ca.crt")).unwrap();
+    let other_dir = other.display().to_string();
+    assert_eq!(
+        certs(
+            &[
+                &["create-node", "10.9.9.9"][..],
+                &dir_args(&other_dir, &ca_key)
+            ]
+            .concat()
+        )
+        .0,
+        0
+    );
+    // A read-index request claiming to come from the member (itself, at 127.0.0.1).
+    let body = dir.path().join("body");
+    std::fs::write(&body, wire::encode(id, &()).unwrap()).unwrap();
+    let url = format!("https://{}{}", node.raft_addr, wire::paths::READ_INDEX);
+    let ask = |cert_dir: &str| {
+        curl(&[
+            "--cacert",
+            &format!("{certs_dir}/ca.crt"),
+            "--cert",
+            &format!("{cert_dir}/node.crt"),
+            "--key",
+            &format!("{cert_dir}/node.key"),
+            "-H",
+            &format!("content-type: {}", wire::CONTENT_TYPE),
+            "-H",
+            &format!("{}: {id}", wire::TO_HEADER),
+            "--data-binary",
+            &format!("@{}", body.display()),
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &url,
+        ])
+    };
+    let (code, status) = ask(&other_dir);
+    assert_eq!(
+        (code, status.trim()),
+        (0, "403"),
+        "another host's certificate"
+    );
+    let (code, status) = ask(&certs_dir);
+    assert_eq!(code, 0);
+    assert_ne!(
+        status.trim(),
+        "403",
+        "the member's own certificate is taken"
+    );
+    assert!(node.log_text().contains("does not name node"));
+
+    // The member's own certificate, but a vote that speaks for another candidate.
+    let vote = openraft::raft::VoteRequest::<u64>::new(openraft::Vote::new(99, id + 1), None);
+    std::fs::write(&body, wire::encode(id, &vote).unwrap()).unwrap();
+    let url = format!("https://{}{}", node.raft_addr, wire::paths::VOTE);
+    let (code, text) = curl(&[
+        "--cacert",
+        &format!("{certs_dir}/ca.crt"),
+        "--cert",
+        &format!("{certs_dir}/node.crt"),
+        "--key",
+        &format!("{certs_dir}/node.key"),
+        "-H",
+        &format!("content-type: {}", wire::CONTENT_TYPE),
+        "-H",
+        &format!("{}: {id}", wire::TO_HEADER),
+        "--data-binary",
+        &format!("@{}", body.display()),
+        "-w",
+        "\n%{http_code}",
+        &url,
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        text.trim_end().ends_with("403") && text.contains("speaks for node"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_admin_client_certificate_stands_for_the_admin_token_and_others_do_not() {
+    let dir = temp_dir();
+    let (certs_dir, ca_key) = make_certs(dir.path(), "30");
+    for name in ["alice", "bob"] {
+        let args = [&["create-client", name][..], &dir_args(&certs_dir, &ca_key)].concat();
+        assert_eq!(certs(&args).0, 0);
+    }
+    let mut opts = tls_opts(&certs_dir);
+    opts.sets.push("tls.admin_clients=alice".into());
+    let c = Cluster::start(1, opts);
+    let url = format!("https://{}/v1/cluster", c.node(0).http_addr);
+    let ca = format!("{certs_dir}/ca.crt");
+    let get = |client: Option<&str>| {
+        let mut args = vec!["--cacert".to_string(), ca.clone()];
+        if let Some(name) = client {
+            args.extend([
+                "--cert".into(),
+                format!("{certs_dir}/client.{name}.crt"),
+                "--key".into(),
+                format!("{certs_dir}/client.{name}.key"),
+            ]);
+        }
+        args.extend([
+            "-o".into(),
+            "/dev/null".into(),
+            "-w".into(),
+            "%{http_code}".into(),
+            url.clone(),
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, status) = curl(&args);
+        assert_eq!(code, 0, "{status}");
+        status.trim().to_string()
+    };
+    assert_eq!(
+        get(Some("alice")),
+        "200",
+        "alice's certificate is the admin's"
+    );
+    assert_eq!(get(Some("bob")), "401", "bob is not an admin client");
+    assert_eq!(get(None), "401", "no certificate, no token");
+    // A client certificate of another CA fails the handshake.
+    let other = temp_dir();
+    let (other_certs, other_key) = make_certs(other.path(), "30");
+    let args = [
+        &["create-client", "alice"][..],
+        &dir_args(&other_certs, &other_key),
+    ]
+    .concat();
+    assert_eq!(certs(&args).0, 0);
+    let (code, _) = curl(&[
+        "--cacert",
+        &ca,
+        "--cert",
+        &format!("{other_certs}/client.alice.crt"),
+        "--key",
+        &format!("{other_certs}/client.alice.key"),
+        &url,
+    ]);
+    assert_ne!(code, 0, "another CA's alice is refused at the handshake");
+}
+
+#[test]
+fn a_replayed_gossip_packet_is_dropped_and_counted() {
+    let dir = temp_dir();
+    let node = Node::start(dir.path());
+    let counter = |name: &str| -> u64 {
+        let metrics = node.get("/metrics", None).text;
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("colony_cluster_events_total{{event=\"{name}\"}}")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<f64>().ok())
+            .map_or(0, |n| n as u64)
+    };
+    // A packet sealed with the cluster's key, as a member sends it, captured and sent again.
+    let packet =
+        colony_cluster::membership::seal_for_fuzz(harness::CLUSTER_SECRET.as_bytes(), b"x")
+            .unwrap();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let replayed_before = counter("gossip_packets_replayed");
+    sock.send_to(&packet, &node.gossip_addr).unwrap();
+    sock.send_to(&packet, &node.gossip_addr).unwrap();
+    sock.send_to(&packet, &node.gossip_addr).unwrap();
+    eventually(Duration::from_secs(10), "the replays counted", || {
+        (counter("gossip_packets_replayed") >= replayed_before + 2).then_some(())
+    });
+    // A packet under another secret is not a replay: it does not open at all.
+    let rejected_before = counter("gossip_packets_rejected");
+    let forged =
+        colony_cluster::membership::seal_for_fuzz(b"another secret entirely", b"x").unwrap();
+    sock.send_to(&forged, &node.gossip_addr).unwrap();
+    eventually(Duration::from_secs(10), "the forgery rejected", || {
+        (counter("gossip_packets_rejected") > rejected_before).then_some(())
+    });
+}

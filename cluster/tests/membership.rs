@@ -14,8 +14,8 @@ use std::{
 };
 
 use colony_cluster::membership::{
-    MemberEvent, MemberStatus, MemberView, Membership, MembershipConfig, MembershipError, NodeMeta,
-    NodeState,
+    Legacy, MemberEvent, MemberStatus, MemberView, Membership, MembershipConfig, MembershipError,
+    NodeMeta, NodeState,
 };
 use tokio::sync::mpsc::Receiver;
 
@@ -540,4 +540,35 @@ async fn a_cut_off_node_does_not_make_the_others_renew_their_identities() {
     // The majority did not postpone anything: it declared c Down at the usual speed.
     assert_eq!(a.counters().down_verdicts_postponed, 0);
     assert_eq!(b.counters().down_verdicts_postponed, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_moves_from_unencrypted_gossip_through_send_and_accept() {
+    // An old node (unencrypted version 1 only) is stood in for by `send` (it speaks only
+    // version 1); `accept` speaks the encrypted form and still reads version 1.
+    let mut old = config(1, loopback_any_port(), &[], SECRET);
+    old.legacy = Legacy::Send;
+    let a = start_with(old).await;
+    let mut mid = config(2, loopback_any_port(), &[a.m.local_addr()], SECRET);
+    mid.legacy = Legacy::Accept;
+    let b = start_with(mid).await;
+    wait_for("send and accept nodes see each other", DEADLINE, || {
+        sees_alive(&a.m, &[2]) && sees_alive(&b.m, &[1])
+    })
+    .await;
+    // A node with legacy off (the default) joins through the accept node and refuses the
+    // version-1 speaker's packets.
+    let c = start_with(config(3, loopback_any_port(), &[b.m.local_addr()], SECRET)).await;
+    wait_for(
+        "the encrypted-only node joins through the accept node",
+        DEADLINE,
+        || sees_alive(&c.m, &[2]) && sees_alive(&b.m, &[3]),
+    )
+    .await;
+    wait_for(
+        "it refuses the version-1 speaker's packets",
+        DEADLINE,
+        || c.m.counters().packets_rejected > 0,
+    )
+    .await;
 }

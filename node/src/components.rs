@@ -20,7 +20,7 @@ use colony_limiter::{
 };
 use colony_providers::{BreakerConfig, EgressPolicy, Registry, ResponseCache};
 use colony_tls::identity::NodeIdentity;
-use colony_tls::listener::{HandshakeStats, Limits, TlsListener};
+use colony_tls::listener::{HandshakeStats, Limits, PeerInfo, TlsListener};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -181,6 +181,7 @@ pub async fn start_membership(
     gossip.probe_period = config.gossip.probe_period;
     gossip.probe_rtt = config.gossip.probe_rtt;
     gossip.suspect_to_down = config.gossip.suspect_to_down;
+    gossip.legacy = config.gossip.legacy;
     Membership::start(gossip).await.map_err(|e| {
         RunError::Config(ConfigError::new(
             "gossip.listen",
@@ -296,6 +297,7 @@ pub async fn serve_http(
     app: axum::Router,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
+    let app = app.into_make_service_with_connect_info::<PeerInfo>();
     axum::serve(listener, app)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
@@ -376,6 +378,7 @@ impl HttpListener {
                 } else {
                     app
                 };
+                let app = app.into_make_service_with_connect_info::<PeerInfo>();
                 axum::serve(listener, app)
                     .with_graceful_shutdown(stop.cancelled_owned())
                     .await
@@ -415,7 +418,10 @@ pub fn load_tls(config: &Config) -> Result<Option<NodeTls>, ConfigError> {
     let bad = |e: colony_tls::TlsError| ConfigError::new("tls.certs_dir", e.to_string());
     let identity = Arc::new(NodeIdentity::load(dir).map_err(bad)?);
     Ok(Some(NodeTls {
-        public: Arc::new(colony_tls::server::public(&identity).map_err(bad)?),
+        public: Arc::new(
+            colony_tls::server::public(&identity, !config.tls.admin_clients.is_empty())
+                .map_err(bad)?,
+        ),
         internal: Arc::new(colony_tls::server::internal(&identity).map_err(bad)?),
         client: Arc::new(colony_tls::server::internal_client(&identity).map_err(bad)?),
         identity,

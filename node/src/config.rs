@@ -60,6 +60,9 @@ pub struct GossipConfig {
     /// How long a member stays suspect before it is declared down.
     #[serde(rename = "suspect_to_down_ms", deserialize_with = "field::millis")]
     pub suspect_to_down: Duration,
+    /// Version 1 (unencrypted, pre-0.2) gossip: `off`, `accept` or `send`.
+    #[serde(deserialize_with = "field::gossip_legacy")]
+    pub legacy: colony_cluster::membership::Legacy,
 }
 
 /// Cluster formation and safety settings.
@@ -319,6 +322,9 @@ pub struct TlsConfig {
     pub reload_check: Duration,
     /// Allows non-loopback listeners without TLS (traffic in clear).
     pub insecure: bool,
+    /// Client certificate names (common names) that are admins on the API.
+    #[serde(deserialize_with = "field::client_names")]
+    pub admin_clients: Vec<String>,
 }
 
 /// Logging.
@@ -648,6 +654,12 @@ impl Config {
                     ),
                 ));
             }
+        }
+        if !self.tls.admin_clients.is_empty() && self.tls.certs_dir.is_none() {
+            return Err(ConfigError::new(
+                "tls.admin_clients",
+                "client certificates need TLS: set tls.certs_dir too",
+            ));
         }
         if self.raft.max_entry_bytes < self.http.max_body_bytes + 64 * 1024 {
             return Err(ConfigError::new(

@@ -124,6 +124,40 @@ pub fn non_empty_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Err
     Ok(PathBuf::from(v))
 }
 
+/// Client certificate names: 1 to 64 of `[A-Za-z0-9._-]` each (as `colony certs
+/// create-client` makes them), at most 64 names.
+pub fn client_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    if names.len() > 64 {
+        return Err(D::Error::custom("at most 64 names"));
+    }
+    for n in &names {
+        let ok = !n.is_empty()
+            && n.len() <= 64
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !ok {
+            return Err(D::Error::custom(
+                "each name is 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'",
+            ));
+        }
+    }
+    Ok(names)
+}
+
+/// `"off"`, `"accept"` or `"send"` (gossip.legacy).
+pub fn gossip_legacy<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<colony_cluster::membership::Legacy, D::Error> {
+    use colony_cluster::membership::Legacy;
+    match String::deserialize(d)?.trim() {
+        "off" => Ok(Legacy::Off),
+        "accept" => Ok(Legacy::Accept),
+        "send" => Ok(Legacy::Send),
+        _ => Err(D::Error::custom("expected \"off\", \"accept\" or \"send\"")),
+    }
+}
+
 /// A path, or none when empty.
 pub fn optional_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
     let v = String::deserialize(d)?;

@@ -487,6 +487,7 @@ impl Parts {
             .filter_map(|(name, stats)| stats.map(|s| (name, s)))
             .collect(),
             identity: tls.map(|t| t.identity),
+            admin_clients: config.tls.admin_clients.clone(),
         };
         let app = AppState::new(AppParts {
             raft: self.raft.clone(),

@@ -25,7 +25,7 @@ use tokio::{
 };
 
 use super::{
-    auth::{PacketAuth, FRAMING_OVERHEAD},
+    auth::{Legacy, PacketAuth, FRAMING_OVERHEAD},
     config::{MembershipConfig, MAX_PACKET_SIZE, META_REFRESH_INTERVAL, REJOIN_INTERVAL},
     health::{doubts_itself, DownDeferrals},
     identity::NodeIdentity,
@@ -82,8 +82,12 @@ pub struct MembershipCounters {
     pub packets_in: u64,
     /// Datagrams sent successfully.
     pub packets_out: u64,
-    /// Received datagrams dropped as unauthentic (bad HMAC, wrong framing) or undecodable.
+    /// Received datagrams dropped as unauthentic (bad tag, wrong framing), refused
+    /// version 1, or undecodable.
     pub packets_rejected: u64,
+    /// Authentic datagrams dropped as replays: a sequence number seen already, or a
+    /// timestamp outside the window.
+    pub packets_replayed: u64,
     /// Times a member went from Alive to Suspect in our view.
     pub suspect_events: u64,
     /// [`MemberEvent::Down`] events produced (including dropped ones).
@@ -104,12 +108,20 @@ struct Counters {
     packets_in: AtomicU64,
     packets_out: AtomicU64,
     packets_rejected: AtomicU64,
+    packets_replayed: AtomicU64,
     suspect_events: AtomicU64,
     down_events: AtomicU64,
     up_events: AtomicU64,
     events_dropped: AtomicU64,
     identity_renewals: AtomicU64,
     down_verdicts_postponed: AtomicU64,
+}
+
+/// Wall-clock milliseconds since the Unix epoch (gossip timestamps).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn bump(counter: &AtomicU64, by: u64) {
@@ -181,8 +193,8 @@ impl Membership {
         cfg: MembershipConfig,
     ) -> Result<(Membership, mpsc::Receiver<MemberEvent>), MembershipError> {
         cfg.validate()?;
-        let auth = PacketAuth::new(&cfg.secret).map_err(|_| {
-            MembershipError::InvalidConfig("secret is not usable as an HMAC key".to_owned())
+        let auth = PacketAuth::new(&cfg.secret, cfg.legacy).map_err(|_| {
+            MembershipError::InvalidConfig("secret is not usable as a gossip key".to_owned())
         })?;
         let socket = UdpSocket::bind(cfg.bind)
             .await
@@ -362,6 +374,7 @@ impl Membership {
             packets_in: get(&c.packets_in),
             packets_out: get(&c.packets_out),
             packets_rejected: get(&c.packets_rejected),
+            packets_replayed: get(&c.packets_replayed),
             suspect_events: get(&c.suspect_events),
             down_events: get(&c.down_events),
             up_events: get(&c.up_events),
@@ -437,8 +450,9 @@ impl Runtime<NodeIdentity> for LoopRuntime {
     }
 
     fn send_to(&mut self, to: NodeIdentity, data: &[u8]) {
-        // Sealed here so the HMAC covers exactly the bytes foca produced.
-        self.outbox.push((to.addr, self.auth.seal(data)));
+        // Sealed here so the tag covers exactly the bytes foca produced.
+        let sealed = self.auth.seal(data, unix_ms());
+        self.outbox.push((to.addr, sealed));
     }
 
     fn submit_after(&mut self, event: Timer<NodeIdentity>, after: Duration) {
@@ -608,15 +622,20 @@ impl Agent {
             return;
         }
         bump(&self.shared.counters.packets_in, 1);
-        let payload = match self.rt.auth.open(datagram) {
+        let payload = match self.rt.auth.open(datagram, unix_ms()) {
             Ok(payload) => payload,
             Err(why) => {
-                bump(&self.shared.counters.packets_rejected, 1);
+                let counter = if why.is_replay() {
+                    &self.shared.counters.packets_replayed
+                } else {
+                    &self.shared.counters.packets_rejected
+                };
+                bump(counter, 1);
                 tracing::debug!(%from, %why, len = datagram.len(), "gossip packet rejected");
                 return;
             }
         };
-        if let Err(error) = self.foca.handle_data(payload, &mut self.rt) {
+        if let Err(error) = self.foca.handle_data(&payload, &mut self.rt) {
             match error {
                 foca::Error::Decode(_) | foca::Error::MalformedPacket | foca::Error::DataTooBig => {
                     // Authentic but undecodable: a peer speaking another protocol version.
@@ -939,7 +958,7 @@ impl Agent {
 /// passed authentication.
 #[doc(hidden)]
 pub fn decode_for_fuzz(secret: &[u8], datagrams: &[&[u8]]) -> usize {
-    let auth = match PacketAuth::new(secret) {
+    let auth = match PacketAuth::new(secret, Legacy::Off) {
         Ok(auth) => auth,
         Err(_) => return 0,
     };
@@ -968,10 +987,10 @@ pub fn decode_for_fuzz(secret: &[u8], datagrams: &[&[u8]]) -> usize {
     let mut rt = LoopRuntime::new(auth);
     let mut authentic = 0;
     for datagram in datagrams {
-        if let Ok(payload) = rt.auth.open(datagram) {
+        if let Ok(payload) = rt.auth.open(datagram, unix_ms()) {
             authentic += 1;
             // The loop logs and drops what foca refuses; only a panic is a bug here.
-            let _ = foca.handle_data(payload, &mut rt);
+            let _ = foca.handle_data(&payload, &mut rt);
         }
     }
     authentic
@@ -981,5 +1000,7 @@ pub fn decode_for_fuzz(secret: &[u8], datagrams: &[&[u8]]) -> usize {
 /// it (`None` only if HMAC refused the key, which it never does).
 #[doc(hidden)]
 pub fn seal_for_fuzz(secret: &[u8], payload: &[u8]) -> Option<Vec<u8>> {
-    PacketAuth::new(secret).ok().map(|auth| auth.seal(payload))
+    PacketAuth::new(secret, Legacy::Off)
+        .ok()
+        .map(|mut auth| auth.seal(payload, unix_ms()))
 }

@@ -61,8 +61,9 @@ pub(crate) const ANNOUNCE_DOWN_FANOUT: NonZeroUsize = NonZeroUsize::MIN.saturati
 /// impossible in clusters of up to a few dozen nodes; it costs only bytes.
 pub(crate) const MAX_TRANSMISSIONS: NonZeroU8 = NonZeroU8::MIN.saturating_add(7); // 8
 
-/// Largest foca payload; the HMAC framing adds 17 bytes and the result stays under a
-/// 1500-byte Ethernet MTU, so gossip is never IP-fragmented.
+/// Largest foca payload; the encrypted framing adds 54 bytes and the result (with IP and
+/// UDP headers, 1482 bytes) stays under a 1500-byte Ethernet MTU, so gossip is never
+/// IP-fragmented.
 pub(crate) const MAX_PACKET_SIZE: NonZeroUsize = NonZeroUsize::MIN.saturating_add(1399); // 1400
 
 /// Housekeeping tick of the agent loop: while we know no live peer, announce to the seeds
@@ -96,7 +97,7 @@ pub struct MembershipConfig {
     /// Gossip addresses to announce to on start, and again every second while we know no
     /// live peer. May include our own address (it is skipped). Empty = wait to be contacted.
     pub seeds: Vec<SocketAddr>,
-    /// Cluster secret keying the HMAC on every packet. Must not be empty.
+    /// Cluster secret the gossip key is derived from. Must not be empty.
     pub secret: Vec<u8>,
     /// Metadata we announce (its `state` can later change with
     /// [`super::Membership::set_state`]).
@@ -111,6 +112,8 @@ pub struct MembershipConfig {
     pub num_indirect_probes: usize,
     /// See [`DEFAULT_REMOVE_DOWN_AFTER`]. Must be non-zero.
     pub remove_down_after: Duration,
+    /// Version 1 (unencrypted) packets, for moving a cluster to encrypted gossip.
+    pub legacy: super::auth::Legacy,
 }
 
 impl MembershipConfig {
@@ -129,6 +132,7 @@ impl MembershipConfig {
             suspect_to_down: DEFAULT_SUSPECT_TO_DOWN,
             num_indirect_probes: DEFAULT_NUM_INDIRECT_PROBES,
             remove_down_after: DEFAULT_REMOVE_DOWN_AFTER,
+            legacy: super::auth::Legacy::Off,
         }
     }
 

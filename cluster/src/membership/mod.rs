@@ -13,8 +13,9 @@
 //!   `(boot, seq)`; receivers keep the highest version per node id. Changing the
 //!   [`NodeState`] ([`Membership::set_state`]) is a new version, not an identity change, so
 //!   it never looks like a failure.
-//! - **Authentication** (`auth.rs`): every datagram carries a truncated HMAC-SHA256 tag
-//!   keyed with the cluster secret and is dropped before foca sees it if the tag is wrong.
+//! - **Encryption** (`auth.rs`): every datagram is ChaCha20-Poly1305 under a key derived
+//!   from the cluster secret, with a sender sequence and a timestamp inside; it is dropped
+//!   before foca sees it if it does not open, is outside the time window, or is a replay.
 //! - **View and events** (`view.rs`): [`Membership::members`] is the source of truth;
 //!   [`MemberEvent`]s on the bounded channel report Up/Down/Updated for other members.
 //! - **Timings** (`config.rs`): see [`MembershipConfig`] and the `DEFAULT_*` constants;
@@ -33,6 +34,7 @@ mod timers;
 mod view;
 
 pub use agent::{Membership, MembershipCounters, MembershipError, EVENT_CHANNEL_CAPACITY};
+pub use auth::{Legacy, WINDOW_MS as GOSSIP_WINDOW_MS};
 pub use config::{
     MembershipConfig, DEFAULT_NUM_INDIRECT_PROBES, DEFAULT_PROBE_PERIOD, DEFAULT_PROBE_RTT,
     DEFAULT_REMOVE_DOWN_AFTER, DEFAULT_SUSPECT_TO_DOWN,

@@ -8,12 +8,14 @@ use super::wire::{
 use crate::raft::quorum::{self, Guarded};
 use crate::raft::{NodeId, NodeInfo, Raft, TypeConfig};
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::Extensions;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use colony_core::command::Proposal;
+use colony_tls::listener::PeerInfo;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::de::DeserializeOwned;
@@ -73,20 +75,12 @@ impl InternalState {
     fn open<T: DeserializeOwned>(
         &self,
         path: &str,
+        ext: &Extensions,
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<(NodeId, T), Rejection> {
-        if let Some(auth) = &self.auth {
-            let presented = headers
-                .get(AUTH_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
-            auth.verify(presented, path, &self.self_id.to_string(), body, now_ms)
-                .map_err(|e| (StatusCode::UNAUTHORIZED, e.to_string()))?;
-        }
+        // The addressee first (not secret): a request for another node is a 421 the
+        // caller may resend elsewhere, not an authentication failure.
         // Absent from older nodes (a rolling upgrade): then the caller checks the reply's
         // sender instead.
         if let Some(to) = headers.get(TO_HEADER) {
@@ -101,6 +95,17 @@ impl InternalState {
                 ));
             }
         }
+        if let Some(auth) = &self.auth {
+            let presented = headers
+                .get(AUTH_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            auth.verify(presented, path, &self.self_id.to_string(), body, now_ms)
+                .map_err(|e| (StatusCode::UNAUTHORIZED, e.to_string()))?;
+        }
         let env = wire::decode::<T>(body)
             .map_err(|e| (StatusCode::BAD_REQUEST, format!("undecodable body: {e}")))?;
         if self.faults.blocks_in(env.from) {
@@ -110,7 +115,60 @@ impl InternalState {
                 "blocked by fault injection".into(),
             ));
         }
+        self.check_peer_certificate(ext, env.from)?;
         Ok((env.from, env.body))
+    }
+
+    /// With mutual TLS: the sender must be a Raft member (voter or learner: a node
+    /// talks to this listener only once it has been added; until this node has been added
+    /// itself, any node certificate) and present a certificate
+    /// naming that member's address, so one node's certificate cannot speak for another.
+    /// Without TLS the request's HMAC stands for the cluster secret instead.
+    fn check_peer_certificate(&self, ext: &Extensions, from: NodeId) -> Result<(), Rejection> {
+        if self.auth.is_some() {
+            return Ok(());
+        }
+        let forbidden = |why: String| {
+            tracing::warn!(from, %why, "refused an internal request");
+            Err((StatusCode::FORBIDDEN, why))
+        };
+        let Some(cert) = ext
+            .get::<ConnectInfo<PeerInfo>>()
+            .and_then(|ConnectInfo(p)| p.cert.clone())
+        else {
+            return forbidden("no client certificate on a mutual TLS listener".into());
+        };
+        let (addr, joined) = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            let membership = m.membership_config.membership();
+            (
+                membership.get_node(&from).map(|n| n.raft_addr.clone()),
+                membership.get_node(&self.self_id).is_some(),
+            )
+        };
+        match addr {
+            // A node being added knows no member yet: the leader's first appends (which
+            // bring the membership) are taken on its node certificate.
+            None if !joined => Ok(()),
+            None => forbidden(format!("node {from} is not a member of this cluster")),
+            Some(addr) if !colony_tls::certs::names_address(&cert, &addr) => forbidden(format!(
+                "the certificate presented does not name node {from}'s address {addr}"
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// The Raft message must be from the node that sent it: the leader in an append or
+    /// snapshot, the candidate in a vote (so a member cannot speak in another's name).
+    fn check_sender(&self, from: NodeId, claimed: Option<NodeId>) -> Result<(), Rejection> {
+        match claimed {
+            Some(id) if id != from => Err((
+                StatusCode::FORBIDDEN,
+                format!("the message speaks for node {id}, but node {from} sent it"),
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn reply<T: Serialize>(&self, body: &T) -> Response {
@@ -124,23 +182,47 @@ impl InternalState {
     }
 }
 
-async fn append(State(s): State<InternalState>, headers: HeaderMap, body: Bytes) -> Response {
-    match s.open::<AppendEntriesRequest<TypeConfig>>(paths::APPEND, &headers, &body) {
-        Ok((_, req)) => s.reply(&s.raft.append_entries(req).await),
+async fn append(
+    State(s): State<InternalState>,
+    ext: Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match s.open::<AppendEntriesRequest<TypeConfig>>(paths::APPEND, &ext, &headers, &body) {
+        Ok((from, req)) => match s.check_sender(from, req.vote.leader_id().voted_for()) {
+            Ok(()) => s.reply(&s.raft.append_entries(req).await),
+            Err(r) => r.into_response(),
+        },
         Err(r) => r.into_response(),
     }
 }
 
-async fn vote(State(s): State<InternalState>, headers: HeaderMap, body: Bytes) -> Response {
-    match s.open::<VoteRequest<NodeId>>(paths::VOTE, &headers, &body) {
-        Ok((_, req)) => s.reply(&s.raft.vote(req).await),
+async fn vote(
+    State(s): State<InternalState>,
+    ext: Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match s.open::<VoteRequest<NodeId>>(paths::VOTE, &ext, &headers, &body) {
+        Ok((from, req)) => match s.check_sender(from, req.vote.leader_id().voted_for()) {
+            Ok(()) => s.reply(&s.raft.vote(req).await),
+            Err(r) => r.into_response(),
+        },
         Err(r) => r.into_response(),
     }
 }
 
-async fn snapshot(State(s): State<InternalState>, headers: HeaderMap, body: Bytes) -> Response {
-    match s.open::<InstallSnapshotRequest<TypeConfig>>(paths::SNAPSHOT, &headers, &body) {
-        Ok((_, req)) => s.reply(&s.raft.install_snapshot(req).await),
+async fn snapshot(
+    State(s): State<InternalState>,
+    ext: Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match s.open::<InstallSnapshotRequest<TypeConfig>>(paths::SNAPSHOT, &ext, &headers, &body) {
+        Ok((from, req)) => match s.check_sender(from, req.vote.leader_id().voted_for()) {
+            Ok(()) => s.reply(&s.raft.install_snapshot(req).await),
+            Err(r) => r.into_response(),
+        },
         Err(r) => r.into_response(),
     }
 }
@@ -149,8 +231,13 @@ fn hint(id: Option<NodeId>, node: Option<NodeInfo>) -> Option<LeaderHint> {
     id.map(|id| LeaderHint { id, node })
 }
 
-async fn write(State(s): State<InternalState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (from, proposal) = match s.open::<Proposal>(paths::WRITE, &headers, &body) {
+async fn write(
+    State(s): State<InternalState>,
+    ext: Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (from, proposal) = match s.open::<Proposal>(paths::WRITE, &ext, &headers, &body) {
         Ok(v) => v,
         Err(r) => return r.into_response(),
     };
@@ -181,8 +268,13 @@ async fn write(State(s): State<InternalState>, headers: HeaderMap, body: Bytes) 
     s.reply(&reply)
 }
 
-async fn read_index(State(s): State<InternalState>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = s.open::<()>(paths::READ_INDEX, &headers, &body) {
+async fn read_index(
+    State(s): State<InternalState>,
+    ext: Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = s.open::<()>(paths::READ_INDEX, &ext, &headers, &body) {
         return r.into_response();
     }
     if s.stepping_down.load(Ordering::SeqCst) {

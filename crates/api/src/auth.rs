@@ -79,6 +79,22 @@ impl FromRequestParts<AppState> for Admin {
         parts: &mut Parts,
         app: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // A client certificate the TLS handshake verified against the cluster CA, naming
+        // an admin client (`tls.admin_clients`), stands for the admin token.
+        if !app.transport.admin_clients.is_empty() {
+            let named = parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<colony_tls::listener::PeerInfo>>()
+                .and_then(|info| {
+                    info.0
+                        .cert
+                        .as_deref()
+                        .and_then(colony_tls::certs::client_name)
+                });
+            if named.is_some_and(|n| app.transport.admin_clients.contains(&n)) {
+                return Ok(Admin);
+            }
+        }
         let token = bearer(parts)?;
         let verdict = app.raft.read_state(|s| match &s.admin_token_hash {
             None => Err(AuthRejection(

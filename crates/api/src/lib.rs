@@ -199,6 +199,8 @@ pub struct TransportSecurity {
     pub identity: Option<Arc<colony_tls::identity::NodeIdentity>>,
     /// Handshake counts of TLS listeners, by listener name.
     pub handshakes: Vec<(&'static str, Arc<colony_tls::listener::HandshakeStats>)>,
+    /// Client certificate names served as the admin (`tls.admin_clients`).
+    pub admin_clients: Vec<String>,
 }
 
 /// What `/metrics` reads from the evaluation runtime.

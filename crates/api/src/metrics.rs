@@ -113,7 +113,7 @@ impl Metrics {
         let events = IntCounterVec::new(
             Opts::new(
                 "colony_cluster_events_total",
-                "Cluster events: gossip_packets_in/out, gossip_packets_rejected, member_up/suspect/down, \
+                "Cluster events: gossip_packets_in/out, gossip_packets_rejected, gossip_packets_replayed, member_up/suspect/down, \
                  raft_leader_changes, forwarded_writes, forwarded_reads",
             ),
             &["event"],

@@ -43,7 +43,7 @@ fn server_tls(ca: &Issued) -> Arc<rustls::ServerConfig> {
     )
     .unwrap();
     let identity = Arc::new(NodeIdentity::load(dir.path()).unwrap());
-    Arc::new(colony_tls::server::public(&identity).unwrap())
+    Arc::new(colony_tls::server::public(&identity, false).unwrap())
 }
 
 fn config(server: &MockServer, ca_pem: Option<&str>) -> ProviderConfig {

@@ -36,6 +36,10 @@ impl std::fmt::Debug for Issued {
 /// server-and-client certificates for them too).
 pub const NODE_URI: &str = "colony://node";
 
+/// The URI name of a client certificate is this plus the client's name: what makes a
+/// certificate of the CA a Colony client's (see [`client_name`]).
+pub const CLIENT_URI_PREFIX: &str = "colony://client/";
+
 /// Extended key usage serverAuth (1.3.6.1.5.5.7.3.1), DER content.
 const EKU_SERVER_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
 /// Extended key usage clientAuth (1.3.6.1.5.5.7.3.2), DER content.
@@ -170,6 +174,11 @@ pub fn create_client(
     params.distinguished_name.push(DnType::CommonName, name);
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.subject_alt_names = vec![SanType::URI(
+        format!("{CLIENT_URI_PREFIX}{name}")
+            .try_into()
+            .map_err(rcgen_err)?,
+    )];
     sign(params, ca_cert_pem, ca_key_pem, days, Usage::Client)
 }
 
@@ -242,6 +251,67 @@ pub enum VerifyError {
     NotANode,
 }
 
+/// Whether `cert` is valid for `addr` (`ip:port`, or `host:port`): what a peer's
+/// certificate must name to speak for the member at that address.
+pub fn names_address(cert: &CertificateDer<'_>, addr: &str) -> bool {
+    let Ok(ee) = webpki::EndEntityCert::try_from(cert) else {
+        return false;
+    };
+    let name = match addr.parse::<std::net::SocketAddr>() {
+        Ok(sa) => rustls::pki_types::ServerName::IpAddress(sa.ip().into()),
+        Err(_) => {
+            let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+            match rustls::pki_types::ServerName::try_from(host.to_string()) {
+                Ok(n) => n,
+                Err(_) => return false,
+            }
+        }
+    };
+    ee.verify_is_valid_for_subject_name(&name).is_ok()
+}
+
+/// The subject's common name of `cert`, when it has exactly one.
+pub fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
+    let mut names = parsed.subject().iter_common_name();
+    let cn = names.next()?;
+    if names.next().is_some() {
+        return None;
+    }
+    cn.as_str().ok().map(str::to_string)
+}
+
+/// The name of a Colony client certificate (as `create-client` makes them): one common
+/// name, the URI `colony://client/<that name>`, and not a node's certificate. `None` for
+/// anything else, so a node certificate or another service's certificate of the same CA
+/// never stands for a client.
+pub fn client_name(cert: &CertificateDer<'_>) -> Option<String> {
+    let cn = common_name(cert)?;
+    let uris = uris(cert);
+    let marked = uris
+        .iter()
+        .any(|u| u.strip_prefix(CLIENT_URI_PREFIX) == Some(cn.as_str()));
+    (marked && !uris.iter().any(|u| u == NODE_URI)).then_some(cn)
+}
+
+/// The URI names of `cert`.
+fn uris(cert: &CertificateDer<'_>) -> Vec<String> {
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert) else {
+        return Vec::new();
+    };
+    let Ok(Some(san)) = parsed.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::URI(u) => Some(u.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Whether `cert` names `uri` among its subject alternative names.
 fn has_uri(cert: &CertificateDer<'_>, uri: &str) -> bool {
     let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert) else {
@@ -290,6 +360,19 @@ mod tests {
         )
         .expect("node");
         let client = create_client(&ca.cert_pem, &ca.key_pem, "alice", 10).expect("client");
+        assert_eq!(
+            common_name(&der(&client.cert_pem)).as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            client_name(&der(&client.cert_pem)).as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            client_name(&der(&node.cert_pem)),
+            None,
+            "a node is not a client"
+        );
         let cas = [der(&ca.cert_pem)];
         let now = SystemTime::now();
         verify(&der(&node.cert_pem), &[], &cas, Usage::Node, now).expect("node verifies");
@@ -372,6 +455,26 @@ mod tests {
             pem::certificates(n.as_bytes()).expect("certs"),
             pem::certificates(ca.cert_pem.as_bytes()).expect("certs")
         );
+    }
+
+    #[test]
+    fn a_node_certificate_names_the_addresses_it_was_made_for() {
+        let ca = create_ca("test CA", 30).expect("ca");
+        let node = create_node(
+            &ca.cert_pem,
+            &ca.key_pem,
+            &["10.0.0.11".into(), "n1.colony".into()],
+            1,
+        )
+        .expect("node");
+        let cert = der(&node.cert_pem);
+        assert!(names_address(&cert, "10.0.0.11:7948"));
+        assert!(names_address(&cert, "n1.colony:7948"));
+        assert!(
+            !names_address(&cert, "10.0.0.12:7948"),
+            "another member's address"
+        );
+        assert!(!names_address(&cert, "garbage"));
     }
 
     #[test]

@@ -96,6 +96,46 @@ impl Drop for TlsListener {
     }
 }
 
+/// What a connection showed at its handshake, for handlers (axum's `ConnectInfo`): the
+/// peer's address and the client certificate it presented, which the server config has
+/// verified (none on plain connections or without client authentication).
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// Its end-entity certificate, when it presented one.
+    pub cert: Option<Arc<rustls::pki_types::CertificateDer<'static>>>,
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for PeerInfo
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        let cert = stream
+            .io()
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|c| Arc::new(c.clone().into_owned()));
+        Self {
+            addr: *stream.remote_addr(),
+            cert,
+        }
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
+    for PeerInfo
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+        Self {
+            addr: *stream.remote_addr(),
+            cert: None,
+        }
+    }
+}
+
 impl axum::serve::Listener for TlsListener {
     type Io = TlsStream<TcpStream>;
     type Addr = SocketAddr;

@@ -26,12 +26,29 @@ fn alpn(protocols: &[&[u8]]) -> Vec<Vec<u8>> {
     protocols.iter().map(|p| p.to_vec()).collect()
 }
 
-/// The public API's server: any client, the node certificate, `h2` and `http/1.1`.
-pub fn public(identity: &Arc<NodeIdentity>) -> Result<ServerConfig, TlsError> {
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(CurrentCert(identity.clone())));
+/// The public API's server: the node certificate, `h2` and `http/1.1`. With
+/// `client_certs`, a client may present a client certificate of the cluster CA (checked;
+/// who it names is for the API to decide), and one without a certificate is served too.
+pub fn public(identity: &Arc<NodeIdentity>, client_certs: bool) -> Result<ServerConfig, TlsError> {
+    let builder =
+        ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
+    let builder = if client_certs {
+        builder.with_client_cert_verifier(Arc::new(CaClientVerifier {
+            cas: identity.cas().to_vec(),
+            provider: provider(),
+            usage: Usage::Client,
+            mandatory: false,
+        }))
+    } else {
+        builder.with_no_client_auth()
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(CurrentCert(identity.clone())));
+    if client_certs {
+        // A resumed session would carry the client certificate of its first handshake
+        // unchecked (past its expiry, say): every connection does a full handshake.
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
+    }
     config.alpn_protocols = alpn(ALPN_PUBLIC);
     Ok(config)
 }
@@ -39,9 +56,11 @@ pub fn public(identity: &Arc<NodeIdentity>) -> Result<ServerConfig, TlsError> {
 /// The internal listener's server: the client must present a node certificate of the
 /// cluster CA (server and client use: a client certificate for a person is refused).
 pub fn internal(identity: &Arc<NodeIdentity>) -> Result<ServerConfig, TlsError> {
-    let verifier = NodeClientVerifier {
+    let verifier = CaClientVerifier {
         cas: identity.cas().to_vec(),
         provider: provider(),
+        usage: Usage::Node,
+        mandatory: true,
     };
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
@@ -102,8 +121,19 @@ fn node_check(
     intermediates: &[CertificateDer<'_>],
     now: UnixTime,
 ) -> Result<(), rustls::Error> {
+    usage_check(cas, end_entity, intermediates, now, Usage::Node)
+}
+
+/// A certificate of the cluster CA fit for `usage`, as a rustls error when not.
+fn usage_check(
+    cas: &[CertificateDer<'static>],
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    now: UnixTime,
+    usage: Usage,
+) -> Result<(), rustls::Error> {
     let at = SystemTime::UNIX_EPOCH + Duration::from_secs(now.as_secs());
-    certs::verify(end_entity, intermediates, cas, Usage::Node, at).map_err(|e| {
+    certs::verify(end_entity, intermediates, cas, usage, at).map_err(|e| {
         rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
             Arc::new(e),
         )))
@@ -162,14 +192,22 @@ impl rustls::client::danger::ServerCertVerifier for NodeServerVerifier {
     }
 }
 
-/// Accepts client certificates that are node certificates of the cluster CA.
+/// Accepts client certificates of the cluster CA fit for `usage` (node certificates on
+/// the internal listeners, client certificates on the API); `mandatory` refuses a client
+/// that presents none.
 #[derive(Debug)]
-struct NodeClientVerifier {
+struct CaClientVerifier {
     cas: Vec<CertificateDer<'static>>,
     provider: Arc<CryptoProvider>,
+    usage: Usage,
+    mandatory: bool,
 }
 
-impl ClientCertVerifier for NodeClientVerifier {
+impl ClientCertVerifier for CaClientVerifier {
+    fn client_auth_mandatory(&self) -> bool {
+        self.mandatory
+    }
+
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
         &[]
     }
@@ -180,7 +218,7 @@ impl ClientCertVerifier for NodeClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        node_check(&self.cas, end_entity, intermediates, now)?;
+        usage_check(&self.cas, end_entity, intermediates, now, self.usage)?;
         Ok(ClientCertVerified::assertion())
     }
 

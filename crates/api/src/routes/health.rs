@@ -256,6 +256,7 @@ fn export_cluster(app: &AppState) {
     m.sync_counter("gossip_packets_in", c.packets_in);
     m.sync_counter("gossip_packets_out", c.packets_out);
     m.sync_counter("gossip_packets_rejected", c.packets_rejected);
+    m.sync_counter("gossip_packets_replayed", c.packets_replayed);
     m.sync_counter("member_up", c.up_events);
     m.sync_counter("member_suspect", c.suspect_events);
     m.sync_counter("member_down", c.down_events);
