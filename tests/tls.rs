@@ -926,3 +926,91 @@ fn a_replayed_gossip_packet_is_dropped_and_counted() {
         (counter("gossip_packets_rejected") > rejected_before).then_some(())
     });
 }
+
+#[test]
+fn rotating_the_certificate_of_every_node_of_a_cluster_under_load_fails_no_request() {
+    let dir = temp_dir();
+    let (certs_dir, ca_key) = make_certs(dir.path(), "10");
+    let c = Cluster::start(3, tls_opts(&certs_dir));
+    let not_after = |i: usize| {
+        c.node(i).admin_get("/v1/cluster").json["tls"]["node_cert_not_after"]
+            .as_i64()
+            .unwrap_or(0)
+    };
+    let before: Vec<i64> = (0..3).map(not_after).collect();
+    // Writes through every node in turn (each forwarded to the leader over mutual TLS)
+    // and reads, on new HTTPS connections, for the whole rotation.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let urls: Vec<String> = (0..3).map(|i| c.node(i).url.clone()).collect();
+    let load = {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        std::thread::spawn(move || {
+            let agent = match colony_nodeproc::http::tls_config() {
+                Some(tls) => ureq::AgentBuilder::new().tls_config(tls).build(),
+                None => ureq::agent(),
+            };
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let url = &urls[(n % 3) as usize];
+                let write = agent
+                    .post(&format!("{url}/v1/tenants"))
+                    .timeout(Duration::from_secs(15))
+                    .set("authorization", &format!("Bearer {ADMIN_TOKEN}"))
+                    .send_json(serde_json::json!({"id": format!("rot-{n}"), "name": "r"}));
+                let read = agent
+                    .get(&format!("{url}/v1/tenants/rot-{n}"))
+                    .timeout(Duration::from_secs(15))
+                    .set("authorization", &format!("Bearer {ADMIN_TOKEN}"))
+                    .call();
+                match (write, read) {
+                    (Ok(_), Ok(_)) => ok.fetch_add(1, Ordering::Relaxed),
+                    (w, r) => {
+                        eprintln!("failed during rotation: {:?} / {:?}", w.err(), r.err());
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+            }
+        })
+    };
+    eventually(Duration::from_secs(30), "load before the rotation", || {
+        (ok.load(Ordering::Relaxed) >= 10).then_some(())
+    });
+    let args = [
+        &[
+            "create-node",
+            "127.0.0.1",
+            "localhost",
+            "--overwrite",
+            "--lifetime-days",
+            "40",
+        ][..],
+        &dir_args(&certs_dir, &ca_key),
+    ]
+    .concat();
+    assert_eq!(certs(&args).0, 0);
+    for i in 0..3 {
+        let _ = Command::new("kill")
+            .args(["-HUP", &c.node(i).pid().to_string()])
+            .status();
+    }
+    eventually(
+        Duration::from_secs(30),
+        "every node on the new certificate",
+        || {
+            (0..3)
+                .all(|i| not_after(i) > before[i] + 20 * 86_400)
+                .then_some(())
+        },
+    );
+    let served = ok.load(Ordering::Relaxed);
+    eventually(Duration::from_secs(30), "load after the rotation", || {
+        (ok.load(Ordering::Relaxed) >= served + 10).then_some(())
+    });
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    eprintln!("3-node rotation under load: {ok} write+read pairs, {failed} failed");
+    assert_eq!(failed, 0, "requests failed during the rotation");
+}
