@@ -14,9 +14,10 @@
 //!
 //! The cookie is the cluster secret. With TLS (`ActorLinkConfig::tls`) every session is
 //! mutual TLS against the cluster CA, both ways, so frames are encrypted and
-//! integrity-protected and only a node certificate gets a session; our accept loop runs
-//! each handshake in its own task, bounded in number and time (ractor_cluster's own
-//! listener would run it inline, without a timeout). Without TLS, frames are neither
+//! integrity-protected and only a node certificate gets a session; our accept loop takes
+//! sessions from a `colony_tls::listener::TlsListener`, which runs each handshake in its
+//! own task, bounded in number, per client and in time (ractor_cluster's own listener
+//! would run it inline, without a timeout). Without TLS, frames are neither
 //! encrypted nor MAC'd (the cookie challenge only authenticates the peer at connect
 //! time): loopback only.
 
@@ -26,7 +27,6 @@ use ractor_cluster::node::{NodeConnectionMode, NodeServerSessionInformation};
 use ractor_cluster::{NetworkStream, NodeEventSubscription, NodeServer, NodeServerMessage};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -212,11 +212,8 @@ impl ActorLink {
                 }),
             })
             .map_err(|e| ActorLinkError::Start(e.to_string()))?;
-        let acceptor = config
-            .tls
-            .as_ref()
-            .map(|t| tokio_rustls::TlsAcceptor::from(t.server.clone()));
-        let accept = tokio::spawn(accept_loop(listener, server.clone(), acceptor)).abort_handle();
+        let tls = config.tls.as_ref().map(|t| t.server.clone());
+        let accept = tokio::spawn(accept_loop(listener, server.clone(), tls)).abort_handle();
         Ok(Self {
             node_id: config.node_id,
             connector: config
@@ -383,32 +380,17 @@ impl ActorLink {
     }
 }
 
-/// Incoming actor transport handshakes refused since start.
-static REFUSED: AtomicU64 = AtomicU64::new(0);
-/// When a refusal was last logged (ms since the Unix epoch).
-static REFUSAL_LOGGED_MS: AtomicU64 = AtomicU64::new(0);
-
-/// Whether a refusal may be logged now (one per 10 s).
-fn refusal_log_due() -> bool {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let last = REFUSAL_LOGGED_MS.load(Ordering::Relaxed);
-    now.saturating_sub(last) >= 10_000
-        && REFUSAL_LOGGED_MS
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-}
-
 /// Accepts peers on our listener and hands each connection to the NodeServer, as its own
-/// listener would; with TLS, after a handshake in a task of its own.
+/// listener would; with TLS, once its handshake (bounded like every TLS listener of the
+/// node: `colony_tls::listener`) has completed.
 async fn accept_loop(
     listener: TcpListener,
     server: ActorRef<NodeServerMessage>,
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<colony_tls::rustls::ServerConfig>>,
 ) {
-    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
-    let per_client = colony_tls::listener::ClientSlots::new(MAX_HANDSHAKES_PER_CLIENT);
+    if let Some(config) = tls {
+        return accept_tls(listener, server, config).await;
+    }
     loop {
         let (stream, peer_addr) = match listener.accept().await {
             Ok(x) => x,
@@ -423,46 +405,6 @@ async fn accept_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        if let Some(acceptor) = &acceptor {
-            // Over the bounds: closed, at debug level (a flood must not flood the log).
-            let Ok(permit) = handshakes.clone().try_acquire_owned() else {
-                tracing::debug!(%peer_addr, "too many actor transport handshakes in flight; closed");
-                continue;
-            };
-            let Some(slot) = per_client.take(peer_addr.ip()) else {
-                tracing::debug!(%peer_addr, "too many actor transport handshakes from this client; closed");
-                continue;
-            };
-            let (acceptor, server) = (acceptor.clone(), server.clone());
-            tokio::spawn(async move {
-                let (_permit, _slot) = (permit, slot);
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => {
-                        let opened = NodeServerMessage::ConnectionOpened {
-                            stream: Box::new(NetworkStream::TlsServer {
-                                peer_addr,
-                                local_addr,
-                                stream,
-                            }),
-                            is_server: true,
-                        };
-                        let _ = server.cast(opened);
-                    }
-                    // Anyone can cause these: at most one line per interval, with a count.
-                    Ok(Err(e)) => {
-                        let refused = REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
-                        if refusal_log_due() {
-                            tracing::warn!(%peer_addr, error = %e, refused_so_far = refused,
-                                "actor transport TLS handshake refused (one line per 10 s at most)");
-                        }
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer_addr, "actor transport TLS handshake timed out")
-                    }
-                }
-            });
-            continue;
-        }
         let opened = NodeServerMessage::ConnectionOpened {
             stream: Box::new(NetworkStream::Raw {
                 peer_addr,
@@ -473,6 +415,43 @@ async fn accept_loop(
         };
         if server.cast(opened).is_err() {
             // The NodeServer stopped (shutdown): nothing left to accept for.
+            break;
+        }
+    }
+}
+
+/// The TLS accept loop: sessions whose mutual TLS handshake completed.
+async fn accept_tls(
+    listener: TcpListener,
+    server: ActorRef<NodeServerMessage>,
+    config: Arc<colony_tls::rustls::ServerConfig>,
+) {
+    let limits = colony_tls::listener::Limits {
+        max_in_flight: MAX_HANDSHAKES,
+        max_per_ip: MAX_HANDSHAKES_PER_CLIENT,
+        timeout: HANDSHAKE_TIMEOUT,
+    };
+    let mut tls = match colony_tls::listener::TlsListener::new(listener, config, limits) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the actor transport's TLS listener");
+            return;
+        }
+    };
+    loop {
+        let (stream, peer_addr) = axum::serve::Listener::accept(&mut tls).await;
+        let Ok(local_addr) = stream.get_ref().0.local_addr() else {
+            continue;
+        };
+        let opened = NodeServerMessage::ConnectionOpened {
+            stream: Box::new(NetworkStream::TlsServer {
+                peer_addr,
+                local_addr,
+                stream,
+            }),
+            is_server: true,
+        };
+        if server.cast(opened).is_err() {
             break;
         }
     }
